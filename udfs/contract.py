@@ -1,0 +1,477 @@
+"""The event contract (docs/contracts.md §1): one pydantic v2 model, a builder and the hot-path parser.
+
+A normalized event is a JSON object on Kafka topic ``signals.raw`` keyed by ``session_id``. The model
+here is the single definition; ``schemas/event.v1.json`` is generated from it by
+``python -m udfs.contract > schemas/event.v1.json`` and ``tests/unit/test_contract.py`` proves that
+the file and the model agree.
+
+Public API:
+    EVENT_TYPES                     tuple of the ten event type names
+    Event                           pydantic discriminated union (by ``type``) of the ten event models
+    EVENT_ADAPTER                   ``pydantic.TypeAdapter(Event)``
+    ContractError                   ``ValueError`` subclass with a ``reason`` code (see ``REASONS``)
+    make_event(...)                 build + validate one event (every converter and the collector use it)
+    validate_event(obj)             validate a dict, return the canonical dict (all fields present)
+    parse_event(raw)                bytes/str of one event -> canonical dict; the Flink job's fast path
+    event_json_schema()             the JSON Schema (dict) generated from the model
+
+``udfs`` never imports pyflink.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+SCHEMA_VERSION = 1
+
+#: The ten event types of docs/contracts.md §1.
+EVENT_TYPES: tuple[str, ...] = (
+    "page_view",
+    "click",
+    "scroll",
+    "hover",
+    "visibility",
+    "form",
+    "mouse_trajectory",
+    "add_to_cart",
+    "purchase",
+    "exposure",
+)
+
+DEVICE_CLASSES: tuple[str, ...] = ("desktop", "mobile", "tablet", "bot", "unknown")
+
+#: Namespace of the deterministic ``event_id`` (uuid5 over a source key). A fixed random UUID chosen
+#: once for intentflow; changing it changes every derived id, so never change it.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f4e-3c1b-4f7e-9a55-2b7c0d1e8a42")
+
+#: Reason codes of :class:`ContractError` and of DLQ records (docs/contracts.md §1). Stable strings:
+#: metrics and dashboards count by them.
+REASONS: dict[str, str] = {
+    "invalid_json": "the body or event is not parseable JSON",
+    "not_an_object": "an event is not a JSON object",
+    "missing_field": "a required field is missing",
+    "wrong_type": "a field has the wrong type or an invalid value",
+    "unknown_type": "`type` is not one of EVENT_TYPES",
+    "bad_timestamp": "a timestamp is not a number, ms, s or ISO string, or NaN/inf",
+    "ts_out_of_range": "event time outside the plausible range (see udfs.normalize)",
+    "scroll_depth_not_a_number": "scroll depth NaN/missing and not recomputable from offset/height",
+    "negative_duration": "a duration (hover_ms, visible_ms, duration_ms) is negative",
+    "event_too_large": "one event above the collector's per-event limit (32 KB)",
+    "schema_violation": "the normalized event fails the contract model",
+    "rate_limited": "the client exceeded its rate limit",
+}
+
+
+class ContractError(ValueError):
+    """An event violates the contract.
+
+    Attributes:
+        reason: one of :data:`REASONS` (stable code, used for metrics and DLQ records).
+        detail: human-readable detail (field path, offending value), at most a few hundred chars.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+NonNegInt = Annotated[int, Field(ge=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+ShortStr = Annotated[str, Field(max_length=2048)]
+
+
+class Page(BaseModel):
+    """The page an event happened on. ``item_id``: the product shown, or null."""
+
+    model_config = _STRICT
+    url: ShortStr | None = None
+    path: ShortStr | None = None
+    item_id: ShortStr | None = None
+    content_ids: list[ShortStr] = Field(default_factory=list)
+    referrer: ShortStr | None = None
+
+
+class Network(BaseModel):
+    """Network Information API values: ``effective_type`` (e.g. ``4g``), RTT ms, downlink Mbit/s."""
+
+    model_config = _STRICT
+    effective_type: ShortStr | None = None
+    rtt_ms: NonNegFloat | None = None
+    downlink_mbps: NonNegFloat | None = None
+    save_data: bool | None = None
+
+
+class Geo(BaseModel):
+    """Coarse geo only: ISO country and region codes."""
+
+    model_config = _STRICT
+    country: ShortStr | None = None
+    region: ShortStr | None = None
+
+
+class Consent(BaseModel):
+    """Consent flags as given by the page's consent manager (null = unknown)."""
+
+    model_config = _STRICT
+    analytics: bool | None = None
+    personalization: bool | None = None
+
+
+class Context(BaseModel):
+    """Context stamped on every event. ``ip_prefix`` is a /24 (IPv4) or /48 (IPv6) network, never the IP."""
+
+    model_config = _STRICT
+    user_agent: Annotated[str, Field(max_length=4096)] | None = None
+    device_class: Literal["desktop", "mobile", "tablet", "bot", "unknown"] = "unknown"
+    is_bot: bool = False
+    viewport_w_px: NonNegInt | None = None
+    viewport_h_px: NonNegInt | None = None
+    screen_w_px: NonNegInt | None = None
+    screen_h_px: NonNegInt | None = None
+    network: Network = Field(default_factory=Network)
+    timezone: ShortStr | None = None
+    locale: ShortStr | None = None
+    geo: Geo = Field(default_factory=Geo)
+    consent: Consent = Field(default_factory=Consent)
+    ip_prefix: ShortStr | None = None
+
+
+# ---- props per type -------------------------------------------------------------------------------
+
+
+class _Props(BaseModel):
+    model_config = _STRICT
+
+
+class PageViewProps(_Props):
+    title: ShortStr | None = None
+
+
+class ClickProps(_Props):
+    element_id: ShortStr | None = None
+    element_role: ShortStr | None = None
+    x_px: float | None = None
+    y_px: float | None = None
+
+
+class ScrollProps(_Props):
+    """``scroll_depth_pct`` clamped to 0-100; ``scroll_depth_pct_raw`` as sent (null if it was NaN)."""
+
+    scroll_depth_pct: Annotated[float, Field(ge=0, le=100)]
+    scroll_depth_pct_raw: float | None = None
+    offset_px: float | None = None
+    document_height_px: NonNegFloat | None = None
+
+
+class HoverProps(_Props):
+    element_id: ShortStr | None = None
+    element_role: ShortStr | None = None
+    hover_ms: NonNegInt
+
+
+class VisibilityProps(_Props):
+    state: Literal["visible", "hidden"]
+    visible_ms: NonNegInt | None = None
+
+
+class FormProps(_Props):
+    """Form micro-interaction; never the typed value (the model has no field for it)."""
+
+    form_id: ShortStr | None = None
+    field_id: ShortStr | None = None
+    action: Literal["focus", "blur", "change", "submit", "abandon"]
+
+
+class MouseTrajectoryProps(_Props):
+    """Summary of a stretch of pointer samples (units in names; jerk in px/s^3)."""
+
+    path_length_px: NonNegFloat
+    straightness: Annotated[float, Field(ge=0, le=1)]
+    mean_speed_px_s: NonNegFloat
+    jerk_px_s3: float
+    pause_count: NonNegInt
+    sample_count: Annotated[int, Field(ge=1)]
+    duration_ms: NonNegInt
+
+
+class AddToCartProps(_Props):
+    item_id: ShortStr
+    quantity: Annotated[int, Field(ge=1)] = 1
+    price: float | None = None
+
+
+class PurchaseProps(_Props):
+    order_id: ShortStr | None = None
+    value: float | None = None
+    currency: ShortStr | None = None
+    item_ids: list[ShortStr] = Field(default_factory=list)
+
+
+class ExposureProps(_Props):
+    experiment_id: ShortStr
+    variant: ShortStr
+    content_id: ShortStr | None = None
+
+
+PROPS_MODELS: dict[str, type[_Props]] = {
+    "page_view": PageViewProps,
+    "click": ClickProps,
+    "scroll": ScrollProps,
+    "hover": HoverProps,
+    "visibility": VisibilityProps,
+    "form": FormProps,
+    "mouse_trajectory": MouseTrajectoryProps,
+    "add_to_cart": AddToCartProps,
+    "purchase": PurchaseProps,
+    "exposure": ExposureProps,
+}
+
+_UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+IdStr = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class EventBase(BaseModel):
+    """Envelope shared by every type (docs/contracts.md §1). Times are epoch milliseconds (int)."""
+
+    model_config = _STRICT
+    event_id: Annotated[str, Field(pattern=_UUID_PATTERN)]
+    schema_version: Literal[1] = 1
+    session_id: IdStr
+    anonymous_id: IdStr
+    user_id: IdStr | None = None
+    seq: NonNegInt | None = None
+    client_ts_ms: int
+    sent_at_ms: int | None = None
+    received_at_ms: int | None = None
+    ts_ms: int
+    page: Page = Field(default_factory=Page)
+    context: Context = Field(default_factory=Context)
+    flags: list[str] = Field(default_factory=list)
+
+
+class PageViewEvent(EventBase):
+    type: Literal["page_view"]
+    props: PageViewProps = Field(default_factory=PageViewProps)
+
+
+class ClickEvent(EventBase):
+    type: Literal["click"]
+    props: ClickProps = Field(default_factory=ClickProps)
+
+
+class ScrollEvent(EventBase):
+    type: Literal["scroll"]
+    props: ScrollProps
+
+
+class HoverEvent(EventBase):
+    type: Literal["hover"]
+    props: HoverProps
+
+
+class VisibilityEvent(EventBase):
+    type: Literal["visibility"]
+    props: VisibilityProps
+
+
+class FormEvent(EventBase):
+    type: Literal["form"]
+    props: FormProps
+
+
+class MouseTrajectoryEvent(EventBase):
+    type: Literal["mouse_trajectory"]
+    props: MouseTrajectoryProps
+
+
+class AddToCartEvent(EventBase):
+    type: Literal["add_to_cart"]
+    props: AddToCartProps
+
+
+class PurchaseEvent(EventBase):
+    type: Literal["purchase"]
+    props: PurchaseProps = Field(default_factory=PurchaseProps)
+
+
+class ExposureEvent(EventBase):
+    type: Literal["exposure"]
+    props: ExposureProps
+
+
+Event = Annotated[
+    Union[
+        PageViewEvent,
+        ClickEvent,
+        ScrollEvent,
+        HoverEvent,
+        VisibilityEvent,
+        FormEvent,
+        MouseTrajectoryEvent,
+        AddToCartEvent,
+        PurchaseEvent,
+        ExposureEvent,
+    ],
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter = TypeAdapter(Event)
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one event, generated from :data:`Event`."""
+    schema = EVENT_ADAPTER.json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://intentflow.dev/schemas/event.v1.json",
+        "title": "intentflow event v1",
+        "description": "A normalized event on Kafka topic signals.raw (docs/contracts.md §1). "
+        "Generated by `python -m udfs.contract`; do not edit by hand.",
+        **schema,
+    }
+
+
+def _error_from_validation(exc: ValidationError) -> ContractError:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    etype = err["type"]
+    if etype == "missing":
+        reason = "missing_field"
+    elif etype in ("union_tag_invalid",):
+        reason = "unknown_type"
+    elif etype in ("union_tag_not_found",):
+        reason = "missing_field"
+        loc = "type"
+    else:
+        reason = "wrong_type"
+    return ContractError(reason, f"{loc}: {err['msg']}"[:300])
+
+
+def validate_event(obj: Any) -> dict[str, Any]:
+    """Validate one event (a dict) against the contract; return the canonical dict.
+
+    The canonical dict has every field of the model (defaults filled), in model order.
+
+    Raises:
+        ContractError: ``not_an_object``, ``missing_field``, ``wrong_type`` or ``unknown_type``.
+    """
+    if not isinstance(obj, dict):
+        raise ContractError("not_an_object", type(obj).__name__)
+    try:
+        model = EVENT_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise _error_from_validation(exc) from None
+    return model.model_dump()
+
+
+def derive_event_id(source_key: str) -> str:
+    """Deterministic event id: ``uuid5(EVENT_ID_NAMESPACE, source_key)`` as a string.
+
+    The same source row (e.g. ``"otto:train.jsonl:12:3"``) always gives the same id, so a re-run of a
+    replay is deduplicated downstream by ``event_id``.
+    """
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, source_key))
+
+
+def make_event(
+    type: str,  # noqa: A002 - the contract's field name
+    *,
+    session_id: str,
+    client_ts_ms: int,
+    source_key: str | None = None,
+    event_id: str | None = None,
+    anonymous_id: str | None = None,
+    user_id: str | None = None,
+    seq: int | None = None,
+    sent_at_ms: int | None = None,
+    received_at_ms: int | None = None,
+    ts_ms: int | None = None,
+    page: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    flags: list[str] | tuple[str, ...] = (),
+    props: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build one contract event and validate it; every data-set converter and the normalizer use this.
+
+    Args:
+        type: one of :data:`EVENT_TYPES`.
+        session_id: browser session id (str).
+        client_ts_ms: epoch ms on the client clock (int).
+        source_key: a string that identifies the source row; ``event_id`` = uuid5 over it.
+            Exactly one of ``source_key`` / ``event_id`` must be given.
+        event_id: an explicit UUID string (e.g. sent by the SDK).
+        anonymous_id: defaults to ``session_id`` (recorded data sets have no browser id).
+        ts_ms: event time, default ``client_ts_ms``.
+        page, context, props: dicts of the sub-objects (missing keys get the model defaults).
+        flags: normalization flags.
+
+    Returns:
+        The canonical event dict (all fields present).
+
+    Raises:
+        ContractError: when the fields do not satisfy the contract, or neither/both ids are given.
+    """
+    if (source_key is None) == (event_id is None):
+        raise ContractError("missing_field", "exactly one of source_key / event_id must be given")
+    obj = {
+        "event_id": event_id if event_id is not None else derive_event_id(source_key),  # type: ignore[arg-type]
+        "schema_version": SCHEMA_VERSION,
+        "type": type,
+        "session_id": session_id,
+        "anonymous_id": anonymous_id if anonymous_id is not None else session_id,
+        "user_id": user_id,
+        "seq": seq,
+        "client_ts_ms": client_ts_ms,
+        "sent_at_ms": sent_at_ms,
+        "received_at_ms": received_at_ms,
+        "ts_ms": client_ts_ms if ts_ms is None else ts_ms,
+        "page": page or {},
+        "context": context or {},
+        "flags": list(flags),
+    }
+    if props is not None:
+        obj["props"] = props
+    return validate_event(obj)
+
+
+def dumps_event(event: dict[str, Any]) -> bytes:
+    """Serialize an event to compact UTF-8 JSON bytes (orjson), the Kafka message value."""
+    return orjson.dumps(event)
+
+
+def parse_event(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
+    """Hot path of the Flink job: one Kafka message value -> validated canonical event dict.
+
+    Fast path: ``orjson.loads`` + pydantic-core validation (measured by ``bench/parse_bench.py``).
+    A value that is not valid UTF-8 or carries lone surrogates falls back to the slow path of
+    :func:`udfs.normalize.loads_lenient`, which cleans the bad string fields (flag ``text_cleaned``)
+    instead of losing the event.
+
+    Raises:
+        ContractError: ``invalid_json``, ``not_an_object``, ``missing_field``, ``wrong_type``,
+            ``unknown_type``.
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        from udfs.normalize import loads_lenient  # local import: normalize imports this module
+
+        obj = loads_lenient(raw)
+    return validate_event(obj)
+
+
+def main() -> None:
+    """Print the generated JSON Schema (``python -m udfs.contract > schemas/event.v1.json``)."""
+    sys.stdout.write(json.dumps(event_json_schema(), indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
