@@ -312,6 +312,26 @@ def flink_process_env() -> dict[str, str]:
     return env
 
 
+def standalone_flink_env() -> dict[str, str]:
+    """Environment for the standalone cluster's scripts (start-cluster.sh, ``flink run``).
+
+    The wheel's ``lib/`` lacks ``flink-python`` (it sits in ``opt/``), without which a cluster cannot
+    run Python operators; ``.stack/flink-lib`` links both, and FLINK_LIB_DIR points there.
+    """
+    env = flink_process_env()
+    home = flink_home()
+    lib = STACK / "flink-lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    wanted = list((home / "lib").glob("*.jar")) + list((home / "opt").glob("flink-python-*.jar"))
+    for jar in wanted:
+        link = lib / jar.name
+        if not link.exists():
+            link.symlink_to(jar)
+    env["FLINK_LIB_DIR"] = str(lib)
+    env["FLINK_OPT_DIR"] = str(home / "opt")
+    return env
+
+
 def _flink_healthy() -> bool:
     import json
     import urllib.request
@@ -342,8 +362,7 @@ def start_flink_cluster() -> None:
         _say(f"flink cluster already running on http://127.0.0.1:{FLINK_REST_PORT}")
         return
     _check_ports_free(FLINK)
-    env = flink_process_env()
-    env["FLINK_OPT_DIR"] = str(flink_home() / "opt")
+    env = standalone_flink_env()
     script = flink_home() / "bin" / "start-cluster.sh"
     res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     if res.returncode != 0:

@@ -1,0 +1,59 @@
+# intentflow — one command each for a fresh machine:
+#   make demo   set up, start the local stack, replay real data through the job, show actions, stop
+#   make test   set up, start what the tests need, run every test, stop
+# Other targets: setup, up, down, status, flink-up, flink-down, bench, clean.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+IF     := $(VENV)/bin/intentflow
+PYTEST_ARGS ?=
+
+.PHONY: setup venv system-deps jars web-deps up down status flink-up flink-down test demo bench clean
+
+setup: system-deps venv jars web-deps
+
+system-deps:
+	bash stack/system-deps.sh
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel
+	$(PY) -m pip install -q -c constraints.txt -e '.[train,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+jars: venv
+	$(IF) stack fetch
+
+web-deps:
+	@if [ -f web/package.json ]; then cd web && npm ci --no-audit --no-fund --loglevel=error; fi
+
+up: setup
+	$(IF) stack up
+
+down:
+	@if [ -x $(IF) ]; then $(IF) stack down; fi
+
+status:
+	$(IF) stack status
+
+flink-up: setup
+	$(IF) stack up --flink
+
+flink-down:
+	$(IF) stack flink-down
+
+# Runs every test on the real stack; the stack is stopped afterwards even when a test fails.
+test: up
+	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; $(MAKE) --no-print-directory down; exit $$rc
+
+demo: up
+	@rc=0; $(IF) demo || rc=$$?; $(MAKE) --no-print-directory down; exit $$rc
+
+bench: up
+	@rc=0; $(IF) bench || rc=$$?; $(MAKE) --no-print-directory down; exit $$rc
+
+clean: down
+	rm -rf .stack $(VENV) artifacts
