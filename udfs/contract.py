@@ -462,9 +462,12 @@ def parse_event(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        from udfs.normalize import loads_lenient  # local import: normalize imports this module
+        from udfs.normalize import clean_strings, loads_lenient  # local import: normalize imports us
 
-        obj = loads_lenient(raw)
+        obj, changed = clean_strings(loads_lenient(raw))
+        if changed and isinstance(obj, dict) and isinstance(obj.get("flags"), list):
+            if "text_cleaned" not in obj["flags"]:
+                obj["flags"].append("text_cleaned")
     return validate_event(obj)
 
 
