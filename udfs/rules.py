@@ -79,7 +79,6 @@ PROVISIONAL_FEATURE_NAMES: tuple[str, ...] = (
 #: Variant names of an adaptive threshold, in the index order the compiled code uses.
 VARIANTS: tuple[str, str, str] = ("control", "lower", "higher")
 
-_OPS = (">", ">=", "<", "<=", "==", "!=")
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -318,10 +317,9 @@ class Decision:
     def to_action(self, *, session_id: str, model_version: str, intent_score: float, event_id: str,
                   decided_at_ms: int) -> dict[str, Any]:
         """The full action of docs/contracts.md §4 (what goes to Redis and the ``actions`` topic)."""
-        out = self.as_dict()
-        out.update(session_id=session_id, model_version=model_version, intent_score=float(intent_score),
-                   event_id=event_id, event_ts_ms=self.event_ts_ms, decided_at_ms=int(decided_at_ms))
-        return {"session_id": session_id, **{k: v for k, v in out.items() if k != "session_id"}}
+        return {"session_id": session_id, **self.as_dict(), "model_version": model_version,
+                "intent_score": float(intent_score), "event_id": event_id, "event_ts_ms": self.event_ts_ms,
+                "decided_at_ms": int(decided_at_ms)}
 
 
 @dataclass(frozen=True, slots=True)
