@@ -68,14 +68,6 @@ __all__ = [
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "rules.v1.json"
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "default.v1.json"
 
-#: Feature names used for validation only while ``udfs/features.py`` does not exist yet (the names
-#: agreed with its author); once that module exists its ``FEATURES`` is the only source.
-PROVISIONAL_FEATURE_NAMES: tuple[str, ...] = (
-    "max_scroll_depth_pct", "hover_ms_product_card", "hover_ms_spec", "click_count", "compare_click_count",
-    "product_view_count", "add_to_cart_count", "session_age_s", "visible_time_on_page_s", "page_view_count",
-    "event_count", "time_since_last_event_s",
-)
-
 #: Variant names of an adaptive threshold, in the index order the compiled code uses.
 VARIANTS: tuple[str, str, str] = ("control", "lower", "higher")
 
@@ -89,27 +81,11 @@ class RulesetError(ValueError):
 # --------------------------------------------------------------------------------------------- validation
 
 
-def _feature_name(entry: Any) -> str:
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, Mapping):
-        return str(entry["name"])
-    if hasattr(entry, "name"):
-        return str(entry.name)
-    return str(entry[0])
-
-
 def known_feature_names() -> tuple[str, ...]:
-    """Names of ``udfs.features.FEATURES`` (imported lazily), or :data:`PROVISIONAL_FEATURE_NAMES`
-    while that module does not exist. Entries of FEATURES may be names, objects with ``.name``,
-    mappings with ``"name"`` or tuples starting with the name."""
-    try:
-        from udfs.features import FEATURES  # noqa: PLC0415 - lazy: another part, may not exist yet
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("udfs.features",):
-            raise
-        return PROVISIONAL_FEATURE_NAMES
-    return tuple(_feature_name(entry) for entry in FEATURES)
+    """Names of ``udfs.features.FEATURES`` in vector order (imported lazily, on first validation)."""
+    from udfs.features import FEATURE_NAMES  # noqa: PLC0415
+
+    return tuple(FEATURE_NAMES)
 
 
 @lru_cache(maxsize=1)

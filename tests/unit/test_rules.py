@@ -424,3 +424,26 @@ def test_adapt_ignores_counts_of_an_older_rule_version():
     ruleset = default_ruleset()
     next(r for r in ruleset["rules"] if r["id"] == "shallow_engagement")["version"] = 2
     assert adapt(ruleset, exposures, conversions) == ruleset
+
+
+def test_article_scenario_through_session_state(engine):
+    """The same scenario with features computed by udfs.session.SessionState (the job's code path)."""
+    session = pytest.importorskip("udfs.session")
+    state = session.SessionState()
+    steps = [
+        (event("page_view", T0_MS, title="Laptop 16GB"), 0.05),
+        (event("scroll", T0_MS + 3000, scroll_depth_pct=40.0), 0.05),
+        (event("scroll", T0_MS + 4000, scroll_depth_pct=78.0), 0.10),
+        (event("hover", T0_MS + 8000, element_id="spec-ram", element_role="spec", hover_ms=3000), 0.35),
+        (event("click", T0_MS + 9000, element_id="compare", element_role="compare_button", x_px=10, y_px=10), 0.74),
+    ]
+    last_fired: dict[str, int] = {}
+    fired = []
+    for ev, score in steps:
+        assert state.apply(ev).applied, ev["type"]
+        decision = engine.evaluate(state.feature_dict(), score, ev, last_fired)
+        if decision is not None:
+            last_fired[decision.rule_id] = decision.event_ts_ms
+            fired.append((ev["type"], decision.rule_id, decision.params))
+    assert fired == [("hover", "deep_engagement_product", {}),
+                     ("click", "rerank_compared_item", {"item_id": "laptop-16gb"})]
