@@ -371,6 +371,7 @@ def _adaptive_comparison(rule: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 class RuleEngine:
     """A validated ruleset compiled for per-event evaluation. Immutable; build a new one to reload.
+    Picklable (it pickles as its ruleset and is recompiled on load), e.g. for operator state.
 
     Args:
         ruleset: a ruleset object (validated here) — or use :meth:`from_file` / :meth:`from_json`.
@@ -496,6 +497,10 @@ class RuleEngine:
             params["experiment_id"] = f"{rule.id}@{rule.version}"
             params["variant"] = VARIANTS[variant_for(rule.id, event.get("session_id"), rule.explore_pct)]
         return Decision(rule.action, params, rule.id, rule.version, self.rules_version, rule.priority, ts_ms), "fired"
+
+    def __reduce__(self):
+        # The generated matcher functions do not pickle; rebuild from the (validated) ruleset instead.
+        return (RuleEngine, (self.ruleset, self.feature_order))
 
     def rule_ids(self) -> tuple[str, ...]:
         """Enabled rule ids in evaluation order (priority descending, then id)."""

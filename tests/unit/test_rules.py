@@ -447,3 +447,13 @@ def test_article_scenario_through_session_state(engine):
             fired.append((ev["type"], decision.rule_id, decision.params))
     assert fired == [("hover", "deep_engagement_product", {}),
                      ("click", "rerank_compared_item", {"item_id": "laptop-16gb"})]
+
+
+def test_engine_pickles_by_ruleset(engine):
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(engine))
+    features = zero_features(max_scroll_depth_pct=75, hover_ms_product_card=3000)
+    assert clone.rules_version == engine.rules_version
+    assert clone.evaluate(features, 0.2, event("hover", T0_MS), {}) == engine.evaluate(features, 0.2,
+                                                                                       event("hover", T0_MS), {})
