@@ -1,0 +1,197 @@
+"""Decision API and static web files, mounted on the collector's aiohttp application.
+
+``register(app)`` adds:
+
+``GET /v1/decision?session_id=...``
+    The latest action for the session, read from the Redis hash ``{prefix}action:{session_id}``
+    (docs/contracts.md §5; the personalization job writes it, with TTL 1800 s). Always answers 200
+    with JSON, and ``source`` says where the answer came from:
+
+    - ``"redis"``: the stored action (fields of docs/contracts.md §4, numbers as numbers, ``params``
+      decoded from its JSON string);
+    - ``"none"``: no action stored for the session: ``{"action": "default", ...}``;
+    - ``"redis_unavailable"``: Redis did not answer within ``redis_timeout_s``: the same safe
+      default, so a page never waits on, or breaks because of, the decision path.
+
+    A missing or over-long ``session_id`` is answered 400 with ``{"error": ...}``.
+    ``served_at_ms`` (server epoch ms) and ``lookup_ms`` (time spent in Redis, ms) come with every
+    answer; ``Cache-Control: no-store``.
+
+``GET /sdk/...``  the capture SDK (``web/sdk/``: ``intentflow.js``, ``intentflow.iife.js``).
+``GET /demo/``    the demo product page (``web/demo/``); ``/demo`` and ``/`` redirect there.
+
+Configuration (environment, read by :func:`decision_settings`):
+    INTENTFLOW_REDIS_URL           Redis URL, default from ``udfs.config.stack_settings()``
+    INTENTFLOW_REDIS_PREFIX        key prefix, default ``if:`` (key = prefix + ``action:`` + session id)
+    INTENTFLOW_DECISION_TIMEOUT_S  Redis connect/read timeout in s, default 0.05
+    INTENTFLOW_WEB_ROOT            folder served as ``/sdk`` and ``/demo``, default ``web/`` of the checkout
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from udfs.config import stack_settings
+
+#: Default key prefix of docs/contracts.md §5 (``if:action:{session_id}``).
+DEFAULT_REDIS_PREFIX = "if:"
+
+#: Redis connect and read timeout, s. 50 ms: a Redis on loopback answers a HGETALL in well under
+#: 1 ms (bench/decision_bench.py), so 50 ms is only reached when it is down or stalled, and the page
+#: (which polls every few hundred ms) gets the safe default quickly instead of hanging.
+DEFAULT_TIMEOUT_S = 0.05
+
+#: Longest accepted session id, characters. The SDK's ids are 36-character UUIDs; 128 leaves room for
+#: other clients while keeping Redis keys bounded.
+MAX_SESSION_ID_CHARS = 128
+
+#: Action returned when there is no decision: render the page as designed.
+DEFAULT_ACTION = "default"
+
+#: Fields of an action (docs/contracts.md §4) that are integers or floats in JSON.
+_INT_FIELDS = ("rule_version", "event_ts_ms", "decided_at_ms")
+_FLOAT_FIELDS = ("intent_score",)
+
+#: The web folder of this checkout.
+WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
+
+_REDIS_KEY = web.AppKey("intentflow_decision_redis", object)
+_SETTINGS_KEY = web.AppKey("intentflow_decision_settings", object)
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """Where the decision API reads from and what it serves."""
+
+    redis_url: str
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    web_root: Path = WEB_ROOT
+
+    def action_key(self, session_id: str) -> str:
+        """Redis key of the latest action of ``session_id``."""
+        return f"{self.redis_prefix}action:{session_id}"
+
+
+def decision_settings(env: dict[str, str] | None = None) -> DecisionSettings:
+    """Read :class:`DecisionSettings` from ``env`` (default ``os.environ``)."""
+    env = os.environ if env is None else env
+    return DecisionSettings(
+        redis_url=env.get("INTENTFLOW_REDIS_URL") or stack_settings(env).redis_url,
+        redis_prefix=env.get("INTENTFLOW_REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
+        timeout_s=float(env.get("INTENTFLOW_DECISION_TIMEOUT_S", DEFAULT_TIMEOUT_S)),
+        web_root=Path(env.get("INTENTFLOW_WEB_ROOT", WEB_ROOT)),
+    )
+
+
+def decode_action(fields: dict[str, str]) -> dict[str, Any]:
+    """Turn the Redis hash of an action (all strings) into its JSON form (docs/contracts.md §4).
+
+    Integers and floats become numbers, ``params`` is parsed from JSON (``{}`` when absent or
+    invalid, with ``params_invalid: true``); unknown fields pass through as strings.
+    """
+    out: dict[str, Any] = dict(fields)
+    for name in _INT_FIELDS:
+        if name in out:
+            try:
+                out[name] = int(float(out[name]))
+            except (TypeError, ValueError):
+                out[name] = None
+    for name in _FLOAT_FIELDS:
+        if name in out:
+            try:
+                out[name] = float(out[name])
+            except (TypeError, ValueError):
+                out[name] = None
+    raw = out.get("params")
+    if raw is None or raw == "":
+        out["params"] = {}
+    else:
+        try:
+            parsed = json.loads(raw)
+            out["params"] = parsed if isinstance(parsed, dict) else {"value": parsed}
+        except (TypeError, ValueError):
+            out["params"] = {}
+            out["params_invalid"] = True
+    return out
+
+
+def _default(session_id: str, source: str) -> dict[str, Any]:
+    return {"session_id": session_id, "action": DEFAULT_ACTION, "params": {}, "source": source}
+
+
+async def handle_decision(request: web.Request) -> web.Response:
+    """``GET /v1/decision?session_id=...``; see the module docstring for the answers."""
+    session_id = request.query.get("session_id", "")
+    if not session_id or len(session_id) > MAX_SESSION_ID_CHARS:
+        return web.json_response(
+            {"error": f"session_id is required, at most {MAX_SESSION_ID_CHARS} characters"},
+            status=400, headers={"Cache-Control": "no-store"})
+    settings: DecisionSettings = request.app[_SETTINGS_KEY]
+    client = request.app[_REDIS_KEY]
+    t0 = time.perf_counter()
+    try:
+        fields = await client.hgetall(settings.action_key(session_id))
+    except Exception:  # noqa: BLE001 - any Redis failure means "serve the safe default"
+        body = _default(session_id, "redis_unavailable")
+    else:
+        if fields and fields.get("action"):
+            body = decode_action(fields)
+            body["session_id"] = session_id
+            body["source"] = "redis"
+        else:
+            body = _default(session_id, "none")
+    body["lookup_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+    body["served_at_ms"] = int(time.time() * 1000)
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def _redirect_demo(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/demo/")
+
+
+def register(app: web.Application, settings: DecisionSettings | None = None) -> None:
+    """Add the decision route and the static web files to ``app``.
+
+    The Redis client (``redis.asyncio``, one connection pool per app) is opened on startup and
+    closed on cleanup. ``settings`` defaults to :func:`decision_settings` (environment).
+    Raises ``FileNotFoundError`` when the web root lacks ``sdk/`` or ``demo/``.
+    """
+    settings = settings or decision_settings()
+    sdk_dir = settings.web_root / "sdk"
+    demo_dir = settings.web_root / "demo"
+    for folder in (sdk_dir, demo_dir):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"web folder missing: {folder}")
+    app[_SETTINGS_KEY] = settings
+
+    async def redis_ctx(app_: web.Application):
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True,
+            socket_timeout=settings.timeout_s, socket_connect_timeout=settings.timeout_s,
+            retry_on_timeout=False, health_check_interval=0)
+        app_[_REDIS_KEY] = client
+        yield
+        await client.aclose()
+
+    app.cleanup_ctx.append(redis_ctx)
+    index = demo_dir / "index.html"
+
+    async def demo_index(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    app.router.add_get("/v1/decision", handle_decision)
+    app.router.add_get("/demo/", demo_index)
+    app.router.add_get("/demo", _redirect_demo)
+    if not any(getattr(r, "canonical", None) == "/" for r in app.router.resources()):
+        app.router.add_get("/", _redirect_demo)
+    app.router.add_static("/sdk/", sdk_dir, append_version=False)
+    app.router.add_static("/demo/", demo_dir, append_version=False)
