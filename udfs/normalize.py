@@ -53,7 +53,9 @@ User agent (:func:`classify_user_agent`, ua-parser 1.x with its regexes; results
     brand ``*Tablet*`` (ua-parser's ``Generic_Android_Tablet``), or Android without the ``Mobile`` token
     (Google's guidance for Android tablets). ``mobile``: ``Mobi`` in the string (MDN "Browser detection
     using the user agent") or iOS/Android/Windows Phone. ``desktop``: any other recognised OS.
-    Else ``unknown``.
+    Else ``unknown``. A client that declares ``context.is_bot = true`` itself (the SDK sets it from
+    ``navigator.webdriver``) is also ``bot`` (flag ``bot_client_hint``); a client's ``false`` never
+    overrules the user agent.
 
 IP (:func:`ip_prefix`)
     The raw IP is never stored: IPv4 is truncated to its /24, IPv6 to its /48 (the same truncation as
@@ -365,6 +367,9 @@ def _context(
     device_class, is_bot = classify_user_agent(ua)
     if is_bot:
         flags.append("bot_user_agent")
+    elif c.get("is_bot") is True:  # the page's own signal (navigator.webdriver), never overruled to False
+        device_class, is_bot = "bot", True
+        flags.append("bot_client_hint")
     n = _sub(c, "network")
     g = geo if geo else _sub(c, "geo")
     cs = _sub(c, "consent")
@@ -528,7 +533,9 @@ def normalize_event(
     client_ts_ms, unit_flag = to_epoch_ms(raw["client_ts_ms"])
     if unit_flag:
         flags.append(unit_flag)
-    event_sent = raw.get("sent_at_ms", sent_at_ms)
+    event_sent = raw.get("sent_at_ms")
+    if event_sent is None:
+        event_sent = sent_at_ms
     sent_ms = to_epoch_ms(event_sent)[0] if event_sent is not None else None
     ts_ms = event_time_ms(client_ts_ms, sent_at_ms=sent_ms, received_at_ms=received_at_ms, flags=flags)
     seq = raw.get("seq")

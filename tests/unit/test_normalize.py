@@ -290,3 +290,17 @@ def test_form_typed_value_never_kept():
 def test_numeric_ids_become_strings_and_path_from_url():
     ev = norm(raw_event("add_to_cart", {"quantity": 1}, page={"url": "https://s.example/p/9?ref=x", "item_id": 9}))
     assert ev["page"]["item_id"] == "9" and ev["props"]["item_id"] == "9" and ev["page"]["path"] == "/p/9"
+
+
+def test_client_bot_hint_flags_but_false_never_overrules_ua():
+    ev = norm(raw_event(context={"is_bot": True}), user_agent=DESKTOP)
+    assert ev["context"]["is_bot"] is True and "bot_client_hint" in ev["flags"]
+    ev = norm(raw_event(context={"is_bot": False}), user_agent=HEADLESS)
+    assert ev["context"]["is_bot"] is True and ev["context"]["device_class"] == "bot"
+
+
+def test_event_sent_at_null_falls_back_to_batch_sent_at():
+    client_now = NOW_MS - 3_600_000  # clock an hour behind
+    ev = normalize_event(raw_event(client_ts_ms=client_now - 1_000, sent_at_ms=None), received_at_ms=NOW_MS,
+                         sent_at_ms=client_now)
+    assert ev["ts_ms"] == NOW_MS - 1_000 and ev["sent_at_ms"] == client_now
