@@ -1,0 +1,355 @@
+"""Intent scoring with an ONNX model loaded through its manifest (docs/contracts.md §3).
+
+A model lives in ``models/<name>/<version>/`` as ``model.onnx`` + ``manifest.json`` (written by
+``models/train.py``). The manifest names the features the model takes, in its input order, out of
+:data:`udfs.features.FEATURES`; :class:`IntentScorer` selects them from the full session feature
+vector by name, so the job always builds the full vector and any model version can score it.
+
+* :class:`IntentScorer`: verifies the file's sha256, opens ONE onnxruntime ``InferenceSession``
+  (one intra-op and one inter-op thread, sequential execution: the job runs one scorer per
+  parallel subtask on a shared 2-core machine, and a thread pool would spin against the other
+  operators) and scores a micro-batch ``float32[N, N_FEATURES]`` in one ``run`` call.
+* :class:`ModelRegistry`: finds the versions of a model under a models folder (``latest(name)``).
+* :class:`ReloadingScorer`: wraps the latest version and swaps to a newer one (or to a changed
+  manifest) without restart, checking the folder at most every ``check_interval_s``.
+
+No scikit-learn here: only numpy and onnxruntime.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from udfs.features import FEATURE_DTYPE, N_FEATURES, feature_indices
+
+log = logging.getLogger(__name__)
+
+#: Folder holding ``<name>/<version>/``: ``$INTENTFLOW_MODELS_DIR`` or ``models/`` of this checkout.
+DEFAULT_MODELS_DIR = Path(os.environ.get("INTENTFLOW_MODELS_DIR", Path(__file__).resolve().parents[1] / "models"))
+
+#: The model the job uses unless configured otherwise.
+DEFAULT_MODEL_NAME = "intent-lr"
+
+MANIFEST_FILE = "manifest.json"
+
+
+class ModelError(ValueError):
+    """A model folder, manifest or ONNX file is unusable (missing field, wrong shape, sha256 mismatch)."""
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """The parts of ``manifest.json`` the scorer needs (``raw`` keeps the whole document).
+
+    Attributes:
+        name: model name, e.g. ``intent-lr``.
+        version: integer version (the folder name).
+        directory: the version folder.
+        file: ONNX file name inside ``directory``.
+        sha256: hex sha256 of the ONNX file.
+        features: input feature names, in the model's input column order.
+        input_name: name of the ONNX input (``float32[N, len(features)]``).
+        output_name: name of the ONNX output (``float32[N]``, ``[N, 1]``, or ``[N, 2]`` class
+            probabilities of which column 1 is used).
+    """
+
+    name: str
+    version: int
+    directory: Path
+    file: str
+    sha256: str
+    features: tuple[str, ...]
+    input_name: str
+    output_name: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def model_version(self) -> str:
+        """``"<name>/<version>"``, the string every action carries, e.g. ``intent-lr/1``."""
+        return f"{self.name}/{self.version}"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelManifest":
+        """Read a manifest from ``path`` (the ``manifest.json`` or its folder).
+
+        Raises:
+            FileNotFoundError: no manifest there.
+            ModelError: a required field is missing or malformed, or a feature name is unknown.
+        """
+        path = Path(path)
+        if path.is_dir():
+            path = path / MANIFEST_FILE
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            names = tuple(f["name"] if isinstance(f, dict) else str(f) for f in raw["features"])
+            manifest = cls(
+                name=str(raw["name"]),
+                version=int(raw["version"]),
+                directory=path.parent,
+                file=str(raw.get("file", "model.onnx")),
+                sha256=str(raw["sha256"]).lower(),
+                features=names,
+                input_name=str(raw["input"]["name"]),
+                output_name=str(raw["output"]["name"]),
+                raw=raw,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: malformed manifest ({type(exc).__name__}: {exc})") from None
+        try:
+            feature_indices(manifest.features)
+        except KeyError as exc:
+            raise ModelError(f"{path}: {exc.args[0]} (not in udfs.features.FEATURES)") from None
+        return manifest
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def session_options():
+    """onnxruntime options of every scorer: 1 intra-op thread, 1 inter-op thread, sequential, no spinning."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
+class IntentScorer:
+    """One model version, ready to score micro-batches.
+
+    Args:
+        manifest: a :class:`ModelManifest`, or the path of a manifest / version folder.
+
+    Raises:
+        FileNotFoundError: the manifest or ONNX file is missing.
+        ModelError: sha256 mismatch, or the ONNX input/output does not match the manifest.
+    """
+
+    def __init__(self, manifest: ModelManifest | str | Path) -> None:
+        import onnxruntime as ort
+
+        self.manifest = manifest if isinstance(manifest, ModelManifest) else ModelManifest.load(manifest)
+        model_path = self.manifest.directory / self.manifest.file
+        blob = model_path.read_bytes()
+        actual = hashlib.sha256(blob).hexdigest()
+        if actual != self.manifest.sha256:
+            raise ModelError(f"{model_path}: sha256 {actual} does not match manifest {self.manifest.sha256}")
+        self._session = ort.InferenceSession(blob, sess_options=session_options(),
+                                             providers=["CPUExecutionProvider"])
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name for o in self._session.get_outputs()}
+        spec = inputs.get(self.manifest.input_name)
+        if spec is None or len(inputs) != 1:
+            raise ModelError(f"{model_path}: expected one input {self.manifest.input_name!r}, has {list(inputs)}")
+        width = spec.shape[1] if len(spec.shape) == 2 else None
+        if width != len(self.manifest.features) or spec.type != "tensor(float)":
+            raise ModelError(f"{model_path}: input {spec.name} is {spec.type}{spec.shape}, manifest says "
+                             f"float[N, {len(self.manifest.features)}]")
+        if self.manifest.output_name not in outputs:
+            raise ModelError(f"{model_path}: no output {self.manifest.output_name!r} (has {sorted(outputs)})")
+        idx = feature_indices(self.manifest.features)
+        # None = the model takes the full vector in FEATURES order: no column selection needed
+        self._columns = None if np.array_equal(idx, np.arange(N_FEATURES)) else idx
+        self._input_name = self.manifest.input_name
+        self._output_names = [self.manifest.output_name]
+
+    @property
+    def model_version(self) -> str:
+        """``"<name>/<version>"`` of the loaded model, e.g. ``intent-lr/1``."""
+        return self.manifest.model_version
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Names of the features the model uses, in its input order."""
+        return self.manifest.features
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        """Intent scores of a micro-batch of session feature vectors, in ONE onnxruntime call.
+
+        Args:
+            batch: ``float32[N, N_FEATURES]`` full feature vectors in FEATURES order (other float
+                dtypes are converted); ``N`` may be 0.
+
+        Returns:
+            ``float32[N]`` purchase-intent probabilities in [0, 1].
+
+        Raises:
+            ValueError: ``batch`` is not 2-D with ``N_FEATURES`` columns.
+        """
+        batch = np.asarray(batch, dtype=FEATURE_DTYPE)
+        if batch.ndim != 2 or batch.shape[1] != N_FEATURES:
+            raise ValueError(f"expected a float32 array of shape (N, {N_FEATURES}), got {batch.shape}")
+        if batch.shape[0] == 0:
+            return np.empty(0, dtype=np.float32)
+        x = batch if self._columns is None else batch[:, self._columns]
+        (out,) = self._session.run(self._output_names, {self._input_name: np.ascontiguousarray(x)})
+        if out.ndim == 2 and out.shape[1] == 2:
+            out = out[:, 1]
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    def score_one(self, vector: np.ndarray) -> float:
+        """Score one feature vector of shape ``(N_FEATURES,)`` (a batch of one)."""
+        return float(self.score(np.asarray(vector, dtype=FEATURE_DTYPE).reshape(1, -1))[0])
+
+
+class ModelRegistry:
+    """The model versions under a models folder (``<root>/<name>/<version>/manifest.json``).
+
+    Args:
+        root: the models folder; default :data:`DEFAULT_MODELS_DIR`.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else DEFAULT_MODELS_DIR
+
+    def versions(self, name: str) -> list[int]:
+        """Integer versions of ``name`` that have a manifest and an ONNX file, ascending."""
+        base = self.root / name
+        if not base.is_dir():
+            return []
+        found = []
+        for child in base.iterdir():
+            if child.name.isdigit() and (child / MANIFEST_FILE).is_file() and any(child.glob("*.onnx")):
+                found.append(int(child.name))
+        return sorted(found)
+
+    def manifest_path(self, name: str, version: int | None = None) -> Path:
+        """Path of the manifest of ``name``/``version`` (latest version when None).
+
+        Raises:
+            FileNotFoundError: no such model or version.
+        """
+        if version is None:
+            versions = self.versions(name)
+            if not versions:
+                raise FileNotFoundError(f"no versions of model {name!r} under {self.root}")
+            version = versions[-1]
+        path = self.root / name / str(version) / MANIFEST_FILE
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        return path
+
+    def latest(self, name: str = DEFAULT_MODEL_NAME) -> ModelManifest:
+        """Manifest of the highest version of ``name``.
+
+        Raises:
+            FileNotFoundError: no version exists.
+            ModelError: the manifest is malformed.
+        """
+        return ModelManifest.load(self.manifest_path(name))
+
+    def load(self, name: str = DEFAULT_MODEL_NAME, version: int | None = None) -> IntentScorer:
+        """An :class:`IntentScorer` of ``name``/``version`` (latest when None)."""
+        return IntentScorer(self.manifest_path(name, version))
+
+
+class ReloadingScorer:
+    """A scorer that follows the latest version of a model without restart.
+
+    :meth:`maybe_reload` (called by :meth:`score_with_version` at most every ``check_interval_s``) looks
+    for a higher version or a changed manifest of the current one and swaps to it once it has
+    loaded and verified; a broken new version is logged and skipped (the current model keeps
+    scoring) until its files change again.
+
+    Args:
+        name: model name.
+        registry: where to look; default ``ModelRegistry()``.
+        version: pin this version (no reload to newer versions; a changed manifest is still picked up).
+        check_interval_s: minimum seconds between two looks at the folder. Default 5 s: our choice; one
+            ``stat`` per version folder every 5 s is negligible and a new model is live within 5 s.
+
+    Raises:
+        FileNotFoundError / ModelError: (at construction) the initial model cannot be loaded.
+    """
+
+    def __init__(self, name: str = DEFAULT_MODEL_NAME, registry: ModelRegistry | None = None,
+                 version: int | None = None, check_interval_s: float = 5.0,
+                 clock=time.monotonic) -> None:
+        self.name = name
+        self.registry = registry or ModelRegistry()
+        self.pinned_version = version
+        self.check_interval_s = check_interval_s
+        self._clock = clock
+        path = self.registry.manifest_path(name, version)
+        self._scorer = IntentScorer(path)
+        self._signature = self._stat(path)
+        self._rejected: tuple | None = None
+        self._next_check = clock() + check_interval_s
+        self.reloads = 0
+
+    @staticmethod
+    def _stat(path: Path) -> tuple:
+        st = path.stat()
+        return (str(path), st.st_mtime_ns, st.st_size)
+
+    @property
+    def scorer(self) -> IntentScorer:
+        """The scorer currently in use."""
+        return self._scorer
+
+    @property
+    def model_version(self) -> str:
+        """``"<name>/<version>"`` of the model currently in use."""
+        return self._scorer.model_version
+
+    def maybe_reload(self, force: bool = False) -> bool:
+        """Swap to a newer version / changed manifest if one is there; True when swapped.
+
+        Checks the folder only when ``check_interval_s`` has passed since the last check (or ``force``).
+        """
+        now = self._clock()
+        if not force and now < self._next_check:
+            return False
+        self._next_check = now + self.check_interval_s
+        try:
+            path = self.registry.manifest_path(self.name, self.pinned_version)
+            signature = self._stat(path)
+        except FileNotFoundError:
+            return False
+        if signature == self._signature or signature == self._rejected:
+            return False
+        try:
+            scorer = IntentScorer(path)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types; never stop scoring
+            log.warning("model %s not loaded, keeping %s: %s", path, self.model_version, exc)
+            self._rejected = signature
+            return False
+        log.info("model swapped: %s -> %s", self.model_version, scorer.model_version)
+        self._scorer = scorer
+        self._signature = signature
+        self.reloads += 1
+        return True
+
+    def score_with_version(self, batch: np.ndarray) -> tuple[np.ndarray, str]:
+        """Check for a new model (rate-limited), then score the batch in one call.
+
+        Returns:
+            ``(float32[N] scores, model_version)`` where ``model_version`` is the version that
+            produced these scores (put it into each action).
+        """
+        self.maybe_reload()
+        scorer = self._scorer
+        return scorer.score(batch), scorer.model_version
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        """Scores only (see :meth:`score_with_version`)."""
+        return self.score_with_version(batch)[0]
