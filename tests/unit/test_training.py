@@ -33,9 +33,9 @@ def synthetic_sessions(n_sessions: int, seed: int = 0) -> list[dict]:
     for k in range(n_sessions):
         s, t, n = f"s{k}", 0, 0
         engaged = rng.random() < 0.5
-        for _ in range(rng.randint(3, 8)):
+        for j in range(rng.randint(3, 8)):
             t += rng.randint(500, 5_000)
-            kind = rng.choice(["page_view", "hover", "scroll"])
+            kind = "hover" if j == 0 else rng.choice(["page_view", "hover", "scroll"])
             props = {"page_view": {"item": f"i{rng.randint(0, 5)}"},
                      "hover": {"element_id": "card", "element_role": "product_card",
                                "hover_ms": rng.randint(1500, 6000) if engaged else rng.randint(100, 800)},
