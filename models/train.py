@@ -498,8 +498,11 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), conversion:
                      "skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__},
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, allow_nan=True) + "\n")
     (out_dir / "README.md").write_text(render_readme(manifest))
+    # manifest last and atomically: a running job's ReloadingScorer sees a complete version or none
+    tmp = out_dir / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, allow_nan=True) + "\n")
+    tmp.replace(out_dir / "manifest.json")
     return manifest
 
 

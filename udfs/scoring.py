@@ -266,9 +266,9 @@ class ReloadingScorer:
     """A scorer that follows the latest version of a model without restart.
 
     :meth:`maybe_reload` (called by :meth:`score_with_version` at most every ``check_interval_s``) looks
-    for a higher version or a changed manifest of the current one and swaps to it once it has
-    loaded and verified; a broken new version is logged and skipped (the current model keeps
-    scoring) until its files change again.
+    for a higher version or a changed manifest / ONNX file of the current one and swaps to it once it
+    has loaded and verified; a broken new version (e.g. sha256 mismatch of a half-copied file) is logged
+    and skipped (the current model keeps scoring) until its files change again.
 
     Args:
         name: model name.
@@ -298,8 +298,9 @@ class ReloadingScorer:
 
     @staticmethod
     def _stat(path: Path) -> tuple:
-        st = path.stat()
-        return (str(path), st.st_mtime_ns, st.st_size)
+        """Signature of a version folder: path, mtime and size of its manifest and ONNX files."""
+        files = [path] + sorted(path.parent.glob("*.onnx"))
+        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
 
     @property
     def scorer(self) -> IntentScorer:

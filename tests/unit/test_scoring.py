@@ -138,3 +138,17 @@ def test_scoring_and_session_do_not_import_sklearn_or_pyflink():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_reload_retries_a_version_once_its_onnx_file_is_complete(trained, tmp_path):
+    _, blob, X_held, _ = trained
+    write_version(tmp_path, 1, blob)
+    now = [0.0]
+    scorer = ReloadingScorer("intent-test", ModelRegistry(tmp_path), check_interval_s=1.0, clock=lambda: now[0])
+    d2 = write_version(tmp_path, 2, blob)
+    (d2 / "model.onnx").write_bytes(blob[: len(blob) // 2])  # half-copied: sha256 mismatch
+    now[0] = 2.0
+    assert scorer.maybe_reload() is False and scorer.model_version == "intent-test/1"
+    (d2 / "model.onnx").write_bytes(blob)  # copy completes; manifest unchanged
+    now[0] = 4.0
+    assert scorer.maybe_reload() is True and scorer.model_version == "intent-test/2"
