@@ -3,7 +3,8 @@
 ``intentflow train`` (this module's :data:`train_cmd`):
 
 1. reads recorded contract events: JSONL files of events (``--events``, one event per line, e.g. a
-   dump of ``signals.raw``) and/or the OTTO sessions (``--otto``, through
+   dump of ``signals.raw``), a Kafka topic between two record timestamps (``--kafka-topic``,
+   ``--from-ms``, ``--to-ms``) and/or the OTTO sessions (``--otto``, through
    :func:`udfs.datasets.otto.iter_events`, which re-splits user histories at 30-min gaps);
    duplicates by ``event_id`` are dropped (retries and overlapping files reuse ids);
 2. replays each session through :func:`udfs.session.replay_session`, the same code the Flink job runs,
@@ -112,6 +113,64 @@ def dedup_events(events: Iterable[dict[str, Any]], stats: dict | None = None) ->
             seen.add(eid)
         out.append(event)
     return out
+
+
+def read_kafka_events(bootstrap: str, topic: str, from_ms: int | None, to_ms: int | None,
+                      stats: dict | None = None, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """Contract events of ``topic`` whose Kafka record timestamp is in ``[from_ms, to_ms)``.
+
+    Seeks every partition with ``offsets_for_times(from_ms)`` and reads up to the end offsets taken at
+    the start (a bounded read of a live topic). Values are parsed with :func:`udfs.contract.parse_event`;
+    unparseable records are counted in ``stats["kafka_records_invalid"]`` and skipped (they are in the DLQ
+    of the live job already).
+
+    Raises:
+        kafka.errors.KafkaError: the broker is unreachable.
+        TimeoutError: no progress for ``timeout_s`` before the end offsets were reached.
+    """
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    from udfs.contract import ContractError, parse_event
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=1000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            raise click.UsageError(f"topic {topic!r} not found on {bootstrap}")
+        consumer.assign(partitions)
+        end = consumer.end_offsets(partitions)
+        if from_ms is None:
+            consumer.seek_to_beginning(*partitions)
+        else:
+            starts = consumer.offsets_for_times({tp: from_ms for tp in partitions})
+            for tp in partitions:
+                found = starts.get(tp)
+                consumer.seek(tp, found.offset if found is not None else end[tp])
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            batch = consumer.poll(timeout_ms=500, max_records=5000)
+            if batch:
+                deadline = time.monotonic() + timeout_s
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"no progress reading {topic} for {timeout_s} s")
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= end[tp] or (to_ms is not None and record.timestamp >= to_ms):
+                        continue
+                    try:
+                        out.append(parse_event(record.value))
+                    except ContractError:
+                        if stats is not None:
+                            stats["kafka_records_invalid"] = stats.get("kafka_records_invalid", 0) + 1
+        if stats is not None:
+            stats["kafka_records_read"] = len(out)
+        return out
+    finally:
+        consumer.close()
 
 
 @dataclass
@@ -386,7 +445,9 @@ def next_version(models_dir: Path, name: str) -> int:
     return max(versions, default=0) + 1
 
 
-def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), conversion: str = "add_to_cart",
+def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), kafka_topic: str | None = None,
+          kafka_bootstrap: str | None = None, from_ms: int | None = None, to_ms: int | None = None,
+          conversion: str = "add_to_cart",
           name: str = "intent-lr", version: int | None = None, models_dir: Path = MODELS_DIR,
           test_size: float = DEFAULT_TEST_SIZE, seed: int = 0, exclude: Iterable[str] = (),
           force: bool = False, noise_config: NoiseConfig = DEFAULT_NOISE_CONFIG) -> dict[str, Any]:
@@ -399,8 +460,8 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), conversion:
     from sklearn.model_selection import GroupShuffleSplit
 
     otto, events = [Path(p) for p in otto], [Path(p) for p in events]
-    if not otto and not events:
-        raise click.UsageError("give --otto and/or --events")
+    if not otto and not events and not kafka_topic:
+        raise click.UsageError("give --otto, --events and/or --kafka-topic")
     stats: dict[str, int] = {}
     raw: list[dict[str, Any]] = []
     if otto:
@@ -410,6 +471,11 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), conversion:
             raw.extend(otto_events(path, stats=stats))
     for path in events:
         raw.extend(read_jsonl_events(path))
+    if kafka_topic:
+        from udfs.config import stack_settings
+
+        bootstrap = kafka_bootstrap or stack_settings().kafka_bootstrap
+        raw.extend(read_kafka_events(bootstrap, kafka_topic, from_ms, to_ms, stats))
     raw = dedup_events(raw, stats)
     ds = build_dataset(raw, conversion, noise_config)
     if len(set(ds.y.tolist())) < 2:
@@ -472,6 +538,8 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), conversion:
         "training_data": {
             "otto_files": [_file_info(p) for p in otto],
             "event_files": [_file_info(p) for p in events],
+            "kafka": ({"topic": kafka_topic, "from_ms": from_ms, "to_ms": to_ms,
+                       "timestamps": "Kafka record timestamps, [from_ms, to_ms)"} if kafka_topic else None),
             "reader_stats": stats,
             "events": ds.n_events,
             "sessions": ds.n_sessions,
@@ -525,6 +593,9 @@ def render_readme(m: dict[str, Any]) -> str:
     unused = "\n".join(f"- `{f['name']}`: {f['reason']}" for f in m["features_not_used"])
     files = ", ".join(f"`{Path(f['path']).name}` (sha256 `{f['sha256'][:12]}…`)"
                       for f in td["otto_files"] + td["event_files"])
+    if td.get("kafka"):
+        k = td["kafka"]
+        files = ", ".join(x for x in (files, f"Kafka topic `{k['topic']}` records [{k['from_ms']}, {k['to_ms']})") if x)
     return f"""# {m['model_version']}
 
 Generated by `intentflow train` (models/train.py) on {m['created_at']}. Do not edit; retrain instead.
@@ -568,6 +639,10 @@ no weight for them (they are not among its inputs; the scorer selects the inputs
               help="OTTO sessions JSONL file or folder (repeatable)")
 @click.option("--events", "events", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSONL file of contract events, e.g. a dump of signals.raw (repeatable)")
+@click.option("--kafka-topic", default=None, help="read contract events from this topic (e.g. signals.raw)")
+@click.option("--kafka-bootstrap", default=None, help="host:port (default $INTENTFLOW_KAFKA_BOOTSTRAP or the local stack)")
+@click.option("--from-ms", type=int, default=None, help="first Kafka record timestamp, epoch ms (default: topic start)")
+@click.option("--to-ms", type=int, default=None, help="end (exclusive) Kafka record timestamp, epoch ms (default: now)")
 @click.option("--conversion", type=click.Choice(sorted(CONVERSION_TYPES)), default="add_to_cart", show_default=True,
               help="which events count as conversion for the label")
 @click.option("--name", default="intent-lr", show_default=True, help="model name (folder under --models-dir)")
@@ -577,9 +652,11 @@ no weight for them (they are not among its inputs; the scorer selects the inputs
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--exclude-feature", "exclude", multiple=True, help="leave a feature out of the model (repeatable)")
 @click.option("--force", is_flag=True, help="overwrite an existing version folder")
-def train_cmd(otto, events, conversion, name, version, models_dir, test_size, seed, exclude, force) -> None:
+def train_cmd(otto, events, kafka_topic, kafka_bootstrap, from_ms, to_ms, conversion, name, version, models_dir,
+              test_size, seed, exclude, force) -> None:
     """Replay recorded events through the session feature code, train, calibrate and export ONNX."""
-    m = train(otto=otto, events=events, conversion=conversion, name=name, version=version, models_dir=models_dir,
+    m = train(otto=otto, events=events, kafka_topic=kafka_topic, kafka_bootstrap=kafka_bootstrap, from_ms=from_ms,
+              to_ms=to_ms, conversion=conversion, name=name, version=version, models_dir=models_dir,
               test_size=test_size, seed=seed, exclude=exclude, force=force)
     held = m["metrics"]["held_out"]
     click.echo(f"wrote {models_dir / name / str(m['version'])}: {m['model_version']}, "
