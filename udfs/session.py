@@ -87,6 +87,9 @@ SLOW_EFFECTIVE_TYPES = frozenset({"slow-2g", "2g", "3g"})
 #: ``shared/data`` has 111 events; past the bound, new keys are counted as new and not tracked.
 MAX_TRACKED_KEYS = 512
 
+#: Layout version of the pickled SessionState (bump when the slots change).
+STATE_VERSION = 1
+
 _BEHAVIORAL_TYPES = frozenset(
     {"page_view", "click", "scroll", "hover", "visibility", "form", "mouse_trajectory", "add_to_cart",
      "purchase"}
@@ -195,12 +198,16 @@ class SessionState:
         self._n_suppressed = 0
         self._n_late = 0
 
-    # pickling: a flat tuple of the slots (smaller and faster than the default slot-dict state)
+    # pickling: a flat tuple of the slots (smaller and faster than the default slot-dict state),
+    # led by STATE_VERSION so a savepoint written by another layout is refused, not misread
     def __getstate__(self):
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return (STATE_VERSION,) + tuple(getattr(self, name) for name in self.__slots__)
 
     def __setstate__(self, state) -> None:
-        for name, value in zip(self.__slots__, state):
+        if not state or state[0] != STATE_VERSION or len(state) != len(self.__slots__) + 1:
+            raise ValueError(f"SessionState pickled with layout {state[0] if state else None!r}, this code reads "
+                             f"{STATE_VERSION}: restart without state or migrate the savepoint")
+        for name, value in zip(self.__slots__, state[1:]):
             setattr(self, name, value)
 
     # -- public API ---------------------------------------------------------------------------------

@@ -233,3 +233,13 @@ def test_no_look_ahead_prefix_features_equal_full_replay():
 def test_replay_session_rejects_two_sessions():
     with pytest.raises(ValueError):
         replay_session([ev("page_view", 0, session="a"), ev("page_view", 1, session="b")])
+
+
+def test_pickle_of_another_layout_is_refused():
+    s = SessionState()
+    s.apply(ev("page_view", 0))
+    state = s.__getstate__()
+    with pytest.raises(ValueError, match="layout"):
+        SessionState.__new__(SessionState).__setstate__((state[0] + 1,) + state[1:])
+    with pytest.raises(ValueError, match="layout"):
+        SessionState.__new__(SessionState).__setstate__(state[:-1])
