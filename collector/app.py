@@ -562,6 +562,7 @@ def create_app(settings: CollectorSettings | None = None) -> web.Application:
 def collector_cmd(host: str, port: int, write_key: str | None, cors_origins: tuple[str, ...]) -> None:
     """Run the HTTP collector: POST /v1/events -> Kafka signals.raw (+ signals.dlq)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
     overrides: dict[str, Any] = {}
     if write_key:
         overrides["write_key"] = write_key
