@@ -62,6 +62,8 @@ IP (:func:`ip_prefix`)
     Google Analytics' IP anonymization: last octet / last 80 bits zeroed); IPv4-mapped IPv6 counts as
     IPv4. Unparseable -> null.
 
+Strings longer than ``MAX_STRING_CHARS`` (2048) are cut (flag ``text_truncated``).
+
 Form events never keep a typed value: a ``value`` prop is dropped (flag ``form_value_dropped``).
 Unknown props are dropped (flag ``props_unknown_dropped``).
 """
@@ -93,6 +95,9 @@ MIN_PLAUSIBLE_TS_MS = 946_684_800_000
 MAX_PLAUSIBLE_TS_MS = 4_102_444_800_000
 #: Cap of any duration prop (ms): 30 min, the session inactivity timeout.
 MAX_DURATION_MS = 30 * 60 * 1000
+#: Longest string kept in any field, characters (the contract's ``max_length``; the SDK cuts at the
+#: same length, web/sdk ``MAX_STRING_CHARS``).
+MAX_STRING_CHARS = 2048
 
 #: ua-parser browser families that are not a person's browser (our own list; headless browsers and
 #: HTTP client libraries as ua-parser names them).
@@ -152,6 +157,29 @@ def clean_strings(obj: Any) -> tuple[Any, bool]:
             out_list.append(v2)
             changed = changed or c
         return out_list, changed
+    return obj, False
+
+
+def truncate_strings(obj: Any, max_chars: int = MAX_STRING_CHARS) -> tuple[Any, bool]:
+    """Cut every string value inside ``obj`` to ``max_chars``; return ``(obj, changed)``."""
+    if isinstance(obj, str):
+        return (obj[:max_chars], True) if len(obj) > max_chars else (obj, False)
+    if isinstance(obj, dict):
+        changed = False
+        for k, v in obj.items():
+            v2, c = truncate_strings(v, max_chars)
+            if c:
+                obj[k] = v2
+                changed = True
+        return obj, changed
+    if isinstance(obj, list):
+        changed = False
+        for i, v in enumerate(obj):
+            v2, c = truncate_strings(v, max_chars)
+            if c:
+                obj[i] = v2
+                changed = True
+        return obj, changed
     return obj, False
 
 
@@ -518,6 +546,9 @@ def normalize_event(
         raise ContractError("not_an_object", type(raw).__name__)
     raw, changed = clean_strings(raw)
     flags: list[str] = ["text_cleaned"] if changed else []
+    raw, cut = truncate_strings(raw)
+    if cut:
+        flags.append("text_truncated")
     etype = raw.get("type")
     if etype is None:
         raise ContractError("missing_field", "type")

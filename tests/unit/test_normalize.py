@@ -304,3 +304,8 @@ def test_event_sent_at_null_falls_back_to_batch_sent_at():
     ev = normalize_event(raw_event(client_ts_ms=client_now - 1_000, sent_at_ms=None), received_at_ms=NOW_MS,
                          sent_at_ms=client_now)
     assert ev["ts_ms"] == NOW_MS - 1_000 and ev["sent_at_ms"] == client_now
+
+
+def test_overlong_string_cut_not_rejected():
+    ev = norm(raw_event(page={"url": "https://shop.example/p/1?" + "q" * 5000}))
+    assert len(ev["page"]["url"]) == 2048 and "text_truncated" in ev["flags"]
