@@ -21,51 +21,70 @@ window.intentflowDemo = state;
 const $ = (id) => document.getElementById(id);
 const RELATED_ORDER = Array.from($('related-list').children).map((li) => li.dataset.itemId);
 
-function resetLayout() {
-  document.body.classList.remove('layout-simple');
-  for (const id of ['video-demo', 'price-comparison', 'key-facts']) $(id).hidden = true;
-  for (const id of ['video-demo', 'price-comparison', 'key-facts']) $(id).classList.remove('personalized');
+/**
+ * What the page shows, built up from the session's actions: a later action changes only what it is
+ * about, so a re-rank after "show video demo" keeps the video (the job sends one action per event,
+ * the latest wins in Redis, docs/contracts.md §5).
+ */
+const view = { video: false, simple: false, rerankItem: null };
+
+function render() {
+  document.body.classList.toggle('layout-simple', view.simple);
+  $('key-facts').hidden = !view.simple;
+  $('key-facts').classList.toggle('personalized', view.simple);
+  for (const id of ['video-demo', 'price-comparison']) {
+    $(id).hidden = !view.video;
+    $(id).classList.toggle('personalized', view.video);
+  }
   const list = $('related-list');
-  for (const itemId of RELATED_ORDER) {
-    const li = list.querySelector(`[data-item-id="${itemId}"]`);
-    li.classList.remove('boosted');
+  const items = RELATED_ORDER.map((itemId) => list.querySelector(`[data-item-id="${itemId}"]`));
+  const target = view.rerankItem;
+  const rank = (li) => {
+    if (!target) return 2;
+    if (li.dataset.itemId === target) return 0;
+    return (li.dataset.ifAffinity || '').split(/\s+/).includes(target) ? 1 : 2;
+  };
+  items.sort((a, b) => rank(a) - rank(b)); // stable: the default order within each rank
+  for (const li of items) {
+    li.classList.toggle('boosted', rank(li) < 2);
     list.appendChild(li);
   }
 }
 
-/** Actions of docs/contracts.md §4 -> what the page shows. Unknown actions render the default page. */
-const RENDERERS = {
+/**
+ * Actions of docs/contracts.md §4 -> changes of the view; each returns the content ids it showed
+ * (sent back as `exposure` events). Unknown actions change nothing.
+ */
+const ACTIONS = {
   default() { return []; },
   show_video_demo_and_price_comparison() {
-    for (const id of ['video-demo', 'price-comparison']) { $(id).hidden = false; $(id).classList.add('personalized'); }
+    view.video = true;
+    view.simple = false;
     return ['video_demo', 'price_comparison'];
   },
   simplify_layout() {
-    document.body.classList.add('layout-simple');
-    $('key-facts').hidden = false;
-    $('key-facts').classList.add('personalized');
+    view.simple = true;
+    view.video = false;
     return ['key_facts'];
   },
   rerank_towards_item(params) {
-    const list = $('related-list');
-    const target = params.item_id || params.target_item_id;
-    const li = target ? list.querySelector(`[data-item-id="${CSS.escape(String(target))}"]`) : null;
-    if (!li) return [];
-    li.classList.add('boosted');
-    list.prepend(li);
-    return [`related:${target}`];
+    const target = params.item_id ?? params.target_item_id;
+    if (target === undefined || target === null) return [];
+    view.rerankItem = String(target);
+    return [`related:${view.rerankItem}`];
   },
 };
 
 function apply(decision) {
-  const action = decision.action in RENDERERS ? decision.action : 'default';
-  const key = `${action}|${decision.rule_id || ''}|${decision.decided_at_ms || ''}|${decision.event_id || ''}`;
+  const action = decision.action in ACTIONS ? decision.action : 'default';
   const status = $('decision-status');
   status.dataset.ifDecisionSource = decision.source || 'unknown';
+  if (action === 'default') return; // no decision (yet, or expired): keep what is shown
+  const key = `${action}|${decision.rule_id || ''}|${decision.decided_at_ms || ''}|${decision.event_id || ''}`;
   if (key === state.appliedKey) return;
   state.appliedKey = key;
-  resetLayout();
-  const shown = RENDERERS[action](decision.params || {});
+  const shown = ACTIONS[action](decision.params || {});
+  render();
   document.body.dataset.ifAction = action;
   status.textContent = `decision: ${action} (${decision.source}${decision.rule_id ? `, ${decision.rule_id}` : ''})`;
   const appliedAtMs = nowMs();
@@ -73,7 +92,7 @@ function apply(decision) {
     decided_at_ms: decision.decided_at_ms || null, event_ts_ms: decision.event_ts_ms || null, applied_at_ms: appliedAtMs });
   // feedback loop: what the visitor was shown is an event too
   for (const contentId of shown) {
-    tracker.track('exposure', { experiment_id: decision.rule_id || null, variant: action, content_id: contentId });
+    tracker.track('exposure', { experiment_id: decision.rule_id || 'default', variant: action, content_id: contentId });
   }
 }
 

@@ -383,7 +383,6 @@ export class Tracker {
     this._visibleMs = 0;
     this._visibleSinceMs = null;
     this._scrollMaxOffsetPx = 0;
-    this._lastScrollSentPct = -1;
     this._traj = { samples: [], lastMoveMs: 0, pointer: null, raf: 0 };
     this._listeners = [];
   }
@@ -554,19 +553,31 @@ export class Tracker {
     }
   }
 
+  /**
+   * POST one body; `keepalive` lets it outlive the page. A keep-alive fetch is refused (TypeError)
+   * while other keep-alive bodies still hold the page's 64 KiB quota, so a refused one is tried
+   * again at once without keep-alive (same body, same event ids: never a duplicate downstream).
+   * @returns {Promise<boolean>} true when the collector answered 2xx
+   */
   async _post(b, keepalive) {
     const fetchFn = globalThis.fetch;
     let ok = false;
     let status = 0;
-    try {
+    const attempt = async (ka) => {
       const res = await fetchFn(this.options.endpoint, {
-        method: 'POST', body: b.body, keepalive, credentials: 'omit',
+        method: 'POST', body: b.body, keepalive: ka, credentials: 'omit',
         headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
       });
       status = res.status;
       ok = res.ok;
+    };
+    try {
+      await attempt(keepalive);
     } catch (_e) {
       ok = false;
+      if (keepalive) {
+        try { await attempt(false); } catch (_e2) { ok = false; }
+      }
     }
     this.stats.requests += 1;
     this.stats.fetches += 1;
@@ -708,7 +719,7 @@ export class Tracker {
     if (!el && e.target && e.target.closest) el = e.target.closest('a,button');
     if (!el) return;
     const t = nowMs();
-    this._endTrajectory(t);
+    this._endTrajectory();
     this._splitHovers(e.target, t);
     this.track('click', { ...this._elementIds(el), x_px: Math.round(e.clientX), y_px: Math.round(e.clientY) });
   }
@@ -768,7 +779,7 @@ export class Tracker {
       for (const h of this._hovers.values()) {
         if (h.sinceMs !== null) { h.visibleMs += t - h.sinceMs; h.sinceMs = null; }
       }
-      this._endTrajectory(t);
+      this._endTrajectory();
       this._emitScroll(true);
       this.track('visibility', { state: 'hidden', visible_ms: Math.round(this._visibleMs) }, t);
       this.flush({ unloading: true });
@@ -789,7 +800,7 @@ export class Tracker {
     const t = nowMs();
     for (const [el, h] of this._hovers) this._emitHover(el, h, t);
     this._hovers.clear();
-    this._endTrajectory(t);
+    this._endTrajectory();
     this._emitScroll(true);
     for (const [formId, f] of this._forms) {
       if (f.touched && !f.submitted) this.track('form', { form_id: formId, field_id: f.lastField, action: 'abandon' }, t);
@@ -865,18 +876,24 @@ export class Tracker {
   }
 
   /**
-   * Emit a `scroll` event when the deepest point reached grew by at least one sentinel step
-   * (or, with `final`, by anything), measured against the current document height.
+   * Emit a `scroll` event when the deepest point reached (viewport bottom, px from the top) moved
+   * down by at least half a sentinel step of the current document height (or, with `final`, by any
+   * amount). Measured in px, not %, so on a page that grows (infinite scroll) reading further down is
+   * reported even though the percentage of the now longer document is lower than before.
    */
   _emitScroll(final) {
     const offsetPx = Math.max(0, Math.round(globalThis.scrollY || globalThis.pageYOffset || 0));
     const viewportPx = Math.round(globalThis.innerHeight || 0);
     this._scrollMaxOffsetPx = Math.max(this._scrollMaxOffsetPx, offsetPx);
     const heightPx = this._docHeight();
+    const bottomPx = Math.min(this._scrollMaxOffsetPx + viewportPx, Math.max(heightPx, viewportPx));
+    const stepPx = final ? 1 : (heightPx * SCROLL_SENTINEL_STEP_PCT) / 200;
+    if (this._lastScrollBottomPx !== undefined && bottomPx - this._lastScrollBottomPx < stepPx
+        && heightPx === this._lastScrollHeightPx) return;
+    if (this._lastScrollBottomPx !== undefined && bottomPx <= this._lastScrollBottomPx) return;
+    this._lastScrollBottomPx = bottomPx;
+    this._lastScrollHeightPx = heightPx;
     const d = scrollDepth(this._scrollMaxOffsetPx, viewportPx, heightPx);
-    const step = final ? 0.01 : SCROLL_SENTINEL_STEP_PCT / 2;
-    if (d.scroll_depth_pct - this._lastScrollSentPct < step) return;
-    this._lastScrollSentPct = d.scroll_depth_pct;
     this.track('scroll', { scroll_depth_pct: d.scroll_depth_pct, scroll_depth_pct_raw: d.scroll_depth_pct_raw,
       offset_px: this._scrollMaxOffsetPx, document_height_px: heightPx });
   }
@@ -899,13 +916,13 @@ export class Tracker {
     const first = tr.samples.length ? tr.samples[0].t_ms : t;
     if (t - tr.lastMoveMs >= TRAJECTORY_IDLE_END_MS || t - first >= TRAJECTORY_MAX_DURATION_MS
         || tr.samples.length >= TRAJECTORY_MAX_SAMPLES) {
-      this._endTrajectory(t);
+      this._endTrajectory();
       if (t - tr.lastMoveMs >= TRAJECTORY_IDLE_END_MS) return; // idle: stop sampling until the next move
     }
     tr.raf = requestAnimationFrame(() => this._sampleFrame());
   }
 
-  _endTrajectory(_tMs) {
+  _endTrajectory() {
     const tr = this._traj;
     // drop the trailing samples taken after the last movement (idle tail)
     let samples = tr.samples;
@@ -918,6 +935,8 @@ export class Tracker {
     if (samples.length < TRAJECTORY_MIN_SAMPLES) return;
     const summary = summarizeTrajectory(samples);
     if (summary.path_length_px <= 0) return;
-    this.track('mouse_trajectory', summary, samples[samples.length - 1].t_ms);
+    // stamped when the stretch is summarized (now), so event times stay in capture order: a stretch
+    // ends up to TRAJECTORY_IDLE_END_MS after its last sample, and scrolls may have been sent meanwhile.
+    this.track('mouse_trajectory', summary);
   }
 }
