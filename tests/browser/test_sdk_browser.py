@@ -98,6 +98,7 @@ def test_a_batch_over_the_beacon_limit_is_split_without_loss(browser):
         #    shared 64 KiB in-flight quota; the fallback fetch(keepalive) is refused too on a real
         #    unload (same quota), which the page emulates by failing fetch. Refused bodies wait in the
         #    localStorage outbox and the next page of the site sends them.
+        browser.call("sleep", ms=200)
         unload_ids = browser.eval(track_many)
         browser.eval("(() => { window.sends = []; const t = window.intentflowDemo.tracker;"
                      " t.options.onSend = (i) => sends.push(i.transport);"
@@ -118,7 +119,10 @@ def test_a_batch_over_the_beacon_limit_is_split_without_loss(browser):
         assert set(ids) <= set(received), f"lost {len(set(ids) - set(received))} events"
     live_counts = {i: received.count(i) for i in live_ids}
     assert max(live_counts.values()) == 1, "the live path sent an event twice"
-    assert "beacon" in transports and "beacon_refused" in transports, transports
+    # several bodies were handed to sendBeacon at once and the ones beyond the quota were refused
+    # (whether the first is accepted depends on whether the live part's last keep-alive request has
+    # released its quota yet)
+    assert len(transports) >= 3 and "beacon_refused" in transports, transports
     assert outbox_n > 0 and resent == outbox_n, (outbox_n, resent)
     assert all(r["content_type"].startswith("text/plain") for r in capture.requests)
 
@@ -169,8 +173,20 @@ def test_form_interactions_never_carry_the_typed_value(browser):
         browser.eval("window.intentflowDemo.tracker.flush()")
         forms = _wait(lambda: [e["props"] for e in capture.events() if e["type"] == "form"
                                and e["props"]["action"] == "abandon"], what="abandon")
-        forms = [e["props"] for e in sorted(capture.events(), key=lambda e: e["seq"]) if e["type"] == "form"]
-    assert [f["action"] for f in forms] == ["focus", "change", "blur", "abandon"], forms
+        # at-least-once: a request cancelled by the navigation may arrive and be sent again from the
+        # outbox; the copy has the same event_id (the collector and the job drop it)
+        unique = {e["event_id"]: e for e in capture.events()}
+        form_events = sorted((e for e in unique.values() if e["type"] == "form"), key=lambda e: e["seq"])
+        forms = [e["props"] for e in form_events]
+        forms_sid = form_events[0]["session_id"]
+        form_events = [{k: e[k] for k in ("seq", "client_ts_ms", "props")} for e in form_events]
+    assert [f["action"] for f in forms] == ["focus", "change", "blur", "abandon"], json.dumps(form_events)
+    # the second load of the page continues the session (same tab): count the first page's events only
+    second_view_seq = sorted(e["seq"] for e in capture.events() if e["type"] == "page_view"
+                             and e["session_id"] == forms_sid)[1]
+    hidden = [e for e in unique.values() if e["type"] == "visibility" and e["session_id"] == forms_sid
+              and e["props"]["state"] == "hidden" and e["seq"] < second_view_seq]
+    assert len(hidden) == 1, "pagehide and visibilitychange must give one `hidden` event, not two"
     assert all(f["form_id"] == "price-alert-form" and f["field_id"] == "alert-email" for f in forms)
     raw = json.dumps([r["body"] for r in capture.requests])
     assert secret not in raw and "secret" not in raw

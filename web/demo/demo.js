@@ -83,15 +83,18 @@ function apply(decision) {
   const key = `${action}|${decision.rule_id || ''}|${decision.decided_at_ms || ''}|${decision.event_id || ''}`;
   if (key === state.appliedKey) return;
   state.appliedKey = key;
+  const before = { ...view };
   const shown = ACTIONS[action](decision.params || {});
   render();
+  // a repeated decision (same action, later event) changes nothing on screen: no new exposure
+  const changed = before.video !== view.video || before.simple !== view.simple || before.rerankItem !== view.rerankItem;
   document.body.dataset.ifAction = action;
   status.textContent = `decision: ${action} (${decision.source}${decision.rule_id ? `, ${decision.rule_id}` : ''})`;
   const appliedAtMs = nowMs();
   state.applied.push({ action, source: decision.source, rule_id: decision.rule_id || null,
     decided_at_ms: decision.decided_at_ms || null, event_ts_ms: decision.event_ts_ms || null, applied_at_ms: appliedAtMs });
   // feedback loop: what the visitor was shown is an event too
-  for (const contentId of shown) {
+  for (const contentId of changed ? shown : []) {
     tracker.track('exposure', { experiment_id: decision.rule_id || 'default', variant: action, content_id: contentId });
   }
 }

@@ -506,6 +506,8 @@ class Tracker {
     };
     this.queue.push(event);
     this.stats.captured += 1;
+    /** `client_ts_ms` of the newest event captured (epoch ms, client clock). */
+    this.lastCapturedTsMs = event.client_ts_ms;
     if (this.options.immediateTypes.includes(type) || this.queue.length >= this.options.maxBatchEvents) {
       this.flush();
     } else if (!this._timer) {
@@ -547,7 +549,14 @@ class Tracker {
       }
       if (failedAt >= 0) {
         const unsent = new Set(bodies.slice(failedAt).flatMap((b) => b.eventIds));
-        this.queue.unshift(...events.filter((e) => unsent.has(e.event_id)));
+        const failed = events.filter((e) => unsent.has(e.event_id));
+        if (this._unloading) {
+          // the page is going away: the next page sends them (same event ids; the collector and the
+          // job drop the copy if the cancelled request did arrive)
+          this._saveOutbox(failed);
+          return;
+        }
+        this.queue.unshift(...failed);
         this._retryDelayMs = Math.min(30000, this._retryDelayMs ? this._retryDelayMs * 2 : 500);
         if (!this._timer) this._timer = setTimeout(() => { this._timer = null; this.flush(); }, this._retryDelayMs);
         return;
@@ -578,7 +587,9 @@ class Tracker {
       await attempt(keepalive);
     } catch (_e) {
       ok = false;
-      if (keepalive) {
+      // during unload the page's fetches are cancelled: the keep-alive one may still arrive, so do
+      // not send a second copy now (what failed goes to the outbox, see _flushLive)
+      if (keepalive && !this._unloading) {
         try { await attempt(false); } catch (_e2) { ok = false; }
       }
     }
@@ -679,7 +690,8 @@ class Tracker {
     const win = globalThis;
     if (!doc) return;
     this._loadOutbox();
-    if (doc.visibilityState !== 'hidden') this._visibleSinceMs = nowMs();
+    this._visibilityState = doc.visibilityState === 'hidden' ? 'hidden' : 'visible';
+    if (this._visibilityState === 'visible') this._visibleSinceMs = nowMs();
     if (this.options.autoPageView) this.track('page_view', { title: cut(doc.title || '') });
 
     this._on(doc, 'click', (e) => this._onClick(e), true);
@@ -691,6 +703,8 @@ class Tracker {
     this._on(doc, 'submit', (e) => this._onForm(e, 'submit'), true);
     this._on(doc, 'visibilitychange', () => this._onVisibility());
     this._on(win, 'pagehide', () => this._onPageHide());
+    // back/forward cache: the same page comes back without a new load
+    this._on(win, 'pageshow', (e) => { if (e.persisted) { this._unloading = false; this._markVisible(nowMs()); } });
     if (this.options.mouse) this._on(doc, 'pointermove', (e) => this._onPointerMove(e), { passive: true, capture: true });
     this._startScroll();
     if (this.queue.length) this.flush();
@@ -775,23 +789,38 @@ class Tracker {
   }
 
   _onVisibility() {
-    const t = nowMs();
-    const hidden = globalThis.document.visibilityState === 'hidden';
-    if (hidden) {
-      if (this._visibleSinceMs !== null) { this._visibleMs += t - this._visibleSinceMs; this._visibleSinceMs = null; }
-      for (const h of this._hovers.values()) {
-        if (h.sinceMs !== null) { h.visibleMs += t - h.sinceMs; h.sinceMs = null; }
-      }
-      this._endTrajectory();
-      this._emitScroll(true);
-      this.track('visibility', { state: 'hidden', visible_ms: Math.round(this._visibleMs) }, t);
+    if (globalThis.document.visibilityState === 'hidden') {
+      this._markHidden(nowMs());
       this.flush({ unloading: true });
     } else {
-      if (this._visibleSinceMs === null) this._visibleSinceMs = t;
-      for (const h of this._hovers.values()) if (h.sinceMs === null) h.sinceMs = t;
-      this._loadOutbox();
-      this.track('visibility', { state: 'visible', visible_ms: Math.round(this._visibleMs) }, t);
+      this._markVisible(nowMs());
     }
+  }
+
+  /**
+   * The page stopped being visible (visibilitychange or pagehide, whichever comes first: browsers
+   * fire both on unload, Safari sometimes only pagehide): pause visible time and hovers, close the
+   * trajectory and scroll, and send one `visibility` event.
+   */
+  _markHidden(t) {
+    if (this._visibilityState === 'hidden') return;
+    this._visibilityState = 'hidden';
+    if (this._visibleSinceMs !== null) { this._visibleMs += t - this._visibleSinceMs; this._visibleSinceMs = null; }
+    for (const h of this._hovers.values()) {
+      if (h.sinceMs !== null) { h.visibleMs += t - h.sinceMs; h.sinceMs = null; }
+    }
+    this._endTrajectory();
+    this._emitScroll(true);
+    this.track('visibility', { state: 'hidden', visible_ms: Math.round(this._visibleMs) }, t);
+  }
+
+  _markVisible(t) {
+    if (this._visibilityState === 'visible') return;
+    this._visibilityState = 'visible';
+    if (this._visibleSinceMs === null) this._visibleSinceMs = t;
+    for (const h of this._hovers.values()) if (h.sinceMs === null) h.sinceMs = t;
+    this._loadOutbox();
+    this.track('visibility', { state: 'visible', visible_ms: Math.round(this._visibleMs) }, t);
   }
 
   /** Visible time on the page so far, ms (Page Visibility API). @returns {number} */
@@ -801,6 +830,7 @@ class Tracker {
 
   _onPageHide() {
     const t = nowMs();
+    this._unloading = true;
     for (const [el, h] of this._hovers) this._emitHover(el, h, t);
     this._hovers.clear();
     this._endTrajectory();
@@ -809,9 +839,7 @@ class Tracker {
       if (f.touched && !f.submitted) this.track('form', { form_id: formId, field_id: f.lastField, action: 'abandon' }, t);
     }
     this._forms.clear();
-    if (globalThis.document.visibilityState !== 'hidden') {
-      this.track('visibility', { state: 'hidden', visible_ms: this.visibleMs() }, t);
-    }
+    this._markHidden(t);
     this.flush({ unloading: true });
   }
 

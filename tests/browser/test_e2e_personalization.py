@@ -1,0 +1,101 @@
+"""End to end: a scripted visitor in headless Chromium -> collector -> Kafka -> personalization job ->
+Redis -> decision API -> the demo page re-renders.
+
+Needs ``tests/e2e_support.py::start_job(topics, redis_prefix)`` from the job (issue 4): it starts the
+personalization job reading ``topics.raw`` (from the earliest offset or from now) and writing Redis keys
+under ``redis_prefix`` (docs/contracts.md §5), returns once the job consumes, and stops it on exit — a
+context manager, or an object with ``stop()``.
+
+Measures the time from the visitor's last signal (the Compare click, page clock) to the page update
+(page clock), writes it to ``artifacts/e2e_latency.json`` and saves screenshots in ``artifacts/``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import pytest
+from aiohttp import web
+
+from collector.decision import DecisionSettings, register
+from support import ARTIFACTS, Browser, ServerThread, browser_missing_reason
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.flink,
+              pytest.mark.skip(reason="needs the personalization job (issue 4): tests/e2e_support.py::start_job")]
+
+#: Generous bound for one run on the shared 2-core machine (the product target, sub-200 ms from signal
+#: to action in Redis, is measured by the benchmark of issue 7, not asserted here).
+MAX_SIGNAL_TO_PAGE_MS = 5000
+
+
+@contextlib.contextmanager
+def _job(topics, redis_prefix: str):
+    from tests.e2e_support import start_job
+
+    job = start_job(topics, redis_prefix)
+    if hasattr(job, "__enter__"):
+        with job as running:
+            yield running
+    else:
+        try:
+            yield job
+        finally:
+            job.stop()
+
+
+def test_visitor_gets_video_demo_and_price_comparison_and_a_quick_leaver_gets_the_simple_page(stack, topics,
+                                                                                                redis_client):
+    reason = browser_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    from collector import app as collector_app
+
+    _redis, key_prefix = redis_client
+    redis_prefix = key_prefix + "if:"
+    settings = collector_app.collector_settings(
+        kafka_bootstrap=stack.kafka_bootstrap, topic_raw=topics.raw, topic_dlq=topics.dlq,
+        mount_decision=False, cors_origins=("*",))
+
+    def make() -> web.Application:
+        app = collector_app.create_app(settings)
+        register(app, DecisionSettings(redis_url=stack.redis_url, redis_prefix=redis_prefix))
+        return app
+
+    with _job(topics, redis_prefix), ServerThread(make) as srv:
+        # 1) deep engagement: scroll past 70 %, hover 3 s on the product card, click Compare
+        with Browser() as browser:
+            browser.call("goto", url=srv.base_url + "/demo/?poll_ms=50")
+            browser.screenshot("e2e_before.png")
+            browser.call("wheel_to_pct", pct=75)
+            browser.call("hover", selector="#product-card")
+            browser.call("sleep", ms=3000)
+            browser.call("click", selector="#compare")
+            last_signal_ms = browser.eval("window.intentflowDemo.tracker.lastCapturedTsMs")
+            browser.call("wait_for", timeout_ms=30000, expr=(
+                "!document.getElementById('video-demo').hidden"
+                " && !document.getElementById('price-comparison').hidden"))
+            applied = browser.eval("window.intentflowDemo.applied")
+            browser.screenshot("e2e_after.png")
+            browser.call("goto", url="about:blank")
+        shown = next(a for a in applied if a["action"] == "show_video_demo_and_price_comparison")
+        signal_to_page_ms = shown["applied_at_ms"] - last_signal_ms
+        assert shown["source"] == "redis" and shown["rule_id"] == "deep_engagement_product"
+
+        # 2) a visitor who leaves quickly (no scroll, no hover; hides the tab after the rules' 10 s)
+        #    gets the simplified content when coming back (fresh browser profile: a new session)
+        with Browser() as browser:
+            browser.call("goto", url=srv.base_url + "/demo/?poll_ms=50")
+            browser.call("sleep", ms=10500)
+            browser.call("set_visibility", state="hidden")
+            browser.call("sleep", ms=500)
+            browser.call("set_visibility", state="visible")
+            browser.call("wait_for", timeout_ms=30000, expr="document.body.classList.contains('layout-simple')")
+            browser.screenshot("e2e_simplified.png")
+            browser.call("goto", url="about:blank")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "e2e_latency.json").write_text(json.dumps(
+        {"signal_to_page_ms": signal_to_page_ms, "applied": applied, "measured_at_ms": int(time.time() * 1000)},
+        indent=2))
+    assert 0 < signal_to_page_ms < MAX_SIGNAL_TO_PAGE_MS, signal_to_page_ms
