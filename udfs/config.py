@@ -69,3 +69,61 @@ def stack_settings(env: dict[str, str] | None = None) -> StackSettings:
         flink_rest=env.get("INTENTFLOW_FLINK_REST", "http://127.0.0.1:8081"),
         topics=Topics.with_prefix(env.get("INTENTFLOW_TOPIC_PREFIX", "")),
     )
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Parameters of the personalization job (jobs/personalization.py) and of its baseline.
+
+    Attributes:
+        window_ms: micro-batch window, ms. A batch is flushed ``window_ms`` after its first event or
+            when it holds ``max_batch_size`` events, whichever comes first. Default 20 ms: the source
+            article's micro-batching range is 10-50 ms; 20 keeps the average wait (window/2 = 10 ms)
+            inside the design's latency budget (DESIGN.md).
+        max_batch_size: events per micro-batch at most (one ONNX call, one Redis pipeline). 256: the
+            largest batch size of bench/score_bench.py, where per-event scoring cost has flattened.
+        allowed_lateness_ms: an event whose ``ts_ms`` is older than the newest event of its session by
+            more than this is late: counted and sent to the DLQ topic with reason ``late_event``. 0
+            (default) means any event older than the newest one seen is late (see docs/semantics.md).
+        dedup_ttl_ms: event ids are remembered this long (event time) per session to drop
+            duplicates (retries, a beacon and a fetch of one batch). 10 min: longer than the SDK's
+            retry horizon (web/sdk) and the collector's Retry-After.
+        dedup_max_ids: at most this many event ids remembered per session (bounds keyed state).
+        session_ttl_s: keyed session state expires after this much processing time without an
+            event. 1800 s: the 30-minute inactivity rule that ends a web session (Google Analytics'
+            default session timeout).
+        action_ttl_s: TTL of the latest-action hash in Redis, s (same 30 min).
+        actions_stream_maxlen: approximate MAXLEN of the Redis stream of actions.
+        redis_prefix: prefix of every Redis key the job writes (contracts §5; tests use their own).
+        model_name: model folder under models/ whose latest version scores (hot-swapped).
+        model_version: pin one version instead of following the latest.
+        rules_path: the ruleset used until one arrives on the rules topic.
+        parallelism: operator parallelism (2 cores here: 1 or 2).
+        out_of_orderness_ms / idleness_s: watermark strategy of the Kafka source (bounded
+            out-of-orderness on the Kafka append time; a partition idle this long stops holding
+            back event time).
+    """
+
+    window_ms: int = 20
+    max_batch_size: int = 256
+    allowed_lateness_ms: int = 0
+    dedup_ttl_ms: int = 600_000
+    dedup_max_ids: int = 512
+    session_ttl_s: int = 1800
+    action_ttl_s: int = 1800
+    actions_stream_maxlen: int = 100_000
+    redis_prefix: str = "if:"
+    model_name: str = "intent-lr"
+    model_version: int | None = None
+    rules_path: str = "rules/default.v1.json"
+    parallelism: int = 1
+    out_of_orderness_ms: int = 200
+    idleness_s: int = 5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window_ms <= 1000:
+            raise ValueError(f"window_ms must be within 1..1000, got {self.window_ms}")
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.allowed_lateness_ms < 0:
+            raise ValueError(f"allowed_lateness_ms must be >= 0, got {self.allowed_lateness_ms}")

@@ -469,6 +469,14 @@ class RuleEngine:
             features = features.tolist()
         return self._decide(self._match_vector, features, intent_score, event, last_fired)[0]
 
+    def evaluate_vector_with_reason(self, features: Sequence[float], intent_score: float,
+                                    event: Mapping[str, Any], last_fired: Mapping[str, int]
+                                    ) -> tuple[Decision | None, str]:
+        """:meth:`evaluate_vector` with the reason of :meth:`evaluate_with_reason` (the job's hot path)."""
+        if hasattr(features, "tolist"):
+            features = features.tolist()
+        return self._decide(self._match_vector, features, intent_score, event, last_fired)
+
     def evaluate_with_reason(self, features: Mapping[str, float], intent_score: float,
                              event: Mapping[str, Any], last_fired: Mapping[str, int]) -> tuple[Decision | None, str]:
         """``(decision, reason)`` with reason ``"fired"``, ``"no_match"`` or ``"cooldown:<rule id>"``

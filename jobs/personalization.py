@@ -1,0 +1,212 @@
+"""The personalization job: Kafka -> parse/validate -> micro-batched session features, intent score
+and rules -> actions in Redis and on the ``actions`` topic; bad and late events to ``signals.dlq``.
+
+One function, :func:`build_pipeline`, builds the job for every use; only the source differs:
+
+* live: ``python -m jobs.personalization`` (unbounded Kafka source, committed offsets or latest);
+* replay/backtest: ``--from-ts-ms/--to-ts-ms`` or ``--bounded`` (bounded Kafka source), or
+  ``--events-file`` (a JSONL file of recorded events);
+* a standalone cluster: ``flink run -py jobs/personalization.py -pyexec .venv/bin/python -- ...``
+  (see README).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import click  # noqa: E402
+
+from udfs.config import JobConfig, stack_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class KafkaEvents:
+    """Events from the ``signals.raw`` topic.
+
+    Attributes:
+        start: ``earliest``, ``latest``, ``committed`` (falls back to earliest) or an epoch-ms int
+            (the first record at or after that Kafka timestamp).
+        stop: None (unbounded, live), ``latest`` (the end offsets at job start) or an epoch-ms int.
+    """
+
+    bootstrap: str
+    topic: str
+    group_id: str = "intentflow-personalization"
+    start: str | int = "committed"
+    stop: str | int | None = None
+
+
+@dataclass(frozen=True)
+class FileEvents:
+    """Events from a JSONL file of recorded events (one Kafka value per line); a bounded run."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class RulesSource:
+    """Rulesets from the ``rules`` topic (broadcast; the newest valid one wins), on top of a file."""
+
+    bootstrap: str
+    topic: str
+    initial_path: str = "rules/default.v1.json"
+    bounded: bool = False
+
+
+@dataclass(frozen=True)
+class Sinks:
+    """Where actions and DLQ records go."""
+
+    redis_url: str
+    kafka_bootstrap: str
+    actions_topic: str
+    dlq_topic: str
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    events: KafkaEvents | FileEvents
+    rules: RulesSource
+    sinks: Sinks
+    config: JobConfig = field(default_factory=JobConfig)
+    models_root: str | None = None
+
+
+def _offsets(spec: str | int, default_reset: str = "earliest"):
+    from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer
+
+    if isinstance(spec, int):
+        return KafkaOffsetsInitializer.timestamp(spec)
+    if spec == "earliest":
+        return KafkaOffsetsInitializer.earliest()
+    if spec == "latest":
+        return KafkaOffsetsInitializer.latest()
+    if spec == "committed":
+        return KafkaOffsetsInitializer.committed_offsets(
+            KafkaOffsetResetStrategy.EARLIEST if default_reset == "earliest" else KafkaOffsetResetStrategy.LATEST)
+    raise click.BadParameter(f"offsets must be earliest, latest, committed or an epoch-ms int, got {spec!r}")
+
+
+def build_pipeline(env, pipeline: Pipeline) -> None:
+    """Add the personalization job to ``env`` (a PyFlink StreamExecutionEnvironment).
+
+    Raises:
+        FileNotFoundError: the initial ruleset or the model is missing.
+        udfs.rules.RulesetError: the initial ruleset is invalid.
+    """
+    from pyflink.common import Duration, Types, WatermarkStrategy
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.base import DeliveryGuarantee
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+    from pyflink.datastream.connectors.kafka import (KafkaRecordSerializationSchema, KafkaSink, KafkaSource)
+
+    from operators.personalization import DLQ_TAG, RULES_STATE, DecideMicroBatch, ParseEvent
+    from udfs.rules import RuleEngine
+
+    cfg = pipeline.config
+    rules_json = Path(pipeline.rules.initial_path).read_text()
+    RuleEngine.from_json(rules_json)  # fail fast on an invalid initial ruleset
+
+    watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_orderness_ms))
+                  .with_idleness(Duration.of_seconds(cfg.idleness_s)))
+    ev = pipeline.events
+    if isinstance(ev, KafkaEvents):
+        builder = (KafkaSource.builder().set_bootstrap_servers(ev.bootstrap).set_topics(ev.topic)
+                   .set_group_id(ev.group_id).set_starting_offsets(_offsets(ev.start))
+                   .set_value_only_deserializer(SimpleStringSchema())
+                   .set_property("client.id.prefix", ev.group_id)
+                   .set_property("commit.offsets.on.checkpoint", "true"))
+        if ev.stop is not None:
+            builder = builder.set_bounded(_offsets(ev.stop))
+        raw = env.from_source(builder.build(), watermarks, "signals.raw")
+    else:
+        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), ev.path).build()
+        raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file")
+
+    rb = (KafkaSource.builder().set_bootstrap_servers(pipeline.rules.bootstrap).set_topics(pipeline.rules.topic)
+          .set_group_id(f"{getattr(ev, 'group_id', 'intentflow-replay')}-rules")
+          .set_starting_offsets(_offsets("earliest")).set_value_only_deserializer(SimpleStringSchema()))
+    if pipeline.rules.bounded or not isinstance(ev, KafkaEvents) or ev.stop is not None:
+        rb = rb.set_bounded(_offsets("latest"))
+    rules = env.from_source(rb.build(), WatermarkStrategy.no_watermarks().with_idleness(Duration.of_seconds(1)),
+                            "rules").set_parallelism(1)
+
+    parsed = raw.process(ParseEvent(cfg.parallelism),
+                         output_type=Types.TUPLE([Types.INT(), Types.STRING()])).name("parse-validate")
+    decided = (parsed.key_by(lambda t: t[0], key_type=Types.INT())
+               .connect(rules.broadcast(RULES_STATE))
+               .process(DecideMicroBatch(cfg, pipeline.sinks.redis_url, rules_json, pipeline.models_root),
+                        output_type=Types.STRING())
+               .name("session-features-score-rules"))
+
+    def kafka_sink(topic: str, name: str):
+        sink = (KafkaSink.builder().set_bootstrap_servers(pipeline.sinks.kafka_bootstrap)
+                .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
+                                       .set_value_serialization_schema(SimpleStringSchema()).build())
+                .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                .set_property("linger.ms", "1").build())
+        return sink
+
+    decided.sink_to(kafka_sink(pipeline.sinks.actions_topic, "actions")).name("actions-topic")
+    parsed.get_side_output(DLQ_TAG).union(decided.get_side_output(DLQ_TAG)) \
+        .sink_to(kafka_sink(pipeline.sinks.dlq_topic, "dlq")).name("dlq-topic")
+
+
+def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkpoint_dir: Path | None = None,
+        extra_conf: dict[str, str] | None = None):
+    """Build and execute the job (blocks until a bounded run ends, or forever when live)."""
+    from operators.flink_env import create_env
+
+    env = create_env(parallelism=pipeline.config.parallelism, checkpoint_dir=checkpoint_dir, extra=extra_conf)
+    build_pipeline(env, pipeline)
+    return env.execute(job_name)
+
+
+@click.command("job")
+@click.option("--from-ts-ms", type=int, default=None, help="Replay from this Kafka timestamp (epoch ms).")
+@click.option("--to-ts-ms", type=int, default=None, help="Replay up to this Kafka timestamp (bounded run).")
+@click.option("--start", type=click.Choice(["committed", "earliest", "latest"]), default="committed",
+              show_default=True, help="Where a live run starts when --from-ts-ms is not given.")
+@click.option("--bounded", is_flag=True, help="Stop at the end offsets present at start (replay/backtest).")
+@click.option("--events-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Replay a JSONL file of recorded events instead of Kafka.")
+@click.option("--group-id", default="intentflow-personalization", show_default=True)
+@click.option("--window-ms", type=int, default=JobConfig.window_ms, show_default=True,
+              help="Micro-batch window, ms (10-50 recommended).")
+@click.option("--max-batch-size", type=int, default=JobConfig.max_batch_size, show_default=True)
+@click.option("--parallelism", type=int, default=JobConfig.parallelism, show_default=True)
+@click.option("--allowed-lateness-ms", type=int, default=JobConfig.allowed_lateness_ms, show_default=True)
+@click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
+@click.option("--rules-file", default=str(ROOT / JobConfig.rules_path), show_default=True)
+@click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
+def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
+            allowed_lateness_ms, redis_prefix, rules_file, models_root, checkpoint_dir, from_savepoint) -> None:
+    """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
+    settings = stack_settings()
+    cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
+                  allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix)
+    if events_file:
+        events: KafkaEvents | FileEvents = FileEvents(str(Path(events_file).resolve()))
+    else:
+        stop = to_ts_ms if to_ts_ms is not None else ("latest" if bounded else None)
+        events = KafkaEvents(settings.kafka_bootstrap, settings.topics.raw, group_id=group_id,
+                             start=from_ts_ms if from_ts_ms is not None else start, stop=stop)
+    pipeline = Pipeline(events=events,
+                        rules=RulesSource(settings.kafka_bootstrap, settings.topics.rules, rules_file),
+                        sinks=Sinks(settings.redis_url, settings.kafka_bootstrap, settings.topics.actions,
+                                    settings.topics.dlq),
+                        config=cfg, models_root=models_root)
+    extra = {"execution.state-recovery.path": from_savepoint} if from_savepoint else None
+    run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra)
+
+
+if __name__ == "__main__":
+    job_cmd()

@@ -1,0 +1,184 @@
+"""PyFlink operators of the personalization job. Thin adapters: the logic is in ``udfs/``.
+
+* :class:`ParseEvent` (after the source): bytes -> validated event (``udfs.contract.parse_event``),
+  routed to its shard key; anything malformed goes to the DLQ side output with its reason. One bad
+  record never fails the job.
+* :class:`DecideMicroBatch` (keyed by shard, connected to the broadcast ruleset): buffers events of
+  its subtask across sessions and flushes every ``window_ms`` (processing-time timer) or at
+  ``max_batch_size``: one :class:`udfs.decide.Decider` call (one ONNX call) and one Redis pipeline
+  per flush. Sessions live in map state under the shard key, so a flush can update all of them.
+
+Checkpoint safety: the events of the open micro-batch are also appended to list state, so a
+checkpoint taken while a batch is open holds them; after a restore the first callback re-reads them
+and they are decided then (Redis writes are idempotent). A bounded run (replay, tests) ends with the
+MAX watermark, which fires an event-time timer registered at the first event: that flushes the last
+batch, because a pending processing-time timer never fires at end of input and ``close()`` may be cut
+short.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from pyflink.common import Types
+from pyflink.common.time import Time
+from pyflink.datastream import OutputTag
+from pyflink.datastream.functions import KeyedBroadcastProcessFunction, ProcessFunction, RuntimeContext
+from pyflink.datastream.state import (ListStateDescriptor, MapStateDescriptor, StateTtlConfig)
+
+from udfs.config import JobConfig
+from udfs.contract import ContractError, parse_event
+from udfs.decide import Decider
+from udfs.dlq import dlq_record
+from udfs.partitioning import shard_keys, shard_of
+
+log = logging.getLogger(__name__)
+
+#: Side output of malformed and late events (JSON DLQ records, docs/contracts.md §1).
+DLQ_TAG = OutputTag("dlq", Types.STRING())
+
+#: Broadcast state holding the ruleset in force (JSON text under key "ruleset").
+RULES_STATE = MapStateDescriptor("rules", Types.STRING(), Types.STRING())
+
+_END_OF_INPUT_TIMER_MS = (1 << 63) - 2
+
+
+class ParseEvent(ProcessFunction):
+    """Kafka value -> ``(shard key, event JSON)``; malformed input -> DLQ side output.
+
+    Adds ``_kafka_ts_ms`` (the record's Kafka timestamp, from the source's timestamp) to the event,
+    for latency measurement.
+    """
+
+    def __init__(self, parallelism: int):
+        self.parallelism = parallelism
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.keys = shard_keys(self.parallelism)
+
+    def process_element(self, value, ctx: ProcessFunction.Context):
+        try:
+            event = parse_event(value)
+        except ContractError as exc:
+            yield DLQ_TAG, orjson.dumps(dlq_record(exc.reason, "parse", value, detail=exc.detail)).decode()
+            return
+        except Exception as exc:  # noqa: BLE001 - nothing malformed may fail the job
+            yield DLQ_TAG, orjson.dumps(dlq_record("parse_error", "parse", value, detail=repr(exc))).decode()
+            return
+        ts = ctx.timestamp()
+        if ts is not None and ts > 0:
+            event["_kafka_ts_ms"] = ts
+        yield shard_of(event["session_id"], self.keys), orjson.dumps(event).decode()
+
+
+class DecideMicroBatch(KeyedBroadcastProcessFunction):
+    """Micro-batched decisions per subtask; see the module docstring.
+
+    Emits action JSON strings on the main output and DLQ records (late events) on :data:`DLQ_TAG`.
+    """
+
+    def __init__(self, config: JobConfig, redis_url: str, rules_json: str, models_root: str | None = None):
+        self.config = config
+        self.redis_url = redis_url
+        self.rules_json = rules_json
+        self.models_root = models_root
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        from operators.redis_actions import RedisActionWriter
+        from udfs.rules import RuleEngine
+        from udfs.scoring import ModelRegistry, ReloadingScorer
+
+        cfg = self.config
+        ttl = (StateTtlConfig.new_builder(Time.seconds(cfg.session_ttl_s))
+               .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+               .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired).build())
+        sessions = MapStateDescriptor("sessions", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+        sessions.enable_time_to_live(ttl)
+        self.sessions = runtime_context.get_map_state(sessions)
+        self.pending = runtime_context.get_list_state(ListStateDescriptor("pending", Types.STRING()))
+        registry = ModelRegistry(self.models_root) if self.models_root else None
+        self.scorer = ReloadingScorer(cfg.model_name, registry=registry, version=cfg.model_version)
+        self.decider = Decider(cfg, self.scorer, RuleEngine.from_json(self.rules_json))
+        self.rules_version_seen: str | None = None
+        self.writer = RedisActionWriter(self.redis_url, cfg.redis_prefix, cfg.action_ttl_s, cfg.session_ttl_s,
+                                        cfg.actions_stream_maxlen)
+        self.buffer: list[dict] = []
+        self.restored = False
+        self.end_timer_registered = False
+
+    # -- rules (broadcast) ----------------------------------------------------------------------
+
+    def _use_rules(self, text: str) -> None:
+        from udfs.rules import reload
+
+        engine, reason = reload(self.decider.engine, text)
+        if reason:
+            log.warning("ruleset rejected, keeping %s: %s", self.decider.engine.rules_version, reason)
+        else:
+            self.decider.set_rules(engine)
+        self.rules_version_seen = text
+
+    def process_broadcast_element(self, value, ctx: KeyedBroadcastProcessFunction.Context):
+        self._use_rules(value)
+        ctx.get_broadcast_state(RULES_STATE).put("ruleset", value)
+        return iter(())
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _restore(self, ctx) -> None:
+        """First callback after open(): pick up the ruleset and an open batch from a checkpoint."""
+        self.restored = True
+        stored = ctx.get_broadcast_state(RULES_STATE).get("ruleset")
+        if stored is not None and stored != self.rules_version_seen:
+            self._use_rules(stored)
+        carried = list(self.pending.get() or [])
+        if carried:
+            self.buffer.extend(orjson.loads(x) for x in carried)
+
+    def process_element(self, value, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext):
+        if not self.restored:
+            self._restore(ctx)
+        _, event_json = value
+        self.buffer.append(orjson.loads(event_json))
+        self.pending.add(event_json)
+        timers = ctx.timer_service()
+        if not self.end_timer_registered:
+            timers.register_event_time_timer(_END_OF_INPUT_TIMER_MS)
+            self.end_timer_registered = True
+        if len(self.buffer) == 1:
+            timers.register_processing_time_timer(timers.current_processing_time() + self.config.window_ms)
+        if len(self.buffer) >= self.config.max_batch_size:
+            yield from self._flush()
+
+    def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext):
+        if not self.restored:
+            self._restore(ctx)
+        if ctx.time_domain() is not None and timestamp == _END_OF_INPUT_TIMER_MS:
+            self.end_timer_registered = False
+        yield from self._flush()
+
+    def _flush(self):
+        if not self.buffer:
+            return
+        sessions = self.sessions
+        result = self.decider.decide(self.buffer, sessions.get)
+        for session_id, entry in result.touched.items():
+            sessions.put(session_id, entry)
+        self.pending.clear()
+        self.buffer = []
+        summaries = {sid: {**e.count_dict(), "intent_score": round(e.last_intent_score, 6),
+                           "model_version": result.model_version, "rules_version": self.decider.engine.rules_version}
+                     for sid, e in result.touched.items()}
+        self.writer.write(result.actions, summaries, result.aggregates, result.counters)
+        for action in result.actions:
+            yield orjson.dumps(action).decode()
+        for record in result.dlq:
+            yield DLQ_TAG, orjson.dumps(record).decode()
+
+    def close(self) -> None:
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.close()
+
+
