@@ -185,14 +185,17 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
 @click.option("--rules-file", default=str(ROOT / JobConfig.rules_path), show_default=True)
 @click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
+@click.option("--trace-every-n", type=int, default=0, show_default=True,
+              help="Append every N-th event to the {prefix}trace Redis stream (latency benchmark).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
-            allowed_lateness_ms, redis_prefix, rules_file, models_root, checkpoint_dir, from_savepoint) -> None:
+            allowed_lateness_ms, redis_prefix, rules_file, models_root, trace_every_n, checkpoint_dir,
+            from_savepoint) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
-                  allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix)
+                  allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n)
     if events_file:
         events: KafkaEvents | FileEvents = FileEvents(str(Path(events_file).resolve()))
     else:

@@ -170,7 +170,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         summaries = {sid: {**e.count_dict(), "intent_score": round(e.last_intent_score, 6),
                            "model_version": result.model_version, "rules_version": self.decider.engine.rules_version}
                      for sid, e in result.touched.items()}
-        self.writer.write(result.actions, summaries, result.aggregates, result.counters)
+        self.writer.write(result.actions, summaries, result.aggregates, result.counters, result.trace)
         for action in result.actions:
             yield orjson.dumps(action).decode()
         for record in result.dlq:

@@ -10,6 +10,7 @@ Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``):
 * ``{p}session:{session_id}`` hash: the session's event counts (absolute values, idempotent) and its
   latest intent score; TTL ``session_ttl_s``.
 * ``{p}agg:{content_id}:{window_start_ms}:{event_type}`` set of session ids (idempotent); TTL 600 s.
+* ``{p}trace`` stream: sampled events with their Kafka append time (latency benchmark only).
 * ``{p}stats`` hash: job counters (HINCRBY; counted again for events replayed after a restart).
 """
 from __future__ import annotations
@@ -72,8 +73,9 @@ class RedisActionWriter:
         self._script = self.client.register_script(_WRITE_ACTION_LUA)
 
     def write(self, actions: Iterable[Mapping[str, Any]], sessions: Mapping[str, Mapping[str, Any]],
-              aggregates: Mapping[tuple[str, int, str], set[str]], counters: Mapping[str, int]) -> None:
-        """Write actions, session summaries, aggregates and counters in one pipeline."""
+              aggregates: Mapping[tuple[str, int, str], set[str]], counters: Mapping[str, int],
+              trace: Iterable[tuple[str, int, int, int]] = ()) -> None:
+        """Write actions, session summaries, aggregates, counters and latency traces in one pipeline."""
         p = self.prefix
         pipe = self.client.pipeline(transaction=False)
         for action in actions:
@@ -92,6 +94,9 @@ class RedisActionWriter:
             for name, value in counters.items():
                 if value:
                     pipe.hincrby(f"{p}stats", name, int(value))
+        for event_id, kafka_ts_ms, client_ts_ms, ts_ms in trace:
+            pipe.xadd(f"{p}trace", {"event_id": event_id, "kafka_ts_ms": kafka_ts_ms, "client_ts_ms": client_ts_ms,
+                                    "ts_ms": ts_ms}, maxlen=1_000_000, approximate=True)
         pipe.execute()
 
     def close(self) -> None:

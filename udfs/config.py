@@ -99,6 +99,10 @@ class JobConfig:
         model_version: pin one version instead of following the latest.
         rules_path: the ruleset used until one arrives on the rules topic.
         parallelism: operator parallelism (2 cores here: 1 or 2).
+        trace_every_n: 0 (default) or N: every N-th event of a batch (by arrival) is also appended to the
+            Redis stream ``{prefix}trace`` with its ``event_id``, ``kafka_ts_ms`` and ``client_ts_ms``;
+            the entry id is the Redis server time at which the batch became readable, which is what
+            the latency benchmark measures (bench/). Off in production.
         out_of_orderness_ms / idleness_s: watermark strategy of the Kafka source (bounded
             out-of-orderness on the Kafka append time; a partition idle this long stops holding
             back event time).
@@ -119,6 +123,7 @@ class JobConfig:
     parallelism: int = 1
     out_of_orderness_ms: int = 200
     idleness_s: int = 5
+    trace_every_n: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.window_ms <= 1000:

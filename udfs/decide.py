@@ -101,6 +101,8 @@ class BatchResult:
             ``suppressed:<reason>``, ``cooldown``.
         aggregates: ``{(content_id, window_start_ms, event_type): {session ids}}``.
         model_version: the model version that scored this batch ("" when nothing was scored).
+        trace: ``(event_id, kafka_ts_ms, client_ts_ms, ts_ms)`` of sampled events
+            (``JobConfig.trace_every_n``), for the latency benchmark.
     """
 
     actions: list[dict[str, Any]] = field(default_factory=list)
@@ -109,6 +111,7 @@ class BatchResult:
     counters: Counter = field(default_factory=Counter)
     aggregates: dict[tuple[str, int, str], set[str]] = field(default_factory=dict)
     model_version: str = ""
+    trace: list[tuple[str, int, int, int]] = field(default_factory=list)
 
 
 class Decider:
@@ -151,8 +154,12 @@ class Decider:
         counters = result.counters
         pending: list[tuple[SessionEntry, Mapping[str, Any], np.ndarray]] = []
         window_ms = cfg.window_ms
+        trace_n = cfg.trace_every_n
         for event in events:
             counters["events"] += 1
+            if trace_n and counters["events"] % trace_n == 0:
+                result.trace.append((event["event_id"], event.get("_kafka_ts_ms") or 0,
+                                     event.get("client_ts_ms") or 0, event["ts_ms"]))
             session_id = event["session_id"]
             entry = touched.get(session_id)
             if entry is None:
