@@ -33,8 +33,14 @@ def _capture_app(capture: CaptureCollector, redis_url: str = "redis://127.0.0.1:
         app = web.Application()
         register(app, DecisionSettings(redis_url=redis_url, redis_prefix="test-unused:"))
         app.router.add_post("/v1/events", capture.handle)
-        app.router.add_get("/test/short", lambda r: web.Response(text=SHORT_PAGE, content_type="text/html"))
-        app.router.add_get("/test/growing", lambda r: web.Response(text=GROWING_PAGE, content_type="text/html"))
+        async def short(_request: web.Request) -> web.Response:
+            return web.Response(text=SHORT_PAGE, content_type="text/html")
+
+        async def growing(_request: web.Request) -> web.Response:
+            return web.Response(text=GROWING_PAGE, content_type="text/html")
+
+        app.router.add_get("/test/short", short)
+        app.router.add_get("/test/growing", growing)
         return app
     return make
 

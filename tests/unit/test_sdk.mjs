@@ -179,3 +179,10 @@ test('the script-tag build is generated from the module and up to date', () => {
   assert.equal(sandbox.IntentFlow.BEACON_LIMIT_BYTES, 65536);
   assert.equal(sandbox.IntentFlow.summarizeTrajectory(along((t) => 500 * t, 11, 20)).mean_speed_px_s, 500);
 });
+
+test('without analytics consent nothing is captured', () => {
+  const tr = new Tracker({ consent: { analytics: false, personalization: false }, autoPageView: false });
+  assert.equal(tr.track('click', { element_id: 'x' }), null);
+  assert.equal(tr.queue.length, 0);
+  assert.equal(tr.stats.captured, 0);
+});

@@ -332,7 +332,8 @@ export function resolveSession(tMs, inactivityMs = SESSION_INACTIVITY_MS, stored
  * @param {string|null} [options.itemId] product on the page (`page.item_id`); default from
  *   `<meta name="intentflow:item-id">`
  * @param {string|null} [options.userId] logged-in user id
- * @param {{analytics:boolean, personalization:boolean}} [options.consent] default both true
+ * @param {{analytics:boolean, personalization:boolean}} [options.consent] default both true; with
+ *   `analytics: false` nothing is captured or sent
  * @param {number} [options.maxBatchEvents=DEFAULT_MAX_BATCH_EVENTS]
  * @param {number} [options.flushIntervalMs=DEFAULT_FLUSH_INTERVAL_MS]
  * @param {string[]} [options.immediateTypes=DEFAULT_IMMEDIATE_TYPES] types that flush at once
@@ -480,9 +481,10 @@ export class Tracker {
    * @param {string} type one of the contract's types
    * @param {object} props type-specific fields (units in the names)
    * @param {number} [tMs=nowMs()] epoch ms when it happened (client clock)
-   * @returns {object} the event as queued
+   * @returns {object|null} the event as queued; null (nothing captured) without analytics consent
    */
   track(type, props = {}, tMs = nowMs()) {
+    if (this.options.consent.analytics === false) return null; // no consent: capture nothing
     const session = this._session(tMs, true);
     const event = {
       event_id: uuid4(),
