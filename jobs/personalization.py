@@ -106,7 +106,7 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
     from pyflink.datastream.connectors.kafka import (KafkaRecordSerializationSchema, KafkaSink, KafkaSource)
 
-    from operators.personalization import DLQ_TAG, RULES_STATE, DecideMicroBatch, ParseEvent
+    from operators.personalization import DLQ_TAG, RULES_STATE, DecideMicroBatch, ParseEvent, RouteOutput
     from udfs.rules import RuleEngine
 
     cfg = pipeline.config
@@ -143,7 +143,8 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
                .connect(rules.broadcast(RULES_STATE))
                .process(DecideMicroBatch(cfg, pipeline.sinks.redis_url, rules_json, pipeline.models_root),
                         output_type=Types.STRING())
-               .name("session-features-score-rules"))
+               .name("session-features-score-rules")
+               .process(RouteOutput(), output_type=Types.STRING()).name("route-actions-dlq"))
 
     def kafka_sink(topic: str, name: str):
         sink = (KafkaSink.builder().set_bootstrap_servers(pipeline.sinks.kafka_bootstrap)
@@ -188,10 +189,12 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--trace-every-n", type=int, default=0, show_default=True,
               help="Append every N-th event to the {prefix}trace Redis stream (latency benchmark).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--checkpoint-interval-ms", type=int, default=None,
+              help="Override execution.checkpointing.interval of flink-conf (10 s).")
 @click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
             allowed_lateness_ms, redis_prefix, rules_file, models_root, trace_every_n, checkpoint_dir,
-            from_savepoint) -> None:
+            checkpoint_interval_ms, from_savepoint) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
@@ -207,7 +210,11 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
                         sinks=Sinks(settings.redis_url, settings.kafka_bootstrap, settings.topics.actions,
                                     settings.topics.dlq),
                         config=cfg, models_root=models_root)
-    extra = {"execution.state-recovery.path": from_savepoint} if from_savepoint else None
+    extra: dict[str, str] = {}
+    if from_savepoint:
+        extra["execution.state-recovery.path"] = from_savepoint
+    if checkpoint_interval_ms:
+        extra["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"
     run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra)
 
 

@@ -29,7 +29,7 @@ from pyflink.datastream.state import (ListStateDescriptor, MapStateDescriptor, S
 
 from udfs.config import JobConfig
 from udfs.contract import ContractError, parse_event
-from udfs.decide import Decider
+from udfs.decide import Decider, session_summaries
 from udfs.dlq import dlq_record
 from udfs.partitioning import shard_keys, shard_of
 
@@ -72,10 +72,17 @@ class ParseEvent(ProcessFunction):
         yield shard_of(event["session_id"], self.keys), orjson.dumps(event).decode()
 
 
+#: First character of each output of :class:`DecideMicroBatch`: an action or a DLQ record.
+ACTION_MARK, DLQ_MARK = "A", "D"
+
+
 class DecideMicroBatch(KeyedBroadcastProcessFunction):
     """Micro-batched decisions per subtask; see the module docstring.
 
-    Emits action JSON strings on the main output and DLQ records (late events) on :data:`DLQ_TAG`.
+    Emits ``"A" + action JSON`` and ``"D" + DLQ record JSON`` (late events) on its one output;
+    :class:`RouteOutput` splits them. (A side output yielded from ``on_timer`` of a keyed broadcast
+    function in thread mode reached the main output as an ``Object[]`` and failed the sink with a
+    ClassCastException, seen with PyFlink 2.2.1.)
     """
 
     def __init__(self, config: JobConfig, redis_url: str, rules_json: str, models_root: str | None = None):
@@ -167,14 +174,12 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             sessions.put(session_id, entry)
         self.pending.clear()
         self.buffer = []
-        summaries = {sid: {**e.count_dict(), "intent_score": round(e.last_intent_score, 6),
-                           "model_version": result.model_version, "rules_version": self.decider.engine.rules_version}
-                     for sid, e in result.touched.items()}
+        summaries = session_summaries(result, self.decider.engine.rules_version)
         self.writer.write(result.actions, summaries, result.aggregates, result.counters, result.trace)
         for action in result.actions:
-            yield orjson.dumps(action).decode()
+            yield ACTION_MARK + orjson.dumps(action).decode()
         for record in result.dlq:
-            yield DLQ_TAG, orjson.dumps(record).decode()
+            yield DLQ_MARK + orjson.dumps(record).decode()
 
     def close(self) -> None:
         writer = getattr(self, "writer", None)
@@ -182,3 +187,13 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             writer.close()
 
 
+
+
+class RouteOutput(ProcessFunction):
+    """Splits :class:`DecideMicroBatch` output: actions on the main output, DLQ records on :data:`DLQ_TAG`."""
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context):
+        if value[0] == ACTION_MARK:
+            yield value[1:]
+        else:
+            yield DLQ_TAG, value[1:]

@@ -82,9 +82,12 @@ class JobConfig:
             inside the design's latency budget (DESIGN.md).
         max_batch_size: events per micro-batch at most (one ONNX call, one Redis pipeline). 256: the
             largest batch size of bench/score_bench.py, where per-event scoring cost has flattened.
-        allowed_lateness_ms: an event whose ``ts_ms`` is older than the newest event of its session by
-            more than this is late: counted and sent to the DLQ topic with reason ``late_event``. 0
-            (default) means any event older than the newest one seen is late (see docs/semantics.md).
+        allowed_lateness_ms: events of a session are applied in event-time order within this bound
+            (an out-of-order event inside it is inserted and the session state rebuilt); an event
+            older than the session's newest event by more than this is late: counted and sent to the
+            DLQ topic with reason ``late_event``. Default 2000 ms: the collector corrects client
+            clocks only for skews over 1 s (udfs/normalize.py), so consecutive beacons of one tab
+            can overlap by up to about that much; 2 s covers it with margin.
         dedup_ttl_ms: event ids are remembered this long (event time) per session to drop
             duplicates (retries, a beacon and a fetch of one batch). 10 min: longer than the SDK's
             retry horizon (web/sdk) and the collector's Retry-After.
@@ -110,7 +113,7 @@ class JobConfig:
 
     window_ms: int = 20
     max_batch_size: int = 256
-    allowed_lateness_ms: int = 0
+    allowed_lateness_ms: int = 2000
     dedup_ttl_ms: int = 600_000
     dedup_max_ids: int = 512
     session_ttl_s: int = 1800

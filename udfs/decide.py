@@ -20,6 +20,8 @@ updated in event order. So deciding a stream batch by batch equals deciding it a
 """
 from __future__ import annotations
 
+import bisect
+import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +34,7 @@ from udfs.config import JobConfig
 from udfs.dlq import dlq_record
 from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.rules import RuleEngine
-from udfs.session import STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, SessionState
+from udfs.session import LATE, STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, Outcome, SessionState, event_order_key
 
 #: Per-session counters kept in keyed state: every event of a session ends in exactly one of them.
 COUNT_FIELDS = ("applied", "suppressed", "ignored", "deduplicated", "late")
@@ -48,28 +50,40 @@ class Scorer(Protocol):
 class SessionEntry:
     """Everything the job keeps per session (one keyed-state value, pickled).
 
+    Events are applied in event-time order (:func:`udfs.session.event_order_key`) within
+    ``allowed_lateness_ms``: besides the live :class:`SessionState`, the entry keeps a *lagging* state
+    that has applied only the events older than ``newest - allowed_lateness_ms``, and the log of the
+    newer events. An event that arrives out of order but within the bound is inserted into the log
+    and the live state is rebuilt from the lagging one; an event older than the bound is late.
+    In-order events (the common case) cost one extra ``apply`` on the lagging state once they slide
+    out of the window. With ``allowed_lateness_ms == 0`` no log is kept.
+
     Attributes:
-        state: the session's :class:`SessionState` (features).
+        state: the session's live :class:`SessionState` (features as of the newest event).
+        lag: state as of the events older than the lateness window (None when the bound is 0).
+        log: the events inside the lateness window, in event-time order.
         seen: ``{event_id: ts_ms}`` of recent events, for dedup.
         last_fired: ``{rule_id: ts_ms}`` of the event that last fired each rule (cool-down).
         counts: list of ints in :data:`COUNT_FIELDS` order.
         last_intent_score: score of the latest applied event (-1.0 before any).
     """
 
-    __slots__ = ("state", "seen", "last_fired", "counts", "last_intent_score")
+    __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score")
 
     def __init__(self) -> None:
         self.state = SessionState()
+        self.lag: SessionState | None = None
+        self.log: list[Mapping[str, Any]] = []
         self.seen: dict[str, int] = {}
         self.last_fired: dict[str, int] = {}
         self.counts = [0] * len(COUNT_FIELDS)
         self.last_intent_score = -1.0
 
     def __getstate__(self):
-        return (self.state, self.seen, self.last_fired, self.counts, self.last_intent_score)
+        return (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score)
 
     def __setstate__(self, st) -> None:
-        self.state, self.seen, self.last_fired, self.counts, self.last_intent_score = st
+        (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score) = st
 
     def remember(self, event_id: str, ts_ms: int, ttl_ms: int, max_ids: int) -> bool:
         """Record ``event_id``; False when it was seen already (a duplicate)."""
@@ -84,6 +98,54 @@ class SessionEntry:
             while len(seen) > max_ids:  # still too many: forget the oldest inserted
                 del seen[next(iter(seen))]
         return True
+
+    def apply(self, event: Mapping[str, Any], allowed_lateness_ms: int) -> tuple[Outcome, np.ndarray | None]:
+        """Apply one event in event-time order within the bound.
+
+        Returns:
+            ``(outcome, features)``: the :class:`udfs.session.Outcome` and, when applied, the feature
+            vector as of this event's place in event time (float32 ``(N_FEATURES,)``), else None.
+            An event older than the newest one by more than ``allowed_lateness_ms`` gets status
+            ``late`` and changes nothing.
+        """
+        state = self.state
+        if allowed_lateness_ms <= 0:
+            outcome = state.apply(dict(event))
+            return outcome, (state.features() if outcome.status == STATUS_APPLIED else None)
+        if self.lag is None:
+            self.lag = SessionState()
+        newest = state.last_event_ts_ms
+        key = event_order_key(event)
+        log = self.log
+        if newest is None or (key >= event_order_key(log[-1]) if log else event["ts_ms"] >= newest):
+            outcome = state.apply(dict(event))
+            features = state.features() if outcome.status == STATUS_APPLIED else None
+            log.append(event)
+            self._slide(allowed_lateness_ms)
+            return outcome, features
+        if event["ts_ms"] < newest - allowed_lateness_ms:
+            return LATE, None
+        # out of order within the bound: insert, rebuild the live state from the lagging one
+        log.insert(bisect.bisect_right([event_order_key(e) for e in log], key), event)
+        rebuilt = pickle.loads(pickle.dumps(self.lag, protocol=pickle.HIGHEST_PROTOCOL))
+        outcome, features = LATE, None
+        for logged in log:
+            result = rebuilt.apply(dict(logged))
+            if logged is event:
+                outcome = result
+                features = rebuilt.features() if result.status == STATUS_APPLIED else None
+        self.state = rebuilt
+        return outcome, features
+
+    def _slide(self, allowed_lateness_ms: int) -> None:
+        horizon = self.state.last_event_ts_ms - allowed_lateness_ms
+        log = self.log
+        n = 0
+        while n < len(log) and log[n]["ts_ms"] < horizon:
+            self.lag.apply(dict(log[n]))  # type: ignore[union-attr]
+            n += 1
+        if n:
+            del log[:n]
 
     def count_dict(self) -> dict[str, int]:
         return dict(zip(COUNT_FIELDS, self.counts))
@@ -170,20 +232,12 @@ class Decider:
                 entry.counts[_DEDUP] += 1
                 counters["deduplicated"] += 1
                 continue
-            newest = entry.state.last_event_ts_ms
-            if newest is not None and ts_ms < newest - cfg.allowed_lateness_ms:
-                entry.counts[_LATE] += 1
-                counters["late"] += 1
-                result.dlq.append(dlq_record("late_event", "job", dict(event), event_id=event["event_id"],
-                                             detail=f"ts_ms {ts_ms} is {newest - ts_ms} ms older than the "
-                                                    f"session's newest event (allowed {cfg.allowed_lateness_ms} ms)"))
-                continue
-            outcome = entry.state.apply(dict(event))
+            outcome, features = entry.apply(event, cfg.allowed_lateness_ms)
             status = outcome.status
             if status == STATUS_APPLIED:
                 entry.counts[_APPLIED] += 1
                 counters["applied"] += 1
-                pending.append((entry, event, entry.state.features()))
+                pending.append((entry, event, features))
                 content_ids = (event.get("page") or {}).get("content_ids") or ()
                 if content_ids:
                     window_start = ts_ms - ts_ms % window_ms
@@ -192,11 +246,15 @@ class Decider:
             elif status == STATUS_IGNORED:
                 entry.counts[_IGNORED] += 1
                 counters["ignored"] += 1
-            elif status == STATUS_LATE:  # within allowed lateness but older than the newest event
+            elif status == STATUS_LATE:
                 entry.counts[_LATE] += 1
                 counters["late"] += 1
-                result.dlq.append(dlq_record("late_event", "job", dict(event), event_id=event["event_id"],
-                                             detail="older than the session's newest event"))
+                newest = entry.state.last_event_ts_ms or ts_ms
+                result.dlq.append(dlq_record(
+                    "late_event", "job", {k: v for k, v in event.items() if k != "_kafka_ts_ms"},
+                    event_id=event["event_id"],
+                    detail=f"ts_ms {ts_ms} is {newest - ts_ms} ms older than the session's newest event "
+                           f"(allowed lateness {cfg.allowed_lateness_ms} ms)"))
             else:
                 entry.counts[_SUPPRESSED] += 1
                 counters["suppressed"] += 1
@@ -228,6 +286,20 @@ class Decider:
             result.actions.append(action)
             counters["actions"] += 1
         return result
+
+
+def session_summaries(result: BatchResult, rules_version: str) -> dict[str, dict[str, Any]]:
+    """``{session_id: fields}`` written to the ``{prefix}session:{id}`` hash after a batch: the event
+    counts, the latest intent score, the versions, and the feature vector as a JSON list of the exact
+    float32 values (``features``), for debugging and the batch-vs-stream feature test."""
+    import orjson
+
+    out = {}
+    for session_id, entry in result.touched.items():
+        out[session_id] = {**entry.count_dict(), "intent_score": round(entry.last_intent_score, 6),
+                           "model_version": result.model_version, "rules_version": rules_version,
+                           "features": orjson.dumps(entry.state.features().tolist()).decode()}
+    return out
 
 
 def decide_all(decider: Decider, events: Iterable[Mapping[str, Any]], batch_size: int,
