@@ -40,7 +40,15 @@ def flink_conf_settings() -> dict[str, str]:
         return {prefix: str(node).lower() if isinstance(node, bool) else str(node)}
 
     with open(stack.FLINK_CONF_DIR / "config.yaml") as fh:
-        return {k: v for k, v in flatten("", yaml.safe_load(fh)).items() if not k.startswith("env.")}
+        flat = flatten("", yaml.safe_load(fh))
+    # Keys of the standalone cluster's processes are left out: a mini-cluster that took rest.port
+    # 8081 failed to start next to another job's mini-cluster or the standalone cluster.
+    cluster_only = ("env.", "rest.", "jobmanager.rpc.", "jobmanager.bind-host", "taskmanager.bind-host",
+                    "taskmanager.host", "jobmanager.memory.", "taskmanager.memory.process.")
+    settings = {k: v for k, v in flat.items() if not k.startswith(cluster_only)}
+    # the mini-cluster's web UI / REST endpoint: the first free port from 8082
+    settings["rest.bind-port"] = "8082-8182"
+    return settings
 
 
 def job_configuration(checkpoint_dir: Path | None = None, extra: dict[str, str] | None = None):

@@ -40,7 +40,10 @@ const opts = JSON.parse(process.argv[2] || '{}');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-const browser = await chromium.launch({ executablePath: opts.chromium || '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+/** `as_visitor`: look like a person's browser to the page: Chromium then does not set
+ * navigator.webdriver, which the SDK reports as `is_bot` (automation says so itself). */
+const args = opts.as_visitor ? [...CHROMIUM_ARGS, '--disable-blink-features=AutomationControlled'] : CHROMIUM_ARGS;
+const browser = await chromium.launch({ executablePath: opts.chromium || '/usr/bin/chromium', headless: true, args });
 const context = await browser.newContext({
   viewport: { width: opts.viewport_w_px || 1280, height: opts.viewport_h_px || 800 },
   userAgent: opts.user_agent || undefined,

@@ -139,10 +139,10 @@ class Browser:
     """
 
     def __init__(self, *, viewport_w_px: int = 1280, viewport_h_px: int = 800, user_agent: str | None = None,
-                 timeout_s: float = 45.0):
+                 as_visitor: bool = False, timeout_s: float = 45.0):
         self.timeout_s = timeout_s
         opts = {"chromium": CHROMIUM, "viewport_w_px": viewport_w_px, "viewport_h_px": viewport_h_px,
-                "user_agent": user_agent}
+                "user_agent": user_agent, "as_visitor": as_visitor}
         self._proc = subprocess.Popen(["node", str(DRIVER), json.dumps(opts)], cwd=WEB, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self._answer("start")
