@@ -72,6 +72,9 @@ HOVER_MEDIAN_MS = 800.0
 HOVER_SIGMA = 0.8
 #: Height of the product page, px (the demo page's document height in udfs.scenarios).
 DOCUMENT_HEIGHT_PX = 3600
+#: Producer linger, ms: the collector's default (collector/app.py ``linger_ms = 2``), so the Kafka hop is
+#: what a collector-fed stream sees.
+LINGER_MS = 2
 #: Longest sleep of the pacing loop, s (keeps the loop responsive to the clock).
 MAX_SLEEP_S = 0.002
 
@@ -290,10 +293,10 @@ class LevelProduced:
 
 
 def make_producer(bootstrap: str):
-    """kafka-python producer as the collector uses it for acks (acks=1, linger 1 ms, no compression)."""
+    """kafka-python producer: acks=1, linger :data:`LINGER_MS`, no compression."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=1, retries=3,
+    return KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=LINGER_MS, retries=3,
                          max_in_flight_requests_per_connection=5, client_id="intentflow-bench")
 
 

@@ -121,6 +121,48 @@ def ratio(ours: float | None, base: float | None) -> float | None:
     return round(ours / base, 2)
 
 
+#: Categories of a py-spy stack of the job's embedded Python, first match wins (see classify_stack).
+PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("keyed_state_get_put_pickle", ("state_impl.py",)),
+    ("onnx_scoring", ("udfs/scoring.py",)),
+    ("redis_pipeline", ("redis_actions.py",)),
+    ("parse_validate", ("udfs/contract.py", "ParseEvent.")),
+    ("decide_features_rules", ("udfs/decide.py", "udfs/session.py", "udfs/rules.py", "udfs/features.py",
+                               "udfs/noise.py")),
+    ("operator_and_pyflink_runtime", ("pyflink/", "operators/")),
+)
+
+
+def classify_stack(frames: list[str]) -> str | None:
+    """Category of one sampled stack (frames root -> leaf); None for an empty (idle) stack."""
+    frames = [f for f in frames if f]
+    if not frames:
+        return None
+    for name, needles in PROFILE_CATEGORIES:
+        if any(n in f for f in frames for n in needles):
+            return name
+    return "other"
+
+
+def profile_shares(raw_text: str) -> dict:
+    """py-spy ``--format raw`` text -> share of busy samples per category (0-1) and the sample counts."""
+    counts: dict[str, int] = {}
+    idle = 0
+    for line in raw_text.splitlines():
+        if not line.strip():
+            continue
+        stack, _, n = line.rpartition(" ")
+        category = classify_stack(stack.split(";"))
+        if category is None:
+            idle += int(n)
+        else:
+            counts[category] = counts.get(category, 0) + int(n)
+    busy = sum(counts.values())
+    return {"busy_samples": busy, "idle_samples": idle,
+            "share_of_busy": {k: round(v / busy, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+            if busy else {}}
+
+
 # ----------------------------------------------------------------------------------- /proc
 
 def proc_children(pid: int) -> list[int]:
@@ -312,7 +354,7 @@ def load_avg_1m() -> float:
 
 def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: int, levels, duration_s: float,
                warmup_s: float, drain_timeout_s: float, window_ms: int, parallelism: int, run_dir: Path,
-               flink_conf: dict[str, str], say) -> dict:
+               flink_conf: dict[str, str], say, profile_s: float = 0.0, profile_level: str = "2000") -> dict:
     """Run every level against one target; return its per-level figures."""
     import redis
 
@@ -381,6 +423,13 @@ def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: i
             sampler = Sampler(pids, progress, r, rp + "stats")
             sampler.start()
             say(f"[{target}] level {label}: {n} events over {duration_s:.0f} s (load avg 1 min {load})")
+            spy = None
+            if profile_s > 0 and target == "job" and label == profile_level and pids.get("job_jvm"):
+                spy_out = run_dir / f"pyspy_{label}.txt"
+                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p",
+                                        str(pids["job_jvm"][0]), "-d", str(int(min(profile_s, duration_s))), "-r", "100",
+                                        "--nonblocking", "--format", "raw", "-o", str(spy_out)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             res = produce_level(producer, topic, items, rate, duration_s, progress)
             produced_total += res.sent
             end_processed_in_level = sampler.processed_now()
@@ -391,6 +440,11 @@ def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: i
             trace = read_trace(r, rp + "trace", res.start_ms, res.end_ms)
             level = _level_figures(rate, res, trace, sampler, usage, load, drained, drain_s, base_processed,
                                    end_processed_in_level)
+            if spy is not None:
+                spy.wait(timeout=60)
+                if spy_out.exists():
+                    level["py_spy_profile"] = {"seconds": int(min(profile_s, duration_s)), "rate_hz": 100,
+                                               **profile_shares(spy_out.read_text())}
             out["levels"].append(level)
             say(f"[{target}] level {label}: sent {res.sent} at {level['achieved_eps']:.0f}/s, processed "
                 f"{level['processed_eps']:.0f}/s, p50 {level['p50_ms']} p99 {level['p99_ms']} max {level['max_ms']} ms"
@@ -614,10 +668,13 @@ def plot(results: dict, path: Path) -> None:
 @click.option("--drain-timeout-s", type=float, default=60.0, show_default=True)
 @click.option("--flink-conf", multiple=True, help="key=value, extra Flink setting for the job (experiments).")
 @click.option("--breakdown-level", default="2000", show_default=True)
+@click.option("--profile-s", type=float, default=0.0, show_default=True,
+              help="Record the job's embedded Python with py-spy (100 Hz) for this many seconds of the breakdown "
+                   "level and add the share per hop to the results. It takes CPU: not for the headline figures.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=str(RESULTS / "latest.json"), show_default=True)
 def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, parallelism, drain_timeout_s, flink_conf,
-              breakdown_level, seed, out) -> None:
+              breakdown_level, profile_s, seed, out) -> None:
     """End-to-end latency and throughput of the job against the plain-Python baseline (issue 7)."""
     import redis
 
@@ -650,12 +707,14 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, paralleli
                      "machine": machine_facts(r), "load_avg_1m_at_start": load_avg_1m(),
                      "config": {"duration_s": duration_s, "warmup_s": warmup_s, "warmup_rate_eps": WARMUP_RATE_EPS,
                                 "window_ms": window_ms, "max_batch_size": 256, "parallelism": parallelism,
-                                "trace_every_n": 1, "flink_conf_extra": conf, "quick": quick, "seed": seed,
+                                "trace_every_n": 1, "flink_conf_extra": {**REST_BIND_CONF, **conf}, "quick": quick,
+                                "seed": seed, "profile_s": profile_s,
                                 "levels": [x or "max" for x in level_list]},
                      "event_mix": mix, "targets": {}}
     for target in [t.strip() for t in targets.split(",") if t.strip()]:
         results["targets"][target] = run_target(target, run_tag, templates, seed, run_id, level_list, duration_s,
-                                                warmup_s, drain_timeout_s, window_ms, parallelism, run_dir, conf, say)
+                                                warmup_s, drain_timeout_s, window_ms, parallelism, run_dir, conf, say,
+                                                profile_s, breakdown_level)
     job = {lv["level"]: lv for lv in results["targets"].get("job", {}).get("levels", [])}
     base = {lv["level"]: lv for lv in results["targets"].get("baseline", {}).get("levels", [])}
     rows = []

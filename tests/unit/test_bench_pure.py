@@ -146,3 +146,30 @@ def test_stream_ids_unique_and_session_order_kept():
     assert len({sid.rsplit(".", 1)[1] for sid in seqs}) > 1  # several passes, distinct session ids
     again = EventStream(templates, run_id=42, seed=1, concurrent=3).take(200)
     assert again == items  # same seed -> same events for job and baseline
+
+
+# ------------------------------------------------------------------ py-spy profile shares
+
+def test_classify_stack_first_matching_category_wins():
+    from bench.run import classify_stack
+
+    state = ["DecideMicroBatch._flush (operators/personalization.py:172)", "Decider.decide (udfs/decide.py:228)",
+             "MapStateImpl.get (pyflink/fn_execution/datastream/embedded/state_impl.py:208)"]
+    assert classify_stack(state) == "keyed_state_get_put_pickle"
+    assert classify_stack(state[:2]) == "decide_features_rules"
+    assert classify_stack(["DecideMicroBatch._flush (operators/personalization.py:180)",
+                           "RedisActionWriter.write (operators/redis_actions.py:100)"]) == "redis_pipeline"
+    assert classify_stack(["FunctionOperation._output_elements (pyflink/fn_execution/embedded/operations.py:57)"]) \
+        == "operator_and_pyflink_runtime"
+    assert classify_stack([""]) is None
+
+
+def test_profile_shares_ignores_idle_and_sums_to_one():
+    from bench.run import profile_shares
+
+    raw = (" 70\n"
+           "a (operators/personalization.py:1);b (pyflink/fn_execution/datastream/embedded/state_impl.py:2) 20\n"
+           "a (operators/personalization.py:1);c (operators/redis_actions.py:3) 10\n")
+    res = profile_shares(raw)
+    assert res["idle_samples"] == 70 and res["busy_samples"] == 30
+    assert res["share_of_busy"] == {"keyed_state_get_put_pickle": 0.667, "redis_pipeline": 0.333}
