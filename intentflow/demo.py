@@ -1,0 +1,190 @@
+"""``intentflow demo`` (what ``make demo`` runs after ``make up``): the whole path on real data.
+
+1. starts the collector (``POST /v1/events``, the decision API and the demo product page) on
+   http://127.0.0.1:8088/demo/ and the personalization job, live, on the local mini-cluster;
+2. replays real recorded sessions into ``signals.raw`` (OTTO clicks/carts/orders, Balabit mouse
+   trajectories, YOOCHOOSE clicks; ``--limit-per-source``), shifted to now, plus the source article's
+   laptop visitor and a quick leaver;
+3. prints actions as the job writes them to Redis, then a summary: events in, how each ended (applied,
+   suppressed by the noise filter, deduplicated, late, DLQ), actions per rule, throughput and the
+   append->readable latency of every event (the job's trace stream);
+4. with ``--serve`` keeps the page up until Ctrl-C; then stops the job and the collector.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from intentflow.stack import ROOT, port_open
+
+DEMO_SOURCES = ("otto", "balabit", "yoochoose")
+COLLECTOR_PORT = 8088
+
+
+def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(log, "wb")
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _percentile(values: list[int], pct: float) -> float:
+    """Nearest-rank percentile (values sorted here)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, int(-(-pct * len(ordered) // 100)))
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def _wait_ready(client, rp: str, job: subprocess.Popen, bootstrap: str, topic: str, timeout_s: float) -> None:
+    """Produce one warm-up event and wait until the job has written its session (the job is live)."""
+    from kafka import KafkaProducer
+
+    from udfs.contract import dumps_event, make_event
+
+    session_id = f"demo-warmup-{uuid.uuid4().hex[:6]}"
+    event = make_event("page_view", session_id=session_id, client_ts_ms=int(time.time() * 1000),
+                       source_key=session_id, props={"title": "warm-up"})
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(topic, key=session_id.encode(), value=dumps_event(event))
+    producer.flush(10)
+    producer.close()
+    deadline = time.monotonic() + timeout_s
+    while not client.exists(f"{rp}session:{session_id}"):
+        if job.poll() is not None:
+            raise click.ClickException(f"the job exited with code {job.returncode}; log: {ROOT / '.stack/logs/demo-job.log'}")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"the job did not start within {timeout_s:.0f} s; log: "
+                                       f"{ROOT / '.stack/logs/demo-job.log'}")
+        time.sleep(0.3)
+
+
+@click.command("demo")
+@click.option("--limit-per-source", type=int, default=3000, show_default=True,
+              help="Events replayed from each real data set.")
+@click.option("--serve", is_flag=True, help="Keep the collector and the demo page up until Ctrl-C.")
+@click.option("--timeout-s", type=float, default=180, show_default=True,
+              help="Give up waiting for the job after this long.")
+def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float) -> None:
+    """Replay real data through the job on the local stack and show the actions arriving in Redis."""
+    import redis
+    from kafka import KafkaProducer
+
+    from intentflow.replay import replay
+    from intentflow.stack import create_topics
+    from udfs.config import stack_settings
+    from udfs.contract import dumps_event
+    from udfs.scenarios import article_session, shallow_session
+
+    settings = stack_settings()
+    create_topics(settings.kafka_bootstrap)
+    run_id = time.strftime("%H%M%S")
+    rp = f"demo{run_id}:"
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    logs = ROOT / ".stack" / "logs"
+    env = dict(os.environ, INTENTFLOW_REDIS_PREFIX=rp)
+    collector = job = None
+    try:
+        if port_open(COLLECTOR_PORT):
+            raise click.ClickException(f"port {COLLECTOR_PORT} is in use: stop what runs there (a collector?)")
+        collector = _start([sys.executable, "-m", "intentflow.cli", "collector", "--port", str(COLLECTOR_PORT)],
+                           logs / "demo-collector.log", env)
+        # from the demo's start time, not "latest": latest is resolved when the source starts, seconds
+        # after the warm-up event below was produced
+        job = _start([sys.executable, "-m", "jobs.personalization", "--from-ts-ms", str(int(time.time() * 1000)),
+                      "--redis-prefix", rp,
+                      "--group-id", f"demo-{run_id}", "--trace-every-n", "1"], logs / "demo-job.log", env)
+        click.echo(f"demo page:     http://127.0.0.1:{COLLECTOR_PORT}/demo/   (decisions under Redis prefix {rp})")
+        click.echo(f"job log:       {logs / 'demo-job.log'}\nstarting the job on the local mini-cluster ...")
+        _wait_ready(client, rp, job, settings.kafka_bootstrap, settings.topics.raw, timeout_s)
+        click.echo("job is live. Replaying real data sets into signals.raw (shifted to now):")
+
+        produced = 0
+        started = time.time()
+        for source in DEMO_SOURCES:
+            try:
+                summary = replay(source, limit=limit_per_source, shift_to_now=True, progress=False)
+            except FileNotFoundError as exc:
+                click.echo(f"  {source:10s} skipped: {exc}")
+                continue
+            produced += summary["produced"]
+            click.echo(f"  {source:10s} {summary['produced']:6d} events, {summary['sessions']:5d} sessions, "
+                       f"types {dict(summary['by_type'])}")
+        now = int(time.time() * 1000)
+        scripted = article_session("demo-article-visitor", now) + shallow_session("demo-quick-leaver", now + 1)
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        for event in sorted(scripted, key=lambda e: e["ts_ms"]):
+            producer.send(settings.topics.raw, key=event["session_id"].encode(), value=dumps_event(event))
+        producer.flush(10)
+        producer.close()
+        produced += len(scripted)
+        click.echo(f"  {'scripted':10s} {len(scripted):6d} events (the article's laptop visitor and a quick leaver)")
+
+        click.echo("\nactions arriving in Redis (stream " + rp + "actions):")
+        last_id, shown, deadline = "0", 0, time.monotonic() + timeout_s
+        while True:
+            for _, entries in client.xread({f"{rp}actions": last_id}, count=500, block=500) or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    if shown < 12 or fields["session_id"].startswith("demo-"):
+                        click.echo(f"  {fields['session_id'][:36]:36s} {fields['action']:38s} rule={fields['rule_id']} "
+                                   f"score={float(fields['intent_score']):.3f} model={fields['model_version']}")
+                    shown += 1
+            done = int(client.hget(f"{rp}stats", "events") or 0)
+            if done >= produced + 1:  # + the warm-up event
+                break
+            if time.monotonic() > deadline or job.poll() is not None:
+                raise click.ClickException(f"the job processed {done} of {produced} events; log: {logs / 'demo-job.log'}")
+        elapsed_s = time.time() - started
+
+        stats = {k: int(v) for k, v in client.hgetall(f"{rp}stats").items()}
+        rules = Counter(f["rule_id"] for _, f in client.xrange(f"{rp}actions"))
+        trace = client.xrange(f"{rp}trace")
+        append_to_readable = [int(i.split("-")[0]) - int(f["kafka_ts_ms"]) for i, f in trace if int(f["kafka_ts_ms"])]
+        click.echo("\nsummary")
+        click.echo(f"  events produced      {produced + 1}")
+        click.echo(f"  events processed     {stats.get('events', 0)}: applied {stats.get('applied', 0)}, "
+                   f"suppressed by the noise filter {stats.get('suppressed', 0)}, ignored {stats.get('ignored', 0)}, "
+                   f"deduplicated {stats.get('deduplicated', 0)}, late {stats.get('late', 0)}")
+        click.echo(f"  actions              {stats.get('actions', 0)} {dict(rules)}")
+        click.echo(f"  throughput           {stats.get('events', 0) / elapsed_s:.0f} events/s over {elapsed_s:.1f} s "
+                   "(replay as fast as possible, job on the local mini-cluster)")
+        click.echo(f"  append->readable     p50 {_percentile(append_to_readable, 50):.0f} ms, "
+                   f"p99 {_percentile(append_to_readable, 99):.0f} ms over {len(append_to_readable)} events "
+                   "(under the flat-out replay; paced figures: make bench)")
+        article = client.hgetall(f"{rp}action:demo-article-visitor")
+        click.echo(f"  article visitor      {article.get('action')} (rule {article.get('rule_id')})")
+        click.echo(f"  quick leaver         {client.hget(f'{rp}action:demo-quick-leaver', 'action')}")
+        if serve:
+            click.echo(f"\nserving http://127.0.0.1:{COLLECTOR_PORT}/demo/ with the job live; Ctrl-C stops.")
+            try:
+                while job.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        _stop(job)
+        _stop(collector)
+        client.close()
+        click.echo("stopped the job and the collector.")
