@@ -18,7 +18,6 @@ short.
 from __future__ import annotations
 
 import logging
-import time
 
 import orjson
 from pyflink.common import Types

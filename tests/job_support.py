@@ -42,15 +42,35 @@ def produce(bootstrap: str, topic: str, events: Iterable[dict | bytes]) -> int:
     return n
 
 
-def read_topic(bootstrap: str, topic: str, timeout_ms: int = 3000) -> list[dict]:
-    """All records of a topic, JSON-decoded."""
-    from kafka import KafkaConsumer
+def read_records(bootstrap: str, topic: str, timeout_s: float = 30) -> list:
+    """Every record of ``topic`` (kafka-python ConsumerRecords): the exact count from the end offsets,
+    then read up to them.
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=timeout_ms, enable_auto_commit=False)
-    out = [json.loads(m.value) for m in consumer]
-    consumer.close()
-    return out
+    Raises:
+        AssertionError: fewer records than the end offsets promise arrived within ``timeout_s``.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             auto_offset_reset="earliest")
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        total = sum(consumer.end_offsets(parts).values())
+        records, deadline = [], time.monotonic() + timeout_s
+        while len(records) < total and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        assert len(records) == total, f"{topic}: read {len(records)} of {total} records"
+        return records
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[dict]:
+    """All records of a topic, JSON-decoded."""
+    return [json.loads(r.value) for r in read_records(bootstrap, topic)]
 
 
 def run_bounded(topics, redis_prefix: str, *args: str, events_file: str | None = None) -> subprocess.CompletedProcess:

@@ -18,6 +18,13 @@ DESKTOP_CONTEXT = {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/53
                    "device_class": "desktop", "viewport_w_px": 1440, "viewport_h_px": 900}
 
 
+def _event(kind: str, session_id: str, t_ms: int, n: int, key: str,
+           props: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One event of a scripted visitor on the laptop page (event id derived from key, session, n)."""
+    return make_event(kind, session_id=session_id, client_ts_ms=t_ms, seq=n, source_key=f"{key}:{session_id}:{n}",
+                      page=dict(LAPTOP_PAGE), context=dict(DESKTOP_CONTEXT), props=props)
+
+
 def article_session(session_id: str, t0_ms: int, key: str = "article") -> list[dict[str, Any]]:
     """The article's visitor as contract events (event time from ``t0_ms``), in order.
 
@@ -25,9 +32,7 @@ def article_session(session_id: str, t0_ms: int, key: str = "article") -> list[d
     the "16GB RAM" spec ending at 7500; hover 2400 ms on the product card at 9000; compare click at 10000.
     """
     def ev(kind: str, dt_ms: int, n: int, props: dict[str, Any] | None = None) -> dict[str, Any]:
-        return make_event(kind, session_id=session_id, client_ts_ms=t0_ms + dt_ms, seq=n,
-                          source_key=f"{key}:{session_id}:{n}", page=dict(LAPTOP_PAGE),
-                          context=dict(DESKTOP_CONTEXT), props=props)
+        return _event(kind, session_id, t0_ms + dt_ms, n, key, props)
 
     return [
         ev("page_view", 0, 0, {"title": "Laptop Pro 14"}),
@@ -45,9 +50,7 @@ def article_session(session_id: str, t0_ms: int, key: str = "article") -> list[d
 def shallow_session(session_id: str, t0_ms: int, key: str = "shallow") -> list[dict[str, Any]]:
     """A visitor who glances at the page: page view, a 10 % scroll, a short hover, 12 s later a scroll."""
     def ev(kind: str, dt_ms: int, n: int, props: dict[str, Any] | None = None) -> dict[str, Any]:
-        return make_event(kind, session_id=session_id, client_ts_ms=t0_ms + dt_ms, seq=n,
-                          source_key=f"{key}:{session_id}:{n}", page=dict(LAPTOP_PAGE),
-                          context=dict(DESKTOP_CONTEXT), props=props)
+        return _event(kind, session_id, t0_ms + dt_ms, n, key, props)
 
     return [
         ev("page_view", 0, 0, {"title": "Laptop Pro 14"}),

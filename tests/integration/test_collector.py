@@ -12,9 +12,10 @@ from collections import Counter
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from kafka import KafkaConsumer, TopicPartition
 
 from collector.app import collector_settings, create_app
+
+from tests.job_support import read_records as read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -47,27 +48,6 @@ def settings_for(stack, topics, **kw):
     kw.setdefault("mount_decision", False)
     return collector_settings(kafka_bootstrap=kw.pop("kafka_bootstrap", stack.kafka_bootstrap),
                               topic_raw=topics.raw, topic_dlq=topics.dlq, **kw)
-
-
-def read_topic(bootstrap: str, topic: str) -> list:
-    """Every record of ``topic``: the exact count from the end offsets, then read up to them."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10_000)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        total = sum(end.values())
-        records = []
-        deadline = time.monotonic() + 30
-        while len(records) < total and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        assert len(records) == total
-        return records
-    finally:
-        consumer.close()
 
 
 @pytest.fixture

@@ -8,30 +8,13 @@ from collections import Counter, defaultdict
 import orjson
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaConsumer, TopicPartition
 
 from intentflow.replay import checksum_table, parse_speed, replay, replay_cmd, verify_data
 from udfs.datasets import otto
 
+from tests.job_support import read_records as read_topic
+
 pytestmark = pytest.mark.integration
-
-
-def read_topic(bootstrap: str, topic: str) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             auto_offset_reset="earliest")
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        total = sum(consumer.end_offsets(parts).values())
-        records, deadline = [], time.monotonic() + 30
-        while len(records) < total and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        assert len(records) == total
-        return records
-    finally:
-        consumer.close()
 
 
 def test_replay_otto_counts_and_per_session_order(stack, topics, shared_data):
