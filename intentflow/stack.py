@@ -94,10 +94,12 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> boo
 def _check_ports_free(service: Service) -> None:
     busy = [p for p in service.ports if port_open(p)]
     if busy:
+        hint = {"kafka": "INTENTFLOW_KAFKA_BOOTSTRAP", "redis": "INTENTFLOW_REDIS_URL",
+                "flink": "INTENTFLOW_FLINK_REST"}.get(service.name, "its INTENTFLOW_* setting")
         raise StackError(
             f"{service.name}: port {', '.join(map(str, busy))} is already in use by a process this stack "
-            f"did not start (no live pid in {service.pid_file}). Stop it, or point intentflow at it with "
-            "INTENTFLOW_KAFKA_BOOTSTRAP / INTENTFLOW_REDIS_URL."
+            f"did not start (see `ss -ltnp | grep {busy[0]}`). Stop it, or point intentflow at the running "
+            f"service with {hint}."
         )
 
 

@@ -184,6 +184,8 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--parallelism", type=int, default=JobConfig.parallelism, show_default=True)
 @click.option("--allowed-lateness-ms", type=int, default=JobConfig.allowed_lateness_ms, show_default=True)
 @click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
+@click.option("--session-ttl-s", type=int, default=JobConfig.session_ttl_s, show_default=True,
+              help="Keyed session state expires after this long without an event (processing time).")
 @click.option("--rules-file", default=str(ROOT / JobConfig.rules_path), show_default=True)
 @click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
 @click.option("--trace-every-n", type=int, default=0, show_default=True,
@@ -193,12 +195,13 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="Override execution.checkpointing.interval of flink-conf (10 s).")
 @click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
-            allowed_lateness_ms, redis_prefix, rules_file, models_root, trace_every_n, checkpoint_dir,
+            allowed_lateness_ms, redis_prefix, session_ttl_s, rules_file, models_root, trace_every_n, checkpoint_dir,
             checkpoint_interval_ms, from_savepoint) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
-                  allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n)
+                  allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n,
+                  session_ttl_s=session_ttl_s)
     if events_file:
         events: KafkaEvents | FileEvents = FileEvents(str(Path(events_file).resolve()))
     else:

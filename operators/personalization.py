@@ -96,9 +96,16 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         from udfs.scoring import ModelRegistry, ReloadingScorer
 
         cfg = self.config
+        # Background cleanup is disabled and incremental cleanup set explicitly: PyFlink's default
+        # background strategies build a RocksDB filter setting through a Py4J gateway, which a
+        # TaskManager of a standalone cluster does not have (FileNotFoundError launching one).
         ttl = (StateTtlConfig.new_builder(Time.seconds(cfg.session_ttl_s))
                .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-               .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired).build())
+               .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+               .disable_cleanup_in_background()
+               .cleanup_incrementally(10, False)
+               .cleanup_full_snapshot()
+               .build())
         sessions = MapStateDescriptor("sessions", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
         sessions.enable_time_to_live(ttl)
         self.sessions = runtime_context.get_map_state(sessions)

@@ -148,3 +148,17 @@ def test_rule_published_mid_stream_changes_later_decisions(stack, topics, redis_
     assert before["action"] == "show_video_demo_and_price_comparison"
     assert after["action"] == "show_price_comparison_only"
     assert after["rules_version"] == "2099-01-01.2" and after["rule_version"] == "2"
+
+
+def test_session_state_expires_after_its_ttl(stack, topics, redis_client):
+    client, prefix = redis_client
+    rp = prefix + "if:"
+    session = article_session("ttl-1", T0)
+    with LiveJob(topics, rp, "--session-ttl-s", "2") as job:
+        produce(stack.kafka_bootstrap, topics.raw, session[:3])
+        wait_for(lambda: client.hget(f"{rp}session:ttl-1", "applied") == "3", 120, "three applied events", job)
+        time.sleep(3.5)  # longer than the TTL: the next event finds no state
+        produce(stack.kafka_bootstrap, topics.raw, session[3:4])
+        wait_for(lambda: client.hget(f"{rp}session:ttl-1", "applied") == "1", 60, "a fresh session state", job)
+    features = json.loads(client.hget(f"{rp}session:ttl-1", "features"))
+    assert features[0] == 0.0  # session_age_s starts again at the first event after expiry
