@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.conftest import ROOT
 from tests.job_support import (LiveJob, actions_stream, produce, read_topic, run_bounded, session_counts,
                                wait_for)
 from udfs.contract import make_event
@@ -162,3 +163,26 @@ def test_session_state_expires_after_its_ttl(stack, topics, redis_client):
         wait_for(lambda: client.hget(f"{rp}session:ttl-1", "applied") == "1", 60, "a fresh session state", job)
     features = json.loads(client.hget(f"{rp}session:ttl-1", "features"))
     assert features[0] == 0.0  # session_age_s starts again at the first event after expiry
+
+
+def test_new_model_version_is_picked_up_without_restart(stack, topics, redis_client, tmp_path):
+    import shutil
+
+    client, prefix = redis_client
+    rp = prefix + "if:"
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "intent-lr" / "1", models / "intent-lr" / "1")
+    with LiveJob(topics, rp, "--models-root", str(models)) as job:
+        produce(stack.kafka_bootstrap, topics.raw, article_session("model-before", T0))
+        wait_for(lambda: client.hget(f"{rp}action:model-before", "model_version"), 120, "the first action", job)
+        # publish version 2: same weights, a new folder and manifest version (how `intentflow train` adds one)
+        manifest = json.loads((models / "intent-lr" / "1" / "manifest.json").read_text())
+        manifest.update(version=2, model_version="intent-lr/2")
+        (models / "intent-lr" / "2").mkdir()
+        shutil.copy(models / "intent-lr" / "1" / "model.onnx", models / "intent-lr" / "2" / "model.onnx")
+        (models / "intent-lr" / "2" / "manifest.json").write_text(json.dumps(manifest))
+        time.sleep(6)  # ReloadingScorer looks for new versions every 5 s
+        produce(stack.kafka_bootstrap, topics.raw, article_session("model-after", T0 + 60_000))
+        wait_for(lambda: client.hget(f"{rp}action:model-after", "model_version"), 60, "the second action", job)
+    assert client.hget(f"{rp}action:model-before", "model_version") == "intent-lr/1"
+    assert client.hget(f"{rp}action:model-after", "model_version") == "intent-lr/2"
