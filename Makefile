@@ -1,15 +1,16 @@
 # intentflow — one command each for a fresh machine:
 #   make demo   set up, start the local stack, replay real data through the job, show actions, stop
 #   make test   set up, start what the tests need, run every test, stop
-# Other targets: setup, up, down, status, flink-up, flink-down, bench, clean.
+# Other targets: setup, up, down, status, flink-up, flink-down, bench, train, evaluate, clean.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 IF     := $(VENV)/bin/intentflow
 PYTEST_ARGS ?=
+DATA   ?= $(or $(INTENTFLOW_DATA_DIR),../shared/data)
 
-.PHONY: setup venv system-deps jars web-deps up down status flink-up flink-down test demo bench clean
+.PHONY: setup venv system-deps jars web-deps up down status flink-up flink-down test demo bench train evaluate clean
 
 setup: system-deps venv jars web-deps
 
@@ -54,6 +55,15 @@ demo: up
 
 bench: up
 	@rc=0; $(IF) bench || rc=$$?; $(MAKE) --no-print-directory down; exit $$rc
+
+# Train a new intent-model version from the OTTO sessions (models/intent-lr/<n>/); the running job
+# picks it up within 5 s.
+train: setup
+	$(IF) train --otto $(DATA)/otto/test_resources_train.jsonl
+
+# 10-fold evaluation on the UCI online-shoppers data set (models/intent-lr/EVALUATION.md).
+evaluate: setup
+	$(IF) evaluate
 
 clean: down
 	rm -rf .stack $(VENV) artifacts
