@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -474,6 +475,7 @@ def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: i
                         level["hops"] = lines[2 * i + 1]
     finally:
         stop_target(proc)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         producer.close()
         out["exit_code"] = proc.returncode
         _cleanup(settings, prefix, rp, r)
