@@ -580,8 +580,15 @@ def machine_facts(redis_client) -> dict:
         versions["java"] = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
     except (OSError, IndexError):
         versions["java"] = None
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
     return {"nproc": os.cpu_count(), "memory_mb": mem_kb // 1024, "cpu_model": cpu_model,
-            "platform": platform.platform(), "versions": versions}
+            "platform": platform.platform(), "versions": versions, "git_commit": git("rev-parse", "--short", "HEAD"),
+            "git_uncommitted": [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]}
 
 
 def breakdown(job_level: dict, base_level: dict, window_ms: int) -> dict:
