@@ -582,12 +582,12 @@ def machine_facts(redis_client) -> dict:
         versions["java"] = None
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
     return {"nproc": os.cpu_count(), "memory_mb": mem_kb // 1024, "cpu_model": cpu_model,
-            "platform": platform.platform(), "versions": versions, "git_commit": git("rev-parse", "--short", "HEAD"),
+            "platform": platform.platform(), "versions": versions, "git_commit": git("rev-parse", "--short", "HEAD").strip(),
             "git_uncommitted": [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]}
 
 
