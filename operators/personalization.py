@@ -18,6 +18,7 @@ short.
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 from pyflink.common import Types
@@ -28,7 +29,7 @@ from pyflink.datastream.state import (ListStateDescriptor, MapStateDescriptor, S
 
 from udfs.config import JobConfig
 from udfs.contract import ContractError, parse_event
-from udfs.decide import Decider, session_summaries
+from udfs.decide import Decider, SessionEntry, session_summaries
 from udfs.dlq import dlq_record
 from udfs.partitioning import shard_keys, shard_of
 
@@ -119,6 +120,14 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.buffer: list[dict] = []
         self.restored = False
         self.end_timer_registered = False
+        # This subtask's sessions as Python objects: the copy decisions read. Map state is written
+        # from it every state_write_interval_ms (see _flush), so reads never cross into Java.
+        self.cache: dict[str, SessionEntry] = {}
+        self.touched_ms: dict[str, int] = {}
+        self.dirty: set[str] = set()
+        self.last_state_write_ms = 0
+        self.last_sweep_ms = 0
+        self.state_timer_ms: int | None = None
 
     # -- rules (broadcast) ----------------------------------------------------------------------
 
@@ -140,7 +149,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
     # -- events ---------------------------------------------------------------------------------
 
     def _restore(self, ctx) -> None:
-        """First callback after open(): pick up the ruleset and an open batch from a checkpoint."""
+        """First callback after open(): pick up the ruleset, and the events received since the last
+        state write (they are in list state), which are decided again."""
         self.restored = True
         stored = ctx.get_broadcast_state(RULES_STATE).get("ruleset")
         if stored is not None and stored != self.rules_version_seen:
@@ -162,25 +172,77 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         if len(self.buffer) == 1:
             timers.register_processing_time_timer(timers.current_processing_time() + self.config.window_ms)
         if len(self.buffer) >= self.config.max_batch_size:
-            yield from self._flush()
+            yield from self._flush(timers)
 
     def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext):
         if not self.restored:
             self._restore(ctx)
-        if ctx.time_domain() is not None and timestamp == _END_OF_INPUT_TIMER_MS:
+        end_of_input = timestamp == _END_OF_INPUT_TIMER_MS
+        if end_of_input:
             self.end_timer_registered = False
-        yield from self._flush()
+        elif timestamp == self.state_timer_ms:
+            self.state_timer_ms = None
+        yield from self._flush(ctx.timer_service(), end_of_input)
 
-    def _flush(self):
-        if not self.buffer:
+    def _load(self, session_id: str) -> SessionEntry | None:
+        """The session's entry: from the cache, else from map state (after a restore), honouring the TTL."""
+        entry = self.cache.get(session_id)
+        if entry is not None:
+            if self._now_ms - self.touched_ms[session_id] <= self.ttl_ms:
+                return entry
+            self._evict(session_id)
+            return None
+        return self.sessions.get(session_id)
+
+    def _evict(self, session_id: str) -> None:
+        self.cache.pop(session_id, None)
+        self.touched_ms.pop(session_id, None)
+        self.dirty.discard(session_id)
+        self.sessions.remove(session_id)
+
+    def _flush(self, timers, end_of_input: bool = False):
+        """Decide the open micro-batch (if any), then write state and summaries when they are due."""
+        cfg = self.config
+        now_ms = self._now_ms = int(time.time() * 1000)
+        self.ttl_ms = cfg.session_ttl_s * 1000
+        if self.buffer:
+            result = self.decider.decide(self.buffer, self._load)
+            self.buffer = []
+            for session_id, entry in result.touched.items():
+                self.cache[session_id] = entry
+                self.touched_ms[session_id] = now_ms
+            self.dirty.update(result.touched)
+        else:
+            result = None
+        # Checkpoint consistency: map state + the events in list state since the last write always
+        # rebuild the cache exactly (events are applied again on restore, and Redis writes are
+        # idempotent). Writing each dirty session once per interval instead of once per batch saves
+        # the pickle and JNI round trip that dominated the job's profile (bench/README.md).
+        summaries = {}
+        if self.dirty and (end_of_input or now_ms - self.last_state_write_ms >= cfg.state_write_interval_ms):
+            sessions = self.sessions
+            for session_id in self.dirty:
+                sessions.put(session_id, self.cache[session_id])
+            # the per-session summaries in Redis follow the same rhythm
+            summaries = session_summaries({sid: self.cache[sid] for sid in self.dirty},
+                                          self.scorer.model_version, self.decider.engine.rules_version)
+            self.dirty.clear()
+            self.pending.clear()
+            self.last_state_write_ms = now_ms
+        elif self.dirty and self.state_timer_ms is None:
+            # make sure the write happens when the stream goes quiet
+            self.state_timer_ms = self.last_state_write_ms + cfg.state_write_interval_ms
+            timers.register_processing_time_timer(self.state_timer_ms)
+        if now_ms - self.last_sweep_ms >= min(60_000, self.ttl_ms):
+            self.last_sweep_ms = now_ms
+            horizon = now_ms - self.ttl_ms
+            for session_id in [s for s, t in self.touched_ms.items() if t < horizon]:
+                self._evict(session_id)
+        if result is None and not summaries:
             return
-        sessions = self.sessions
-        result = self.decider.decide(self.buffer, sessions.get)
-        for session_id, entry in result.touched.items():
-            sessions.put(session_id, entry)
-        self.pending.clear()
-        self.buffer = []
-        summaries = session_summaries(result, self.decider.engine.rules_version)
+        if result is None:
+            self.writer.write((), summaries, {}, {}, ())
+            return
         self.writer.write(result.actions, summaries, result.aggregates, result.counters, result.trace)
         for action in result.actions:
             yield ACTION_MARK + orjson.dumps(action).decode()

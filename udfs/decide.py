@@ -288,16 +288,17 @@ class Decider:
         return result
 
 
-def session_summaries(result: BatchResult, rules_version: str) -> dict[str, dict[str, Any]]:
-    """``{session_id: fields}`` written to the ``{prefix}session:{id}`` hash after a batch: the event
-    counts, the latest intent score, the versions, and the feature vector as a JSON list of the exact
-    float32 values (``features``), for debugging and the batch-vs-stream feature test."""
+def session_summaries(entries: Mapping[str, SessionEntry], model_version: str,
+                      rules_version: str) -> dict[str, dict[str, Any]]:
+    """``{session_id: fields}`` for the ``{prefix}session:{id}`` hashes: the event counts, the latest
+    intent score, the versions, and the feature vector as a JSON list of the exact float32 values
+    (``features``), for debugging and the batch-vs-stream feature test."""
     import orjson
 
     out = {}
-    for session_id, entry in result.touched.items():
+    for session_id, entry in entries.items():
         out[session_id] = {**entry.count_dict(), "intent_score": round(entry.last_intent_score, 6),
-                           "model_version": result.model_version, "rules_version": rules_version,
+                           "model_version": model_version, "rules_version": rules_version,
                            "features": orjson.dumps(entry.state.features().tolist()).decode()}
     return out
 
