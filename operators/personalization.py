@@ -6,11 +6,14 @@
 * :class:`DecideMicroBatch` (keyed by shard, connected to the broadcast ruleset): buffers events of
   its subtask across sessions and flushes every ``window_ms`` (processing-time timer) or at
   ``max_batch_size``: one :class:`udfs.decide.Decider` call (one ONNX call) and one Redis pipeline
-  per flush. Sessions live in map state under the shard key, so a flush can update all of them.
+  per flush. Sessions live in map state under the shard key, so a flush can update all of them; the
+  decisions read a Python copy, and changed sessions are written to map state every
+  ``state_write_interval_ms``.
 
-Checkpoint safety: the events of the open micro-batch are also appended to list state, so a
-checkpoint taken while a batch is open holds them; after a restore the first callback re-reads them
-and they are decided then (Redis writes are idempotent). A bounded run (replay, tests) ends with the
+Checkpoint safety: every event is appended to list state on arrival and stays there until the
+sessions it changed have been written to map state, so a checkpoint always holds either an event's
+effect or the event itself; after a restore the first callback re-reads those events and decides them
+again (Redis writes are idempotent). A bounded run (replay, tests) ends with the
 MAX watermark, which fires an event-time timer registered at the first event: that flushes the last
 batch, because a pending processing-time timer never fires at end of input and ``close()`` may be cut
 short.
