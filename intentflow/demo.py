@@ -163,7 +163,7 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float) -> None:
         trace = client.xrange(f"{rp}trace")
         append_to_readable = [int(i.split("-")[0]) - int(f["kafka_ts_ms"]) for i, f in trace if int(f["kafka_ts_ms"])]
         click.echo("\nsummary")
-        click.echo(f"  events produced      {produced + 1}")
+        click.echo(f"  events produced      {produced + 1} (incl. 1 warm-up event)")
         click.echo(f"  events processed     {stats.get('events', 0)}: applied {stats.get('applied', 0)}, "
                    f"suppressed by the noise filter {stats.get('suppressed', 0)}, ignored {stats.get('ignored', 0)}, "
                    f"deduplicated {stats.get('deduplicated', 0)}, late {stats.get('late', 0)}")
