@@ -18,11 +18,19 @@ DESKTOP_CONTEXT = {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/53
                    "device_class": "desktop", "viewport_w_px": 1440, "viewport_h_px": 900}
 
 
-def _event(kind: str, session_id: str, t_ms: int, n: int, key: str,
-           props: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One event of a scripted visitor on the laptop page (event id derived from key, session, n)."""
-    return make_event(kind, session_id=session_id, client_ts_ms=t_ms, seq=n, source_key=f"{key}:{session_id}:{n}",
-                      page=dict(LAPTOP_PAGE), context=dict(DESKTOP_CONTEXT), props=props)
+def _session(session_id: str, t0_ms: int, key: str,
+             timeline: list[tuple[str, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Events of a scripted visitor on the laptop page from ``(type, ms after t0, props)`` steps;
+    ``seq`` is the step's index and the event id is derived from ``key``, the session and ``seq``."""
+    return [make_event(kind, session_id=session_id, client_ts_ms=t0_ms + dt_ms, seq=n,
+                       source_key=f"{key}:{session_id}:{n}", page=dict(LAPTOP_PAGE),
+                       context=dict(DESKTOP_CONTEXT), props=props)
+            for n, (kind, dt_ms, props) in enumerate(timeline)]
+
+
+def _scroll(depth_pct: float, offset_px: int) -> dict[str, Any]:
+    return {"scroll_depth_pct": depth_pct, "scroll_depth_pct_raw": depth_pct, "offset_px": offset_px,
+            "document_height_px": 3600}
 
 
 def article_session(session_id: str, t0_ms: int, key: str = "article") -> list[dict[str, Any]]:
@@ -31,32 +39,21 @@ def article_session(session_id: str, t0_ms: int, key: str = "article") -> list[d
     Timeline (ms after ``t0_ms``): page view 0; scroll 35 % at 2000, 75 % at 4000; hover 3000 ms on
     the "16GB RAM" spec ending at 7500; hover 2400 ms on the product card at 9000; compare click at 10000.
     """
-    def ev(kind: str, dt_ms: int, n: int, props: dict[str, Any] | None = None) -> dict[str, Any]:
-        return _event(kind, session_id, t0_ms + dt_ms, n, key, props)
-
-    return [
-        ev("page_view", 0, 0, {"title": "Laptop Pro 14"}),
-        ev("scroll", 2000, 1, {"scroll_depth_pct": 35.0, "scroll_depth_pct_raw": 35.0, "offset_px": 900,
-                               "document_height_px": 3600}),
-        ev("scroll", 4000, 2, {"scroll_depth_pct": 75.0, "scroll_depth_pct_raw": 75.0, "offset_px": 2100,
-                               "document_height_px": 3600}),
-        ev("hover", 7500, 3, {"element_id": "spec-ram-16gb", "element_role": "spec", "hover_ms": 3000}),
-        ev("hover", 9000, 4, {"element_id": "product-card", "element_role": "product_card", "hover_ms": 2400}),
-        ev("click", 10000, 5, {"element_id": "compare", "element_role": "compare_button", "x_px": 900,
-                               "y_px": 640}),
-    ]
+    return _session(session_id, t0_ms, key, [
+        ("page_view", 0, {"title": "Laptop Pro 14"}),
+        ("scroll", 2000, _scroll(35.0, 900)),
+        ("scroll", 4000, _scroll(75.0, 2100)),
+        ("hover", 7500, {"element_id": "spec-ram-16gb", "element_role": "spec", "hover_ms": 3000}),
+        ("hover", 9000, {"element_id": "product-card", "element_role": "product_card", "hover_ms": 2400}),
+        ("click", 10000, {"element_id": "compare", "element_role": "compare_button", "x_px": 900, "y_px": 640}),
+    ])
 
 
 def shallow_session(session_id: str, t0_ms: int, key: str = "shallow") -> list[dict[str, Any]]:
     """A visitor who glances at the page: page view, a 10 % scroll, a short hover, 12 s later a scroll."""
-    def ev(kind: str, dt_ms: int, n: int, props: dict[str, Any] | None = None) -> dict[str, Any]:
-        return _event(kind, session_id, t0_ms + dt_ms, n, key, props)
-
-    return [
-        ev("page_view", 0, 0, {"title": "Laptop Pro 14"}),
-        ev("scroll", 1500, 1, {"scroll_depth_pct": 10.0, "scroll_depth_pct_raw": 10.0, "offset_px": 300,
-                               "document_height_px": 3600}),
-        ev("hover", 3000, 2, {"element_id": "product-card", "element_role": "product_card", "hover_ms": 400}),
-        ev("scroll", 12000, 3, {"scroll_depth_pct": 12.0, "scroll_depth_pct_raw": 12.0, "offset_px": 360,
-                                "document_height_px": 3600}),
-    ]
+    return _session(session_id, t0_ms, key, [
+        ("page_view", 0, {"title": "Laptop Pro 14"}),
+        ("scroll", 1500, _scroll(10.0, 300)),
+        ("hover", 3000, {"element_id": "product-card", "element_role": "product_card", "hover_ms": 400}),
+        ("scroll", 12000, _scroll(12.0, 360)),
+    ])
