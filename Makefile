@@ -46,9 +46,12 @@ flink-up: setup
 flink-down:
 	$(IF) stack flink-down
 
-# Runs every test on the real stack; the stack is stopped afterwards even when a test fails.
+# Runs every test: the Java operators' tests (Flink's operator test harness, no services), then every
+# Python test on the real stack; the stack is stopped afterwards even when a test fails.
 test: up
-	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; $(MAKE) --no-print-directory down; exit $$rc
+	@rc=0; mvn -B -q -f operators/java/pom.xml test || rc=$$?; \
+	if [ $$rc -eq 0 ]; then $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; fi; \
+	$(MAKE) --no-print-directory down; exit $$rc
 
 demo: up
 	@rc=0; $(IF) demo || rc=$$?; $(MAKE) --no-print-directory down; exit $$rc

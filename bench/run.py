@@ -275,12 +275,9 @@ def _stack_pid(name: str) -> int | None:
 
 
 def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, window_ms: int, parallelism: int,
-                 flink_conf: dict[str, str], job_variant: str | None = None) -> subprocess.Popen:
+                 flink_conf: dict[str, str]) -> subprocess.Popen:
     """Start the job (or the baseline) in its own process group, logging to ``run_dir``."""
     env = dict(os.environ, INTENTFLOW_TOPIC_PREFIX=prefix)
-    env.pop("INTENTFLOW_BENCH_JOB_VARIANT", None)
-    if job_variant:
-        env["INTENTFLOW_BENCH_JOB_VARIANT"] = job_variant
     if target == "job":
         args = ["--start", "latest", "--redis-prefix", redis_prefix, "--trace-every-n", "1",
                 "--window-ms", str(window_ms), "--parallelism", str(parallelism),
@@ -306,13 +303,6 @@ def job_with_conf() -> None:
     import jobs.personalization as jp
 
     extra = json.loads(sys.argv.pop(1))
-    variant = os.environ.get("INTENTFLOW_BENCH_JOB_VARIANT")
-    if variant:  # an experiment of bench/job_experiments.py, never the headline run
-        import operators.personalization as op
-
-        from bench.job_experiments import VARIANTS
-
-        op.DecideMicroBatch = VARIANTS[variant]
     original = jp.run
 
     def run_with_extra(pipeline, job_name="intentflow-personalization", checkpoint_dir=None, extra_conf=None):
@@ -365,8 +355,7 @@ def load_avg_1m() -> float:
 
 def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: int, levels, duration_s: float,
                warmup_s: float, drain_timeout_s: float, window_ms: int, parallelism: int, run_dir: Path,
-               flink_conf: dict[str, str], say, profile_s: float = 0.0, profile_level: str = "2000",
-               job_variant: str | None = None) -> dict:
+               flink_conf: dict[str, str], say, profile_s: float = 0.0, profile_level: str = "2000") -> dict:
     """Run every level against one target; return its per-level figures."""
     import redis
 
@@ -382,7 +371,7 @@ def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: i
     r = redis.Redis.from_url(settings.redis_url)
     stream = EventStream(templates, run_id=run_id, seed=stream_seed)
     producer = make_producer(settings.kafka_bootstrap)
-    proc = start_target(target, prefix, rp, run_dir, window_ms, parallelism, flink_conf, job_variant)
+    proc = start_target(target, prefix, rp, run_dir, window_ms, parallelism, flink_conf)
     out: dict = {"topic_prefix": prefix, "redis_prefix": rp, "levels": []}
     produced_total = 0
     try:
@@ -720,12 +709,10 @@ def plot(results: dict, path: Path) -> None:
 @click.option("--profile-s", type=float, default=0.0, show_default=True,
               help="Record the job's embedded Python with py-spy (100 Hz) for this many seconds of the breakdown "
                    "level and add the share per hop to the results. It takes CPU: not for the headline figures.")
-@click.option("--job-variant", type=click.Choice(["cached_reads"]), default=None,
-              help="Experiment: run a variant of the job's decide operator (bench/job_experiments.py).")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=str(RESULTS / "latest.json"), show_default=True)
 def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, parallelism, drain_timeout_s, flink_conf,
-              breakdown_level, profile_s, job_variant, seed, out) -> None:
+              breakdown_level, profile_s, seed, out) -> None:
     """End-to-end latency and throughput of the job against the plain-Python baseline (issue 7)."""
     import redis
 
@@ -759,13 +746,13 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, paralleli
                      "config": {"duration_s": duration_s, "warmup_s": warmup_s, "warmup_rate_eps": WARMUP_RATE_EPS,
                                 "window_ms": window_ms, "max_batch_size": 256, "parallelism": parallelism,
                                 "trace_every_n": 1, "flink_conf_extra": {**REST_BIND_CONF, **conf}, "quick": quick,
-                                "seed": seed, "profile_s": profile_s, "job_variant": job_variant,
+                                "seed": seed, "profile_s": profile_s,
                                 "levels": [x or "max" for x in level_list]},
                      "event_mix": mix, "targets": {}}
     for target in [t.strip() for t in targets.split(",") if t.strip()]:
         results["targets"][target] = run_target(target, run_tag, templates, seed, run_id, level_list, duration_s,
                                                 warmup_s, drain_timeout_s, window_ms, parallelism, run_dir, conf, say,
-                                                profile_s, breakdown_level, job_variant)
+                                                profile_s, breakdown_level)
     job = {lv["level"]: lv for lv in results["targets"].get("job", {}).get("levels", [])}
     base = {lv["level"]: lv for lv in results["targets"].get("baseline", {}).get("levels", [])}
     rows = []

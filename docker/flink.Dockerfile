@@ -20,6 +20,10 @@ COPY stack/pom.xml /build/pom.xml
 RUN mvn -B -q -f /build/pom.xml -Pflink dependency:copy-dependencies \
         -DoutputDirectory=/jars -DincludeScope=runtime \
     && ls -l /jars
+# the job's own Java operators (operators/java: micro-batcher, output splitter), as `intentflow stack fetch` builds them
+COPY operators/java/pom.xml /build/operators/pom.xml
+COPY operators/java/src /build/operators/src
+RUN mvn -B -q -f /build/operators/pom.xml -DskipTests package && ls -l /build/operators/target/*.jar
 
 # ---- the image ------------------------------------------------------------------------------------------
 FROM flink:${FLINK_VERSION}-scala_2.12-java17
@@ -79,10 +83,11 @@ ENV INTENTFLOW_HOME=/app \
 # The connector where the job looks for it (pipeline.jars), checkpoints and Flink client logs; the
 # processes run as the image's `flink` user.
 COPY --from=jars /jars/ /app/.stack/lib/flink/
+COPY --from=jars /build/operators/target/intentflow-operators.jar /app/operators/java/target/intentflow-operators.jar
 RUN set -eux; \
     mkdir -p /app/.stack/data/checkpoints /app/.stack/logs/flink /app/.stack/run; \
     chown -R flink:flink /app/.stack; \
-    python3 -c "from intentflow import stack; j = stack.KAFKA_CONNECTOR_JAR; assert j.is_file(), f'{j} missing: stack/pom.xml and intentflow/stack.py disagree'; print(j)"
+    python3 -c "from intentflow import stack; [print(j) for j in (stack.KAFKA_CONNECTOR_JAR, stack.OPERATORS_JAR) if j.is_file() or exit(f'{j} missing: the Dockerfile and intentflow/stack.py disagree')]"
 
 # The project's Flink configuration; docker-compose.yml mounts flink-conf/ over this copy.
 COPY flink-conf/ /opt/intentflow/flink-conf/

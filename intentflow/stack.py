@@ -35,6 +35,9 @@ LOGS = STACK / "logs"
 RUN = STACK / "run"
 FLINK_CONF_DIR = ROOT / "flink-conf"
 KAFKA_CONNECTOR_JAR = LIB / "flink" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
+#: The job's own Java operators (operators/java), built by :func:`build_operators_jar`.
+OPERATORS_SRC = ROOT / "operators" / "java"
+OPERATORS_JAR = OPERATORS_SRC / "target" / "intentflow-operators.jar"
 
 KAFKA_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
@@ -152,6 +155,30 @@ def fetch_jars(quiet: bool = True) -> None:
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0 or not wanted[profile].exists():
             raise StackError(f"mvn could not fetch the {profile} jars:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+
+
+def build_operators_jar(quiet: bool = True) -> Path:
+    """Build the job's Java operators (operators/java) into :data:`OPERATORS_JAR` when a source is newer.
+
+    Their tests run in ``make test`` (``mvn test``), not here.
+
+    Raises:
+        StackError: Maven is missing or the build failed (its output is in the message).
+    """
+    sources = [OPERATORS_SRC / "pom.xml", *(OPERATORS_SRC / "src" / "main").rglob("*.java")]
+    if OPERATORS_JAR.exists() and OPERATORS_JAR.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return OPERATORS_JAR
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is needed to build operators/java: apt-get install maven")
+    _say(f"building the job's Java operators into {OPERATORS_JAR}")
+    cmd = [mvn, "-B", "-f", str(OPERATORS_SRC / "pom.xml"), "-DskipTests", "package"]
+    if quiet:
+        cmd.insert(1, "-q")
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or not OPERATORS_JAR.exists():
+        raise StackError(f"mvn could not build operators/java:\n{res.stdout[-3000:]}\n{res.stderr[-2000:]}")
+    return OPERATORS_JAR
 
 
 # --------------------------------------------------------------------------- kafka
@@ -487,8 +514,9 @@ def status_cmd() -> None:
 
 @stack_cmd.command("fetch")
 def fetch_cmd() -> None:
-    """Fetch the pinned Kafka and Flink connector jars from Maven Central."""
+    """Fetch the pinned Kafka and Flink connector jars from Maven Central; build operators/java."""
     fetch_jars(quiet=False)
+    build_operators_jar(quiet=False)
 
 
 @stack_cmd.command("topics")

@@ -105,13 +105,18 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     from pyflink.datastream.connectors.base import DeliveryGuarantee
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
     from pyflink.datastream.connectors.kafka import (KafkaRecordSerializationSchema, KafkaSink, KafkaSource)
+    from pyflink.datastream.data_stream import DataStream, KeyedStream
+    from pyflink.java_gateway import get_gateway
 
-    from operators.personalization import DLQ_TAG, RULES_STATE, DecideMicroBatch, ParseEvent, RouteOutput
+    from operators.personalization import BATCH_TYPE, OUTPUT_TYPE, RULES_STATE, DecideMicroBatch
+    from udfs.partitioning import session_shard_keys
     from udfs.rules import RuleEngine
 
     cfg = pipeline.config
     rules_json = Path(pipeline.rules.initial_path).read_text()
     RuleEngine.from_json(rules_json)  # fail fast on an invalid initial ruleset
+    # One shard per key group, fixed by max parallelism: a rescale moves whole shards (udfs/partitioning.py).
+    env.set_max_parallelism(cfg.max_parallelism)
 
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(cfg.idleness_s)))
@@ -124,10 +129,10 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
                    .set_property("commit.offsets.on.checkpoint", "true"))
         if ev.stop is not None:
             builder = builder.set_bounded(_offsets(ev.stop))
-        raw = env.from_source(builder.build(), watermarks, "signals.raw")
+        raw = env.from_source(builder.build(), watermarks, "signals.raw").uid("source-signals-raw")
     else:
         source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), ev.path).build()
-        raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file")
+        raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").uid("source-events-file")
 
     rb = (KafkaSource.builder().set_bootstrap_servers(pipeline.rules.bootstrap).set_topics(pipeline.rules.topic)
           .set_group_id(f"{getattr(ev, 'group_id', 'intentflow-replay')}-rules")
@@ -135,28 +140,40 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     if pipeline.rules.bounded or not isinstance(ev, KafkaEvents) or ev.stop is not None:
         rb = rb.set_bounded(_offsets("latest"))
     rules = env.from_source(rb.build(), WatermarkStrategy.no_watermarks().with_idleness(Duration.of_seconds(1)),
-                            "rules").set_parallelism(1)
+                            "rules").uid("source-rules").set_parallelism(1)
 
-    parsed = raw.process(ParseEvent(cfg.parallelism),
-                         output_type=Types.TUPLE([Types.INT(), Types.STRING()])).name("parse-validate")
-    decided = (parsed.key_by(lambda t: t[0], key_type=Types.INT())
-               .connect(rules.broadcast(RULES_STATE))
+    # Java side: raw values -> Row(shard key, [timestamps, value, ...]) per micro-batch, chained to the
+    # source; keyed by PyFlink's own KeyByKeySelector (field 0), so no Python key-selector operator.
+    jvm = get_gateway().jvm
+    keys_csv = ",".join(str(k) for k in session_shard_keys(cfg.max_parallelism))
+    row_type = Types.ROW([Types.INT(), BATCH_TYPE])
+    j_batches = raw._j_data_stream.transform(
+        "micro-batch-per-session-shard", row_type.get_java_type_info(),
+        jvm.io.intentflow.flink.SessionShardMicroBatcher(keys_csv, cfg.window_ms, cfg.max_batch_size))
+    j_batches.uid("micro-batcher")
+    batches = DataStream(j_batches)
+    keyed = KeyedStream(j_batches.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info()),
+                        BATCH_TYPE, batches)
+    decided = (keyed.connect(rules.broadcast(RULES_STATE))
                .process(DecideMicroBatch(cfg, pipeline.sinks.redis_url, rules_json, pipeline.models_root),
-                        output_type=Types.STRING())
-               .name("session-features-score-rules")
-               .process(RouteOutput(), output_type=Types.STRING()).name("route-actions-dlq"))
+                        output_type=OUTPUT_TYPE)
+               .name("session-features-score-rules").uid("decide-micro-batch"))
+    # Java side again: one String[] per batch -> actions (main output) and DLQ records (side output).
+    splitter = jvm.io.intentflow.flink.MarkedOutputSplitter
+    j_split = decided._j_data_stream.process(splitter(), Types.STRING().get_java_type_info())
+    j_split.name("split-actions-dlq").uid("split-actions-dlq")
+    actions = DataStream(j_split)
+    dlq = DataStream(j_split.getSideOutput(splitter.DLQ))
 
-    def kafka_sink(topic: str, name: str):
-        sink = (KafkaSink.builder().set_bootstrap_servers(pipeline.sinks.kafka_bootstrap)
+    def kafka_sink(topic: str):
+        return (KafkaSink.builder().set_bootstrap_servers(pipeline.sinks.kafka_bootstrap)
                 .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
                                        .set_value_serialization_schema(SimpleStringSchema()).build())
                 .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
                 .set_property("linger.ms", "1").build())
-        return sink
 
-    decided.sink_to(kafka_sink(pipeline.sinks.actions_topic, "actions")).name("actions-topic")
-    parsed.get_side_output(DLQ_TAG).union(decided.get_side_output(DLQ_TAG)) \
-        .sink_to(kafka_sink(pipeline.sinks.dlq_topic, "dlq")).name("dlq-topic")
+    actions.sink_to(kafka_sink(pipeline.sinks.actions_topic)).name("actions-topic").uid("sink-actions")
+    dlq.sink_to(kafka_sink(pipeline.sinks.dlq_topic)).name("dlq-topic").uid("sink-dlq")
 
 
 def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkpoint_dir: Path | None = None,

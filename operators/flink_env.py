@@ -60,19 +60,20 @@ def job_configuration(checkpoint_dir: Path | None = None, extra: dict[str, str] 
         extra: more ``key: value`` settings, applied last (override flink-conf/config.yaml).
 
     Raises:
-        FileNotFoundError: the Kafka connector jar is missing (run ``intentflow stack fetch``).
+        FileNotFoundError: the Kafka connector jar or the operators jar is missing (run ``intentflow stack fetch``).
     """
     from pyflink.common import Configuration
 
-    jar = stack.KAFKA_CONNECTOR_JAR
-    if not jar.exists():
-        raise FileNotFoundError(f"{jar} is missing: run `intentflow stack fetch` (or `make setup`)")
+    jars = [stack.KAFKA_CONNECTOR_JAR, stack.OPERATORS_JAR]
+    for jar in jars:
+        if not jar.exists():
+            raise FileNotFoundError(f"{jar} is missing: run `intentflow stack fetch` (or `make setup`)")
     checkpoint_dir = checkpoint_dir or stack.DATA / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     conf = Configuration()
     for key, value in flink_conf_settings().items():
         conf.set_string(key, value)
-    conf.set_string("pipeline.jars", jar.resolve().as_uri())
+    conf.set_string("pipeline.jars", ";".join(jar.resolve().as_uri() for jar in jars))
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("execution.checkpointing.dir", checkpoint_dir.resolve().as_uri())

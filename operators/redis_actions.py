@@ -16,8 +16,17 @@ Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``):
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: First wait after a failed Redis write, s, doubled per failure up to RETRY_BACKOFF_MAX_S (our choice:
+#: a dropped connection usually reconnects at once; an outage is then polled every 5 s at most).
+RETRY_BACKOFF_S = 0.05
+RETRY_BACKOFF_MAX_S = 5.0
 
 #: TTL of cross-session aggregate sets, s: 10 min of 10-50 ms windows is plenty for a dashboard or a
 #: rule that looks back; our choice.
@@ -56,9 +65,7 @@ class RedisActionWriter:
         prefix: key prefix (``JobConfig.redis_prefix``).
         action_ttl_s, session_ttl_s, stream_maxlen: see :class:`udfs.config.JobConfig`.
 
-    Raises:
-        redis.ConnectionError: (from :meth:`write`) Redis unreachable; the caller fails the task so
-            Flink restarts it from the last checkpoint (nothing is lost; writes are idempotent).
+    :meth:`write` never raises for an unreachable Redis: it retries (see there).
     """
 
     def __init__(self, redis_url: str, prefix: str, action_ttl_s: int, session_ttl_s: int,
@@ -71,11 +78,38 @@ class RedisActionWriter:
         self.session_ttl_s = session_ttl_s
         self.stream_maxlen = stream_maxlen
         self._script = self.client.register_script(_WRITE_ACTION_LUA)
+        self.sleep = time.sleep
 
     def write(self, actions: Iterable[Mapping[str, Any]], sessions: Mapping[str, Mapping[str, Any]],
               aggregates: Mapping[tuple[str, int, str], set[str]], counters: Mapping[str, int],
               trace: Iterable[tuple[str, int, int, int]] = ()) -> None:
-        """Write actions, session summaries, aggregates, counters and latency traces in one pipeline."""
+        """Write actions, session summaries, aggregates, counters and latency traces in one pipeline.
+
+        A Redis outage is waited out: on a connection error or timeout the whole pipeline is sent
+        again after a backoff of :data:`RETRY_BACKOFF_S` doubling up to :data:`RETRY_BACKOFF_MAX_S`,
+        for as long as it takes (every write is idempotent except the ``stats`` counters). The caller
+        blocks meanwhile, so a Flink job backpressures to its Kafka source instead of failing.
+        """
+        import redis
+
+        actions = list(actions)
+        trace = list(trace)
+        delay_s = RETRY_BACKOFF_S
+        failures = 0
+        while True:
+            try:
+                self._send(actions, sessions, aggregates, counters, trace)
+                if failures:
+                    log.warning("redis reachable again after %d failed attempts", failures)
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    log.warning("redis write failed (%s); attempt %d, retrying in %.2f s", exc, failures, delay_s)
+                self.sleep(delay_s)
+                delay_s = min(delay_s * 2, RETRY_BACKOFF_MAX_S)
+
+    def _send(self, actions, sessions, aggregates, counters, trace) -> None:
         p = self.prefix
         pipe = self.client.pipeline(transaction=False)
         for action in actions:

@@ -107,6 +107,12 @@ class JobConfig:
         model_version: pin one version instead of following the latest.
         rules_path: the ruleset used until one arrives on the rules topic.
         parallelism: operator parallelism (2 cores here: 1 or 2).
+        max_parallelism: Flink's ``pipeline.max-parallelism`` of the job and its number of session
+            shards (one per key group, :func:`udfs.partitioning.session_shard_keys`): the job can be
+            rescaled from a savepoint up to this parallelism, every session moving with its shard.
+            Fixed for the life of a job's state (Flink refuses a savepoint taken with another value).
+            8: room for 8 TaskManagers; each subtask makes at most one Python call per shard it owns
+            per ``window_ms``, so a larger value costs more, smaller batches at low rates.
         trace_every_n: 0 (default) or N: every N-th event of a batch (by arrival) is also appended to the
             Redis stream ``{prefix}trace`` with its ``event_id``, ``kafka_ts_ms`` and ``client_ts_ms``;
             the entry id is the Redis server time at which the batch became readable, which is what
@@ -130,6 +136,7 @@ class JobConfig:
     model_version: int | None = None
     rules_path: str = "rules/default.v1.json"
     parallelism: int = 1
+    max_parallelism: int = 8
     out_of_orderness_ms: int = 200
     idleness_s: int = 5
     trace_every_n: int = 0
@@ -139,5 +146,8 @@ class JobConfig:
             raise ValueError(f"window_ms must be within 1..1000, got {self.window_ms}")
         if self.max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if not 1 <= self.parallelism <= self.max_parallelism:
+            raise ValueError(f"parallelism must be within 1..max_parallelism ({self.max_parallelism}), "
+                             f"got {self.parallelism}")
         if self.allowed_lateness_ms < 0:
             raise ValueError(f"allowed_lateness_ms must be >= 0, got {self.allowed_lateness_ms}")

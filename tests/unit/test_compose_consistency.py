@@ -519,8 +519,9 @@ def test_connector_jar_comes_from_stack_pom(monkeypatch, tmp_path):
         return args, pom_path
 
     local_args, _ = normalized(calls[0])
-    runs = [shlex.split(rest) for kw, rest in dockerfile() if kw == "RUN" and rest.startswith("mvn ")]
-    assert len(runs) == 1, "one mvn call in the Dockerfile"
+    runs = [shlex.split(rest) for kw, rest in dockerfile() if kw == "RUN" and rest.startswith("mvn ")
+            and "-Pflink" in rest]
+    assert len(runs) == 1, "one mvn call for the connector in the Dockerfile"
     mvn = runs[0][: runs[0].index("&&")] if "&&" in runs[0] else runs[0]
     image_args, image_pom = normalized(mvn)
     assert image_args == local_args
@@ -529,7 +530,35 @@ def test_connector_jar_comes_from_stack_pom(monkeypatch, tmp_path):
     # copied from the Maven stage to where the job looks for it (INTENTFLOW_HOME=/app)
     copy_from = [rest.split() for kw, rest in dockerfile() if kw == "COPY" and rest.startswith("--from=jars")]
     real_jar = stack.ROOT / ".stack" / "lib" / "flink" / f"flink-sql-connector-kafka-{version}.jar"
-    assert copy_from == [["--from=jars", out_dir.rstrip("/") + "/", container_path(real_jar.parent) + "/"]]
+    assert ["--from=jars", out_dir.rstrip("/") + "/", container_path(real_jar.parent) + "/"] in copy_from
+
+
+def test_operators_jar_is_built_as_intentflow_stack_builds_it(monkeypatch, tmp_path):
+    """The image builds operators/java with the same Maven goals as ``intentflow stack fetch`` and puts the
+    jar where the job hands it to Flink (pipeline.jars, intentflow.stack.OPERATORS_JAR)."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(stack, "OPERATORS_JAR", tmp_path / "intentflow-operators.jar")
+    monkeypatch.setattr(stack.shutil, "which", lambda name: f"/usr/bin/{name}")
+
+    def fake_run(cmd, **_):
+        calls.append(cmd)
+        stack.OPERATORS_JAR.touch()
+        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(stack.subprocess, "run", fake_run)
+    stack.build_operators_jar(quiet=True)
+    assert len(calls) == 1
+    local_goals = [a for a in calls[0][1:] if a not in ("-q", "-B") and not a.startswith("/")
+                   and a != "-f"]
+    runs = [shlex.split(rest) for kw, rest in dockerfile() if kw == "RUN" and "operators/pom.xml" in rest]
+    assert len(runs) == 1, "one mvn call for operators/java in the Dockerfile"
+    mvn = runs[0][: runs[0].index("&&")]
+    image_goals = [a for a in mvn[1:] if a not in ("-q", "-B", "-f") and not a.startswith("/")]
+    assert image_goals == local_goals
+    copies = [rest.split() for kw, rest in dockerfile() if kw == "COPY"]
+    assert ["operators/java/src", "/build/operators/src"] in copies
+    real = stack.ROOT / "operators" / "java" / "target" / "intentflow-operators.jar"
+    assert ["--from=jars", "/build/operators/target/intentflow-operators.jar", container_path(real)] in copies
 
 
 def test_flink_image_matches_pyflink_and_java(compose):

@@ -1,0 +1,176 @@
+package io.intentflow.flink;
+
+import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.types.Row;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.zip.CRC32;
+
+/**
+ * Buffers raw Kafka values per session shard and emits one element per micro-batch, so that the
+ * Python operator after it is called once per batch instead of once per event.
+ *
+ * <p><b>Shards.</b> A session's shard is {@code crc32(utf8(session_id)) mod numShards} (the same as
+ * {@code udfs.partitioning.shard_of}); shard {@code s} has the int key {@code shardKeys[s]}, chosen in
+ * Python so that each shard owns its own Flink key group ({@code udfs.partitioning.shard_keys_per_key_group}).
+ * The number of shards is the job's pinned max parallelism, which never changes with the parallelism:
+ * a session always lands in the same shard, and a rescale moves whole key groups, so every session's
+ * keyed state moves with it.
+ *
+ * <p><b>Output.</b> {@code Row(shardKey: Integer, batch: String[])} where {@code batch[0]} is the
+ * comma-joined Kafka timestamps (ms, empty entry when a record has none) and {@code batch[1..]} the raw
+ * values in arrival order. The Row shape is the one PyFlink's {@code KeyByKeySelector} keys on, so the
+ * Python side keys the stream without a Python key-selector operator.
+ *
+ * <p><b>When a batch is emitted.</b> When its shard holds {@code maxBatchSize} values; every shard with
+ * values {@code windowMs} after the first value buffered since the last flush (one processing-time
+ * timer); before every checkpoint barrier ({@link #prepareSnapshotPreBarrier}), so no value is ever held
+ * outside checkpointed state and the operator keeps no state of its own; before the final
+ * {@code MAX_WATERMARK} is forwarded and at end of input (bounded replays), so the Python operator sees
+ * every value before its end-of-input timer fires.
+ */
+public class SessionShardMicroBatcher extends AbstractStreamOperator<Row>
+        implements OneInputStreamOperator<String, Row>, BoundedOneInput, ProcessingTimeCallback {
+
+    private static final long serialVersionUID = 1L;
+
+    /** Shard of values whose session id cannot be read (the Python parse sends them to the DLQ). */
+    static final int UNROUTABLE_SHARD = 0;
+
+    private final int[] shardKeys;
+    private final long windowMs;
+    private final int maxBatchSize;
+
+    private transient ArrayList<String>[] values;
+    private transient StringBuilder[] timestamps;
+    private transient long timerAtMs;
+    private transient CRC32 crc;
+    private transient Counter batchesOut;
+    private transient Counter valuesOut;
+
+    /**
+     * @param shardKeysCsv the int key of each shard, comma-separated (its length is the shard count)
+     * @param windowMs flush a shard at most this long (ms) after its first buffered value; 1..60000
+     * @param maxBatchSize flush a shard when it holds this many values; >= 1
+     * @throws IllegalArgumentException on an empty key list or a bound out of range
+     */
+    public SessionShardMicroBatcher(String shardKeysCsv, long windowMs, int maxBatchSize) {
+        String[] parts = shardKeysCsv.split(",");
+        if (shardKeysCsv.isBlank() || parts.length == 0) {
+            throw new IllegalArgumentException("at least one shard key is needed");
+        }
+        if (windowMs < 1 || windowMs > 60_000) {
+            throw new IllegalArgumentException("windowMs must be within 1..60000, got " + windowMs);
+        }
+        if (maxBatchSize < 1) {
+            throw new IllegalArgumentException("maxBatchSize must be >= 1, got " + maxBatchSize);
+        }
+        this.shardKeys = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            this.shardKeys[i] = Integer.parseInt(parts[i].trim());
+        }
+        this.windowMs = windowMs;
+        this.maxBatchSize = maxBatchSize;
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public void open() throws Exception {
+        super.open();
+        values = new ArrayList[shardKeys.length];
+        timestamps = new StringBuilder[shardKeys.length];
+        for (int i = 0; i < shardKeys.length; i++) {
+            values[i] = new ArrayList<>(Math.min(maxBatchSize, 1024));
+            timestamps[i] = new StringBuilder();
+        }
+        timerAtMs = -1;
+        crc = new CRC32();
+        batchesOut = getRuntimeContext().getMetricGroup().counter("microBatchesOut");
+        valuesOut = getRuntimeContext().getMetricGroup().counter("microBatchValuesOut");
+    }
+
+    /** The shard index of a session id: {@code crc32(utf8(id)) mod numShards}. */
+    static int shardIndex(String sessionId, int numShards, CRC32 crc) {
+        if (sessionId == null) {
+            return UNROUTABLE_SHARD;
+        }
+        crc.reset();
+        crc.update(sessionId.getBytes(StandardCharsets.UTF_8));
+        return (int) (crc.getValue() % numShards);
+    }
+
+    @Override
+    public void processElement(StreamRecord<String> element) throws Exception {
+        String value = element.getValue();
+        int shard = shardIndex(TopLevelJsonField.stringValue(value, "session_id"), shardKeys.length, crc);
+        ArrayList<String> buffer = values[shard];
+        StringBuilder ts = timestamps[shard];
+        if (!buffer.isEmpty()) {
+            ts.append(',');
+        }
+        if (element.hasTimestamp()) {
+            ts.append(element.getTimestamp());
+        }
+        buffer.add(value);
+        if (buffer.size() >= maxBatchSize) {
+            emit(shard);
+        } else if (timerAtMs < 0) {
+            timerAtMs = getProcessingTimeService().getCurrentProcessingTime() + windowMs;
+            getProcessingTimeService().registerTimer(timerAtMs, this);
+        }
+    }
+
+    @Override
+    public void onProcessingTime(long time) {
+        timerAtMs = -1;
+        flushAll();
+    }
+
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        if (mark.getTimestamp() == Long.MAX_VALUE) {
+            flushAll();
+        }
+        super.processWatermark(mark);
+    }
+
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        flushAll();
+        super.prepareSnapshotPreBarrier(checkpointId);
+    }
+
+    @Override
+    public void endInput() {
+        flushAll();
+    }
+
+    private void flushAll() {
+        for (int shard = 0; shard < values.length; shard++) {
+            if (!values[shard].isEmpty()) {
+                emit(shard);
+            }
+        }
+    }
+
+    private void emit(int shard) {
+        ArrayList<String> buffer = values[shard];
+        String[] batch = new String[buffer.size() + 1];
+        batch[0] = timestamps[shard].toString();
+        for (int i = 0; i < buffer.size(); i++) {
+            batch[i + 1] = buffer.get(i);
+        }
+        batchesOut.inc();
+        valuesOut.inc(buffer.size());
+        buffer.clear();
+        timestamps[shard].setLength(0);
+        output.collect(new StreamRecord<>(Row.of(shardKeys[shard], batch)));
+    }
+}

@@ -1,0 +1,166 @@
+package io.intentflow.flink;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
+import org.apache.flink.types.Row;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.zip.CRC32;
+
+class SessionShardMicroBatcherTest {
+
+    private static final String KEYS = "10,11,12,13";
+
+    private static String event(String sessionId, int n) {
+        return "{\"event_id\":\"e" + n + "\",\"session_id\":\"" + sessionId + "\",\"n\":" + n + "}";
+    }
+
+    private static OneInputStreamOperatorTestHarness<String, Row> harness(long windowMs, int maxBatch) throws Exception {
+        OneInputStreamOperatorTestHarness<String, Row> h =
+                new OneInputStreamOperatorTestHarness<>(new SessionShardMicroBatcher(KEYS, windowMs, maxBatch));
+        h.open();
+        return h;
+    }
+
+    private static List<Row> batches(OneInputStreamOperatorTestHarness<String, Row> h) {
+        List<Row> out = new ArrayList<>();
+        for (Object o : h.getOutput()) {
+            if (o instanceof StreamRecord) {
+                out.add((Row) ((StreamRecord<?>) o).getValue());
+            }
+        }
+        return out;
+    }
+
+    private static int expectedKey(String sessionId) {
+        CRC32 crc = new CRC32();
+        crc.update(sessionId.getBytes(StandardCharsets.UTF_8));
+        return new int[] {10, 11, 12, 13}[(int) (crc.getValue() % 4)];
+    }
+
+    @Test
+    void emitsWhenAShardIsFull() throws Exception {
+        OneInputStreamOperatorTestHarness<String, Row> h = harness(20, 3);
+        h.processElement(event("s1", 1), 1001L);
+        h.processElement(event("s1", 2), 1002L);
+        assertEquals(0, batches(h).size());
+        h.processElement(event("s1", 3), 1003L);
+        List<Row> out = batches(h);
+        assertEquals(1, out.size());
+        assertEquals(expectedKey("s1"), out.get(0).getField(0));
+        String[] batch = (String[]) out.get(0).getField(1);
+        assertArrayEquals(new String[] {"1001,1002,1003", event("s1", 1), event("s1", 2), event("s1", 3)}, batch);
+        h.close();
+    }
+
+    @Test
+    void emitsEveryShardWhenTheWindowEnds() throws Exception {
+        OneInputStreamOperatorTestHarness<String, Row> h = harness(20, 256);
+        h.setProcessingTime(100);
+        Map<Integer, Integer> perKey = new HashMap<>();
+        for (int i = 0; i < 40; i++) {
+            String sid = "session-" + (i % 10);
+            h.processElement(event(sid, i), 5000L + i);
+            perKey.merge(expectedKey(sid), 1, Integer::sum);
+        }
+        h.setProcessingTime(119);
+        assertEquals(0, batches(h).size(), "nothing before window_ms has passed");
+        h.setProcessingTime(120);
+        List<Row> out = batches(h);
+        assertEquals(perKey.size(), out.size(), "one batch per shard that holds events");
+        int total = 0;
+        for (Row row : out) {
+            String[] batch = (String[]) row.getField(1);
+            int key = (Integer) row.getField(0);
+            assertEquals(perKey.get(key), batch.length - 1);
+            for (int i = 1; i < batch.length; i++) {
+                String sid = TopLevelJsonField.stringValue(batch[i], "session_id");
+                assertEquals(expectedKey(sid), key, "a session's events all go to its shard");
+            }
+            assertEquals(batch.length - 1, batch[0].split(",").length);
+            total += batch.length - 1;
+        }
+        assertEquals(40, total);
+        h.close();
+    }
+
+    @Test
+    void flushesBeforeTheCheckpointBarrier() throws Exception {
+        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 256);
+        h.processElement(event("a", 1), 1L);
+        h.processElement(event("b", 2), 2L);
+        h.prepareSnapshotPreBarrier(1L);
+        int values = 0;
+        for (Row row : batches(h)) {
+            values += ((String[]) row.getField(1)).length - 1;
+        }
+        assertEquals(2, values);
+        h.close();
+    }
+
+    @Test
+    void flushesBeforeForwardingTheFinalWatermark() throws Exception {
+        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 256);
+        h.processElement(event("a", 1), 1L);
+        h.processWatermark(new Watermark(5L));
+        assertEquals(0, batches(h).size(), "an ordinary watermark does not cut the window");
+        h.processWatermark(Watermark.MAX_WATERMARK);
+        List<Object> out = new ArrayList<>(h.getOutput());
+        int firstBatch = -1;
+        int maxWatermark = -1;
+        for (int i = 0; i < out.size(); i++) {
+            if (out.get(i) instanceof StreamRecord && firstBatch < 0) {
+                firstBatch = i;
+            }
+            if (out.get(i) instanceof Watermark && ((Watermark) out.get(i)).getTimestamp() == Long.MAX_VALUE) {
+                maxWatermark = i;
+            }
+        }
+        assertTrue(firstBatch >= 0 && maxWatermark > firstBatch, "batch before MAX_WATERMARK: " + out);
+        h.close();
+    }
+
+    @Test
+    void flushesAtEndOfInputAndKeepsRecordsWithoutTimestamp() throws Exception {
+        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 256);
+        h.processElement(new StreamRecord<>(event("a", 1)));
+        h.processElement(new StreamRecord<>(event("a", 2)));
+        h.endInput();
+        List<Row> out = batches(h);
+        assertEquals(1, out.size());
+        String[] batch = (String[]) out.get(0).getField(1);
+        assertEquals(",", batch[0]);
+        assertEquals(3, batch.length);
+        h.close();
+    }
+
+    @Test
+    void unroutableValuesGoToShardZero() throws Exception {
+        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 1);
+        h.processElement("not json at all", 1L);
+        List<Row> out = batches(h);
+        assertEquals(1, out.size());
+        assertEquals(10, out.get(0).getField(0));
+        assertInstanceOf(String[].class, out.get(0).getField(1));
+        h.close();
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        assertThrows(IllegalArgumentException.class, () -> new SessionShardMicroBatcher("", 20, 10));
+        assertThrows(IllegalArgumentException.class, () -> new SessionShardMicroBatcher("1", 0, 10));
+        assertThrows(IllegalArgumentException.class, () -> new SessionShardMicroBatcher("1", 20, 0));
+    }
+}

@@ -1,0 +1,100 @@
+"""udfs.microbatch: the batch layout of the Java micro-batcher and the Python copy of a shard's sessions."""
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from udfs.config import JobConfig
+from udfs.decide import Decider, SessionEntry, decide_all
+from udfs.microbatch import ShardSessions, decode_batch
+from udfs.partitioning import session_shard_keys, shard_of, subtask_of_int_key
+from udfs.rules import RuleEngine
+from udfs.scenarios import article_session, shallow_session
+from udfs.scoring import ReloadingScorer
+
+T0 = 1_764_000_000_000
+
+
+def _events():
+    return article_session("s-article", T0)
+
+
+def test_decode_batch_keeps_order_timestamps_and_dead_letters_bad_values():
+    events = _events()[:3]
+    values = [orjson.dumps(events[0]).decode(), "{not json", orjson.dumps(events[1]).decode(),
+              orjson.dumps({"type": "click"}).decode(), orjson.dumps(events[2]).decode()]
+    decoded, dlq = decode_batch(["11,12,13,,15", *values])
+    assert [e["event_id"] for e in decoded] == [e["event_id"] for e in events]
+    assert [e.get("_kafka_ts_ms") for e in decoded] == [11, 13, 15]
+    assert len(dlq) == 2 and {d["reason"] for d in dlq} <= {"invalid_json", "missing_field", "parse_error"}
+    assert all(d["stage"] == "parse" for d in dlq)
+
+
+def test_decode_batch_without_timestamps_and_empty():
+    event = _events()[0]
+    decoded, dlq = decode_batch(["", orjson.dumps(event).decode()])
+    assert "_kafka_ts_ms" not in decoded[0] and not dlq
+    assert decode_batch([""]) == ([], [])
+    with pytest.raises(ValueError):
+        decode_batch([])
+
+
+def test_session_shard_keys_one_per_key_group_and_stable_shards():
+    for max_p in (1, 2, 8, 128):
+        keys = session_shard_keys(max_p)
+        assert sorted(subtask_of_int_key(k, max_p, max_p) for k in keys) == list(range(max_p))
+    keys = session_shard_keys(8)
+    # a session's shard does not depend on the parallelism: the keys are fixed by max parallelism
+    owners_p1 = {sid: subtask_of_int_key(shard_of(sid, keys), 1, 8) for sid in map(str, range(200))}
+    owners_p2 = {sid: subtask_of_int_key(shard_of(sid, keys), 2, 8) for sid in map(str, range(200))}
+    assert set(owners_p1.values()) == {0} and set(owners_p2.values()) == {0, 1}
+    with pytest.raises(ValueError):
+        session_shard_keys(0)
+
+
+def test_shard_sessions_cache_write_rhythm_and_expiry():
+    shard = ShardSessions(ttl_ms=10_000, write_interval_ms=1_000)
+    stored = {"old": SessionEntry()}
+    load = shard.loader(now_ms=5_000, stored=stored.get)
+    assert load("old") is stored["old"] and load("new") is None
+    entry = SessionEntry()
+    shard.update({"a": entry}, now_ms=5_000)
+    assert shard.write_due(5_000) and shard.take_dirty(5_000) == {"a": entry}
+    assert not shard.write_due(5_500)
+    shard.update({"a": entry}, now_ms=5_500)
+    assert not shard.write_due(5_900) and shard.write_due(5_900, force=True) and shard.write_due(6_000)
+    # the copy wins over keyed state while fresh; an expired one is forgotten, keyed state asked again
+    assert shard.loader(6_000, stored={"a": SessionEntry()}.get)("a") is entry
+    assert shard.loader(15_501, stored={}.get)("a") is None and "a" not in shard.entries
+    shard.update({"b": entry}, now_ms=20_000)
+    assert shard.expire(70_000) == ["b"] and shard.expire(70_001) == []
+    with pytest.raises(ValueError):
+        ShardSessions(0, 1)
+
+
+def test_deciding_shard_by_shard_equals_deciding_all_at_once():
+    """Routing to shards and batching per shard does not change a decision (DESIGN.md, semantics)."""
+    cfg = JobConfig()
+    events = []
+    for i in range(24):
+        events += (article_session if i % 2 == 0 else shallow_session)(f"s{i}", T0 + 997 * i)
+    events.sort(key=lambda e: e["client_ts_ms"])
+    scorer = ReloadingScorer()
+    ref_actions, _, _ = decide_all(Decider(cfg, scorer, RuleEngine.default(), clock_ms=lambda: 0), events, 10_000)
+    keys = session_shard_keys(cfg.max_parallelism)
+    decider = Decider(cfg, scorer, RuleEngine.default(), clock_ms=lambda: 0)
+    shards: dict[int, ShardSessions] = {}
+    actions = []
+    for i in range(0, len(events), 3):
+        per_shard: dict[int, list] = {}
+        for e in events[i:i + 3]:
+            per_shard.setdefault(shard_of(e["session_id"], keys), []).append(orjson.dumps(e).decode())
+        for key, values in per_shard.items():
+            shard = shards.setdefault(key, ShardSessions(1_800_000, 1_000))
+            decoded, dlq = decode_batch([",".join("" for _ in values), *values])
+            assert not dlq
+            result = decider.decide(decoded, shard.loader(0, {}.get))
+            shard.update(result.touched, 0)
+            actions.extend(result.actions)
+    key = lambda a: a["event_id"]  # noqa: E731
+    assert ref_actions and sorted(actions, key=key) == sorted(ref_actions, key=key)

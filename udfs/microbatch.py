@@ -1,0 +1,155 @@
+"""The micro-batch as the job's Python operator receives it, and the Python copy of a shard's sessions.
+
+Pure Python (no PyFlink): the Flink operator (operators/personalization.py) is a thin adapter over
+this, and the unit tests run it without a JVM.
+
+**Batch layout** (made by the Java operator ``io.intentflow.flink.SessionShardMicroBatcher``,
+operators/java): a list of str, ``batch[0]`` the comma-joined Kafka timestamps (epoch ms; an empty
+entry for a record without one) and ``batch[1:]`` the raw Kafka values in arrival order. All values
+of a batch belong to one session shard (:func:`udfs.partitioning.shard_of`).
+
+**Session cache** (:class:`ShardSessions`): the operator decides from Python objects and writes the
+changed sessions to Flink keyed state once per ``state_write_interval_ms``; the batches received since
+the last write stay in keyed list state, so a checkpoint always holds either an event's effect or the
+event itself, and a restore decides those batches again (Redis writes are idempotent).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from udfs.contract import ContractError, parse_event
+from udfs.decide import SessionEntry
+from udfs.dlq import dlq_record
+
+
+def decode_batch(batch: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Parse and validate a micro-batch.
+
+    Args:
+        batch: ``[timestamps_csv, value_1, ..., value_n]`` (see the module docstring).
+
+    Returns:
+        ``(events, dlq_records)``: the canonical event dicts (``udfs.contract.parse_event``) in arrival
+        order, each with ``_kafka_ts_ms`` when its record had a positive timestamp; and a DLQ record
+        (stage ``parse``, reason from :class:`udfs.contract.ContractError`, ``parse_error`` for
+        anything else) for every value that is not a valid event. ``len(events) + len(dlq) == n``.
+
+    Raises:
+        ValueError: an empty batch (no timestamp entry), a bug of the producer of the batch.
+    """
+    if not batch:
+        raise ValueError("a micro-batch has at least its timestamp entry")
+    n = len(batch) - 1
+    stamps = batch[0].split(",") if n else []
+    if len(stamps) != n:  # never from our batcher; keep every value, without timestamps
+        stamps = [""] * n
+    events: list[dict[str, Any]] = []
+    dlq: list[dict[str, Any]] = []
+    for stamp, value in zip(stamps, batch[1:]):
+        try:
+            event = parse_event(value)
+        except ContractError as exc:
+            dlq.append(dlq_record(exc.reason, "parse", value, detail=exc.detail))
+            continue
+        except Exception as exc:  # noqa: BLE001 - nothing malformed may fail the job
+            dlq.append(dlq_record("parse_error", "parse", value, detail=repr(exc)))
+            continue
+        if stamp:
+            ts = int(stamp)
+            if ts > 0:
+                event["_kafka_ts_ms"] = ts
+        events.append(event)
+    return events, dlq
+
+
+class ShardSessions:
+    """The Python copy of one session shard's sessions, with what is due to be written back.
+
+    Args:
+        ttl_ms: a session untouched this long (processing time) is expired (``JobConfig.session_ttl_s``).
+        write_interval_ms: changed sessions are written to keyed state at most this often
+            (``JobConfig.state_write_interval_ms``).
+
+    Attributes:
+        entries: ``{session_id: SessionEntry}`` decided from.
+        touched_ms: ``{session_id: processing time of its last change, epoch ms}``.
+        dirty: sessions changed since the last write.
+        last_write_ms: processing time of the last write (0 before any).
+        restored: False until the first callback for this shard after the operator opened (then the
+            batches in keyed list state are decided again).
+        write_timer_ms: the pending processing-time timer that writes a quiet shard, or None.
+        end_timer_registered: the end-of-input event-time timer is registered for this shard.
+    """
+
+    __slots__ = ("ttl_ms", "write_interval_ms", "entries", "touched_ms", "dirty", "last_write_ms",
+                 "last_sweep_ms", "restored", "write_timer_ms", "end_timer_registered")
+
+    def __init__(self, ttl_ms: int, write_interval_ms: int) -> None:
+        if ttl_ms <= 0 or write_interval_ms <= 0:
+            raise ValueError(f"ttl_ms and write_interval_ms must be > 0, got {ttl_ms}, {write_interval_ms}")
+        self.ttl_ms = ttl_ms
+        self.write_interval_ms = write_interval_ms
+        self.entries: dict[str, SessionEntry] = {}
+        self.touched_ms: dict[str, int] = {}
+        self.dirty: set[str] = set()
+        self.last_write_ms = 0
+        self.last_sweep_ms = 0
+        self.restored = False
+        self.write_timer_ms: int | None = None
+        self.end_timer_registered = False
+
+    def loader(self, now_ms: int, stored: Callable[[str], SessionEntry | None]) -> Callable[[str], SessionEntry | None]:
+        """A ``load`` function for :meth:`udfs.decide.Decider.decide`: the cached entry unless expired,
+        else ``stored(session_id)`` (keyed state, read after a restore or an eviction)."""
+        entries, touched, ttl_ms = self.entries, self.touched_ms, self.ttl_ms
+
+        def load(session_id: str) -> SessionEntry | None:
+            entry = entries.get(session_id)
+            if entry is not None:
+                if now_ms - touched[session_id] <= ttl_ms:
+                    return entry
+                self.forget(session_id)
+                return None
+            return stored(session_id)
+
+        return load
+
+    def update(self, touched: dict[str, SessionEntry], now_ms: int) -> None:
+        """Take the sessions a batch changed (``BatchResult.touched``)."""
+        self.entries.update(touched)
+        for session_id in touched:
+            self.touched_ms[session_id] = now_ms
+        self.dirty.update(touched)
+
+    def write_due(self, now_ms: int, force: bool = False) -> bool:
+        """True when changed sessions are waiting and the interval has passed (or ``force``)."""
+        return bool(self.dirty) and (force or now_ms - self.last_write_ms >= self.write_interval_ms)
+
+    def take_dirty(self, now_ms: int) -> dict[str, SessionEntry]:
+        """The changed sessions, to write now; marks them written at ``now_ms``."""
+        out = {sid: self.entries[sid] for sid in self.dirty}
+        self.dirty = set()
+        self.last_write_ms = now_ms
+        return out
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session from the copy (it stays in keyed state until the caller removes it)."""
+        self.entries.pop(session_id, None)
+        self.touched_ms.pop(session_id, None)
+        self.dirty.discard(session_id)
+
+    def expire(self, now_ms: int) -> list[str]:
+        """Forget the sessions untouched for ``ttl_ms``; at most once per ``min(60 s, ttl_ms)``.
+
+        Returns:
+            the expired session ids (the caller removes them from keyed state too).
+        """
+        if now_ms - self.last_sweep_ms < min(60_000, self.ttl_ms):
+            return []
+        self.last_sweep_ms = now_ms
+        horizon = now_ms - self.ttl_ms
+        expired = [sid for sid, t in self.touched_ms.items() if t < horizon]
+        for sid in expired:
+            self.forget(sid)
+        return expired
