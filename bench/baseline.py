@@ -62,7 +62,9 @@ def summarize(values: list[float]) -> dict:
 @click.option("--max-batch-size", type=int, default=JobConfig.max_batch_size, show_default=True)
 @click.option("--trace-every-n", type=int, default=1, show_default=True)
 @click.option("--hops-out", type=click.Path(dir_okay=False), default=None)
-def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: int, hops_out: str | None) -> None:
+@click.option("--from-beginning", is_flag=True, help="Start at the topic's first offsets (drain runs), not its end.")
+def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: int, hops_out: str | None,
+         from_beginning: bool) -> None:
     """Consume, micro-batch, decide, write to Redis until SIGTERM."""
     from kafka import KafkaConsumer, TopicPartition
 
@@ -92,7 +94,10 @@ def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: 
             time.sleep(0.2)
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
-    consumer.seek_to_end(*tps)
+    if from_beginning:
+        consumer.seek_to_beginning(*tps)
+    else:
+        consumer.seek_to_end(*tps)
     for tp in tps:
         consumer.position(tp)
 

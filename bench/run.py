@@ -274,21 +274,51 @@ def _stack_pid(name: str) -> int | None:
         return None
 
 
+def quix_python() -> str:
+    """The interpreter of the Quix Streams peer: ``.stack/venv-quix`` from bench/quix-requirements.txt, made on
+    first use (quixstreams needs protobuf >= 6, apache-flink < 6: they cannot share the project's venv).
+
+    Raises:
+        click.ClickException: the virtualenv could not be made (pip's output in the message).
+    """
+    venv = ROOT / ".stack" / "venv-quix"
+    req = ROOT / "bench" / "quix-requirements.txt"
+    marker = venv / ".installed"
+    if not marker.exists() or marker.stat().st_mtime < req.stat().st_mtime:
+        for cmd in ([sys.executable, "-m", "venv", "--clear", str(venv)],
+                    [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(req)]):
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise click.ClickException(f"could not make {venv}: {res.stdout[-1500:]}{res.stderr[-1500:]}")
+        marker.touch()
+    return str(venv / "bin" / "python")
+
+
 def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, window_ms: int, parallelism: int,
-                 flink_conf: dict[str, str]) -> subprocess.Popen:
-    """Start the job (or the baseline) in its own process group, logging to ``run_dir``."""
-    env = dict(os.environ, INTENTFLOW_TOPIC_PREFIX=prefix)
+                 flink_conf: dict[str, str], from_beginning: bool = False, trace_every_n: int = 1) -> subprocess.Popen:
+    """Start ``job``, ``baseline`` or ``quix`` in its own process group, logging to ``run_dir``.
+
+    Args:
+        from_beginning: read the topic from its first offset (drain runs); else from its end.
+        trace_every_n: 1 for latency levels (every event traced), 0 for drain runs.
+    """
+    env = dict(os.environ, INTENTFLOW_TOPIC_PREFIX=prefix, PYTHONWARNINGS="ignore")
+    common = ["--redis-prefix", redis_prefix, "--trace-every-n", str(trace_every_n), "--window-ms", str(window_ms)]
     if target == "job":
-        args = ["--start", "latest", "--redis-prefix", redis_prefix, "--trace-every-n", "1",
-                "--window-ms", str(window_ms), "--parallelism", str(parallelism),
+        args = ["--start", "earliest" if from_beginning else "latest", *common, "--parallelism", str(parallelism),
                 "--group-id", f"{prefix}personalization", "--checkpoint-dir", str(run_dir / "checkpoints")]
         # The job's own command (jobs.personalization:job_cmd) plus Flink settings: always
         # REST_BIND_CONF, so a mini-cluster of someone else on this machine holding 8081 does not fail us.
         cmd = [sys.executable, "-c", "from bench.run import job_with_conf; job_with_conf()",
                json.dumps({**REST_BIND_CONF, **flink_conf}), *args]
+    elif target == "quix":
+        cmd = [quix_python(), "-m", "bench.quix_target", *common]
+        if from_beginning:
+            cmd.append("--from-beginning")
     else:
-        cmd = [sys.executable, "-m", "bench.baseline", "--redis-prefix", redis_prefix, "--trace-every-n", "1",
-               "--window-ms", str(window_ms), "--hops-out", str(run_dir / "baseline_hops.jsonl")]
+        cmd = [sys.executable, "-m", "bench.baseline", *common, "--hops-out", str(run_dir / "baseline_hops.jsonl")]
+        if from_beginning:
+            cmd.append("--from-beginning")
     log = open(run_dir / f"{target}.log", "ab")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -409,7 +439,7 @@ def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: i
             pids["job_jvm"] = [p for p in children if proc_name(p) == "java"]
             pids["job_client"] = [proc.pid] + [p for p in children if proc_name(p) != "java"]
         else:
-            pids["baseline"] = [proc.pid] + children
+            pids[target] = [proc.pid] + children
         out["pids"] = pids
 
         for rate in levels:
@@ -469,6 +499,147 @@ def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: i
         out["exit_code"] = proc.returncode
         _cleanup(settings, prefix, rp, r)
     return out
+
+
+def target_pids(target: str, proc: subprocess.Popen) -> list[int]:
+    """The processes that do the target's work: the launcher and every descendant (the job's JVM too)."""
+    return [proc.pid, *proc_children(proc.pid)]
+
+
+def run_drain(target: str, run_tag: str, templates, stream_seed: int, run_id: int, n_events: int, window_ms: int,
+              parallelism: int, run_dir: Path, flink_conf: dict[str, str], say, timeout_s: float = 600.0) -> dict:
+    """Flat-out throughput as the drain rate of a topic filled before the target starts.
+
+    ``n_events`` are produced into the target's own topic first; then the target starts from the first
+    offset (no tracing) and the rate is measured from its first processed event to its last:
+    ``drain_eps = (n_events - processed at first sample) / seconds between``; start-up (JVM, imports) is
+    outside the window. CPU: ``core_ms_per_1k_events`` = CPU time of the target's processes (for the
+    job: its JVM with the embedded Python, and its client) over the same window per 1,000 events.
+    Sampled every 0.1 s.
+    """
+    import redis
+
+    from bench.loadgen import EventStream, fill, make_producer
+    from intentflow.stack import create_topics
+    from udfs.config import stack_settings
+
+    settings = stack_settings()
+    prefix = f"bench{run_tag}{target}drain."
+    rp = f"bench:{run_tag}:{target}drain:"
+    create_topics(settings.kafka_bootstrap, prefix=prefix)
+    r = redis.Redis.from_url(settings.redis_url)
+    stream = EventStream(templates, run_id=run_id + 1, seed=stream_seed)
+    producer = make_producer(settings.kafka_bootstrap)
+    t_fill = time.monotonic()
+    now_ms = time.time_ns() // 1_000_000
+    for key, head, mid, tail in stream.take(n_events):
+        producer.send(prefix + "signals.raw", value=fill(head, mid, tail, now_ms), key=key)
+    producer.flush()
+    producer.close()
+    fill_s = time.monotonic() - t_fill
+    say(f"[{target}] drain: {n_events} events in the topic ({n_events / fill_s:.0f}/s to fill); starting the target")
+    load = load_avg_1m()
+    cluster = None
+    if target == CLUSTER_TARGET:
+        cluster = ClusterJob(prefix, rp, window_ms, CLUSTER_PARALLELISM, run_dir)
+        proc = cluster.proc
+    else:
+        proc = start_target(target, prefix, rp, run_dir, window_ms, parallelism, flink_conf, from_beginning=True,
+                            trace_every_n=0)
+    out: dict = {"events": n_events, "load_avg_1m_at_start": load}
+    if cluster is not None:
+        out["parallelism"] = CLUSTER_PARALLELISM
+        out["taskmanagers"] = cluster.taskmanagers
+    try:
+        t_start = time.monotonic()
+        first = None  # (t, processed, cpu ticks)
+        last = None
+        while time.monotonic() - t_start < timeout_s:
+            if cluster is None and proc.poll() is not None:
+                raise click.ClickException(f"{target} exited with {proc.returncode}; see {run_dir / (target + '.log')}")
+            done = int(r.hget(rp + "stats", "events") or 0)
+            now = time.monotonic()
+            if done > 0:
+                pids = cluster.pids() if cluster is not None else target_pids(target, proc)
+                ticks = sum((proc_sample(pid) or (0, 0))[0] for pid in pids)
+                if first is None:
+                    first = (now, done, ticks)
+                last = (now, done, ticks)
+                if done >= n_events:
+                    break
+            time.sleep(0.1)
+        if first is None or last is None or last[1] <= first[1]:
+            raise click.ClickException(f"{target} processed nothing in {timeout_s:.0f} s of the drain")
+        seconds = last[0] - first[0]
+        events = last[1] - first[1]
+        cpu_s = (last[2] - first[2]) / CLK_TCK
+        out.update({"ready_s": round(first[0] - t_start, 1), "measured_events": events, "seconds": round(seconds, 2),
+                    "drain_eps": round(events / seconds, 1), "drained": last[1] >= n_events,
+                    "cpu_pct_of_one_core": round(100.0 * cpu_s / seconds, 1),
+                    "core_ms_per_1k_events": round(cpu_s * 1000.0 / events * 1000.0, 1)})
+        say(f"[{target}] drain: {out['drain_eps']:.0f} events/s, {out['core_ms_per_1k_events']} core-ms per 1,000 "
+            f"events ({out['cpu_pct_of_one_core']} % of a core), load avg {load}")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        else:
+            stop_target(proc)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        _cleanup(settings, prefix, rp, r)
+    return out
+
+
+#: Drain-only target: the job submitted to the local standalone cluster (flink-conf/: 2 TaskManagers x
+#: 1 slot, each its own JVM and embedded CPython) at parallelism :data:`CLUSTER_PARALLELISM`.
+CLUSTER_TARGET = "job-cluster-p2"
+CLUSTER_PARALLELISM = 2
+
+
+class ClusterJob:
+    """The job on the standalone cluster (started here if it is not running, and then stopped again)."""
+
+    def __init__(self, prefix: str, redis_prefix: str, window_ms: int, parallelism: int, run_dir: Path) -> None:
+        from intentflow import stack as local_stack
+
+        self.stack = local_stack
+        self.started_here = not local_stack.status()["flink"]
+        local_stack.start_flink_cluster()
+        self.env = {**local_stack.standalone_flink_env(), "INTENTFLOW_TOPIC_PREFIX": prefix}
+        flink = local_stack.flink_home() / "bin" / "flink"
+        self.flink = ["bash", str(flink)]
+        cmd = [*self.flink, "run", "-d", "-py", str(ROOT / "jobs" / "personalization.py"), "-pyexec", sys.executable,
+               "--start", "earliest", "--parallelism", str(parallelism), "--redis-prefix", redis_prefix,
+               "--trace-every-n", "0", "--window-ms", str(window_ms), "--group-id", f"{prefix}personalization"]
+        res = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
+        (run_dir / f"{CLUSTER_TARGET}.log").write_text(res.stdout + res.stderr)
+        import re
+
+        match = re.search(r"JobID ([0-9a-f]{32})", res.stdout)
+        if res.returncode != 0 or not match:
+            self.stop()
+            raise click.ClickException(f"could not submit the job to the cluster: {res.stdout[-1500:]}{res.stderr[-1500:]}")
+        self.job_id = match.group(1)
+        self.proc = subprocess.Popen(["sleep", "0"])  # placeholder handle; the work runs in the cluster
+        self.taskmanagers = sum(1 for pid in self.pids() if "TaskManager" in _cmdline(pid))
+
+    def pids(self) -> list[int]:
+        """The cluster's JVMs (JobManager and TaskManagers, with their embedded CPython)."""
+        return self.stack._flink_pids()
+
+    def stop(self) -> None:
+        job_id = getattr(self, "job_id", None)
+        if job_id:
+            subprocess.run([*self.flink, "cancel", job_id], env=self.env, capture_output=True, timeout=120)
+            self.job_id = None
+        if self.started_here:
+            self.stack.stop_flink_cluster()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
 
 
 def _drain(r, rp: str, produced_total: int, timeout_s: float) -> tuple[bool, float]:
@@ -641,25 +812,50 @@ def print_table(results: dict) -> None:
 
 
 def markdown_table(results: dict) -> str:
-    """The README's table: ours and the baseline per level, append -> readable ms, ratios ours/baseline."""
+    """The README's table: per paced level, append -> readable ms of the job and of each peer, ratios."""
     def f(v, digits=0):
         return "–" if v is None else f"{v:,.{digits}f}"
 
-    lines = ["| level (events/s) | load avg 1 min | job sent/s | job processed/s | job p50 / p95 / p99 / max ms "
-             "| baseline processed/s | baseline p50 / p95 / p99 / max ms | p50 ratio | p99 ratio | job lag |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    peers = [p for p in ("baseline", "quix") if any(p in row for row in results["levels"])]
+    head = ["level (events/s)", "job processed/s", "job p50 / p95 / p99 / max ms"]
+    for peer in peers:
+        head += [f"{peer} processed/s", f"{peer} p50 / p99 ms", f"job p99 ÷ {peer} p99"]
+    head += ["job lag", "load avg 1 min"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in results["levels"]:
-        b = row.get("baseline") or {}
-        rt = row.get("ratio_to_baseline") or {}
         star = " *" if row.get("percentiles_are_lower_bounds") else ""
-        bstar = " *" if b.get("percentiles_are_lower_bounds") else ""
-        lines.append(
-            f"| {row['level']} | {row['load_avg_1m_at_start']} / {b.get('load_avg_1m_at_start', '–')} "
-            f"| {f(row['achieved_eps'])} | {f(row['processed_eps'])} "
-            f"| {f(row['p50_ms'])} / {f(row['p95_ms'])} / {f(row['p99_ms'])} / {f(row['max_ms'])}{star} "
-            f"| {f(b.get('processed_eps'))} | {f(b.get('p50_ms'))} / {f(b.get('p95_ms'))} / {f(b.get('p99_ms'))} / "
-            f"{f(b.get('max_ms'))}{bstar} | {f(rt.get('p50_ms'), 2)} | {f(rt.get('p99_ms'), 2)} "
-            f"| {'bounded' if row['lag']['bounded'] else 'growing'} |")
+        cells = [row["level"], f(row["processed_eps"]),
+                 f"{f(row['p50_ms'])} / {f(row['p95_ms'])} / {f(row['p99_ms'])} / {f(row['max_ms'])}{star}"]
+        for peer in peers:
+            b = row.get(peer) or {}
+            rt = row.get(f"ratio_to_{peer}") or {}
+            bstar = " *" if b.get("percentiles_are_lower_bounds") else ""
+            cells += [f(b.get("processed_eps")), f"{f(b.get('p50_ms'))} / {f(b.get('p99_ms'))}{bstar}",
+                      f(rt.get("p99_ms"), 2)]
+        cells += ["bounded" if row["lag"]["bounded"] else "growing", str(row["load_avg_1m_at_start"])]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def drain_ratios(drain: dict) -> dict:
+    """The job's drain rate and CPU cost against each other target: ``{other: {eps_ratio, core_ms_ratio}}``."""
+    job = drain.get("job")
+    if not job:
+        return {}
+    return {name: {"drain_eps_ratio": ratio(job["drain_eps"], d["drain_eps"]),
+                   "core_ms_per_1k_ratio": ratio(job["core_ms_per_1k_events"], d["core_ms_per_1k_events"])}
+            for name, d in drain.items() if name != "job"}
+
+
+def drain_table(results: dict) -> str:
+    """Markdown table of the drain runs: events/s, CPU cost, ratio of the job to each."""
+    lines = ["| target | drained events/s | core-ms per 1,000 events | % of one core | job ÷ target (events/s) "
+             "| load avg 1 min |", "|---|---|---|---|---|---|"]
+    ratios = results.get("drain_ratios", {})
+    for name, d in results["drain"].items():
+        rt = "–" if name == "job" else f"{(ratios.get(name) or {}).get('drain_eps_ratio', '–')}"
+        lines.append(f"| {name} | {d['drain_eps']:,.0f} | {d['core_ms_per_1k_events']:,.0f} | {d['cpu_pct_of_one_core']:.0f} "
+                     f"| {rt} | {d['load_avg_1m_at_start']} |")
     return "\n".join(lines)
 
 
@@ -678,6 +874,9 @@ def plot(results: dict, path: Path) -> None:
         ax.plot(x, [r[key] for r in rows], marker=style, color=color, label=f"job {key[:3]}")
         ax.plot(x, [(r.get("baseline") or {}).get(key) for r in rows], marker=style, color=color, linestyle="--",
                 alpha=0.6, label=f"baseline {key[:3]}")
+        if any("quix" in r for r in rows):
+            ax.plot(x, [(r.get("quix") or {}).get(key) for r in rows], marker=style, color=color, linestyle=":",
+                    alpha=0.6, label=f"quix {key[:3]}")
     ax.axhline(20, color="grey", linewidth=0.8, linestyle=":")
     ax.axhline(60, color="grey", linewidth=0.8, linestyle=":")
     ax.axhline(200, color="grey", linewidth=0.8, linestyle=":")
@@ -698,9 +897,13 @@ def plot(results: dict, path: Path) -> None:
 @click.option("--duration-s", type=float, default=30.0, show_default=True, help="Seconds per level.")
 @click.option("--warmup-s", type=float, default=10.0, show_default=True, help="Warm-up before the first level, s.")
 @click.option("--quick", is_flag=True, help="Smoke run: 3 s per level, 2 s warm-up (not for figures).")
-@click.option("--levels", default="500,1000,2000,5000,max", show_default=True,
-              help="Comma-separated events/s; 'max' = flat out.")
-@click.option("--targets", default="job,baseline", show_default=True)
+@click.option("--levels", default="500,1000,2000,5000", show_default=True,
+              help="Comma-separated paced events/s; 'max' = produce as fast as the load generator can while the "
+                   "target runs (the flat-out figure is the drain run, see --drain-events).")
+@click.option("--targets", default="job,baseline,quix", show_default=True,
+              help="job (the Flink job, mini-cluster), baseline (plain Python), quix (Quix Streams).")
+@click.option("--drain-events", type=int, default=200_000, show_default=True,
+              help="Flat-out throughput: drain a topic pre-filled with this many events (0: skip).")
 @click.option("--window-ms", type=int, default=20, show_default=True)
 @click.option("--parallelism", type=int, default=1, show_default=True)
 @click.option("--drain-timeout-s", type=float, default=60.0, show_default=True)
@@ -711,7 +914,7 @@ def plot(results: dict, path: Path) -> None:
                    "level and add the share per hop to the results. It takes CPU: not for the headline figures.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=str(RESULTS / "latest.json"), show_default=True)
-def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, parallelism, drain_timeout_s, flink_conf,
+def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, window_ms, parallelism, drain_timeout_s, flink_conf,
               breakdown_level, profile_s, seed, out) -> None:
     """End-to-end latency and throughput of the job against the plain-Python baseline (issue 7)."""
     import redis
@@ -722,6 +925,7 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, paralleli
 
     if quick:
         duration_s, warmup_s, drain_timeout_s = 3.0, 2.0, min(drain_timeout_s, 30.0)
+        drain_events = min(drain_events, 20_000)
     level_list = [None if x.strip() == "max" else float(x) for x in levels.split(",") if x.strip()]
     level_list = [int(x) if x is not None and x == int(x) else x for x in level_list]
     conf = dict(kv.split("=", 1) for kv in flink_conf)
@@ -747,22 +951,31 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, paralleli
                                 "window_ms": window_ms, "max_batch_size": 256, "parallelism": parallelism,
                                 "trace_every_n": 1, "flink_conf_extra": {**REST_BIND_CONF, **conf}, "quick": quick,
                                 "seed": seed, "profile_s": profile_s,
-                                "levels": [x or "max" for x in level_list]},
+                                "levels": [x or "max" for x in level_list], "drain_events": drain_events},
                      "event_mix": mix, "targets": {}}
-    for target in [t.strip() for t in targets.split(",") if t.strip()]:
-        results["targets"][target] = run_target(target, run_tag, templates, seed, run_id, level_list, duration_s,
-                                                warmup_s, drain_timeout_s, window_ms, parallelism, run_dir, conf, say,
-                                                profile_s, breakdown_level)
+    target_list = [t.strip() for t in targets.split(",") if t.strip()]
+    results["drain"] = {}
+    for target in target_list:
+        if level_list:
+            results["targets"][target] = run_target(target, run_tag, templates, seed, run_id, level_list, duration_s,
+                                                    warmup_s, drain_timeout_s, window_ms, parallelism, run_dir, conf,
+                                                    say, profile_s, breakdown_level)
+        if drain_events > 0:
+            results["drain"][target] = run_drain(target, run_tag, templates, seed, run_id, drain_events, window_ms,
+                                                 parallelism, run_dir, conf, say)
+    results["drain_ratios"] = drain_ratios(results["drain"])
     job = {lv["level"]: lv for lv in results["targets"].get("job", {}).get("levels", [])}
     base = {lv["level"]: lv for lv in results["targets"].get("baseline", {}).get("levels", [])}
+    quix = {lv["level"]: lv for lv in results["targets"].get("quix", {}).get("levels", [])}
     rows = []
     for label in [str(x) if x else "max" for x in level_list]:
-        row = dict(job.get(label) or base.get(label) or {})
-        if label in job and label in base:
-            b = base[label]
-            row["baseline"] = b
-            row["ratio_to_baseline"] = {k: ratio(row[k], b[k]) for k in
-                                        ("p50_ms", "p95_ms", "p99_ms", "max_ms", "achieved_eps", "processed_eps")}
+        row = dict(job.get(label) or base.get(label) or quix.get(label) or {})
+        for name, other in (("baseline", base), ("quix", quix)):
+            if label in job and label in other:
+                b = other[label]
+                row[name] = b
+                row[f"ratio_to_{name}"] = {k: ratio(row[k], b[k]) for k in
+                                           ("p50_ms", "p95_ms", "p99_ms", "max_ms", "achieved_eps", "processed_eps")}
         rows.append(row)
     results["levels"] = rows
     if breakdown_level in job and breakdown_level in base:
@@ -777,9 +990,13 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, window_ms, paralleli
     out_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     if rows:
         plot(results, out_path.with_suffix(".png"))
-    print_table(results)
-    click.echo("")
-    click.echo(markdown_table(results))
+    if rows:
+        print_table(results)
+        click.echo("")
+        click.echo(markdown_table(results))
+    if results["drain"]:
+        click.echo("")
+        click.echo(drain_table(results))
     say(f"wrote {out_path} and {out_path.with_suffix('.png')} in {results['total_s']:.0f} s; logs in {run_dir}")
 
 

@@ -152,8 +152,15 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
         jvm.io.intentflow.flink.SessionShardMicroBatcher(keys_csv, cfg.window_ms, cfg.max_batch_size))
     j_batches.uid("micro-batcher")
     batches = DataStream(j_batches)
-    keyed = KeyedStream(j_batches.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info()),
-                        BATCH_TYPE, batches)
+    key_selector, key_type = jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info()
+    if cfg.parallelism == 1:
+        # One subtask owns every shard: mark the batches as keyed where they are, so the Python operator
+        # is chained to the batcher (no serialization through the network stack, no copy).
+        j_keyed = jvm.org.apache.flink.streaming.api.datastream.DataStreamUtils.reinterpretAsKeyedStream(
+            j_batches, key_selector, key_type)
+    else:
+        j_keyed = j_batches.keyBy(key_selector, key_type)
+    keyed = KeyedStream(j_keyed, BATCH_TYPE, batches)
     decided = (keyed.connect(rules.broadcast(RULES_STATE))
                .process(DecideMicroBatch(cfg, pipeline.sinks.redis_url, rules_json, pipeline.models_root),
                         output_type=OUTPUT_TYPE)

@@ -44,7 +44,8 @@ def flink_conf_settings() -> dict[str, str]:
     # Keys of the standalone cluster's processes are left out: a mini-cluster that took rest.port
     # 8081 failed to start next to another job's mini-cluster or the standalone cluster.
     cluster_only = ("env.", "rest.", "jobmanager.rpc.", "jobmanager.bind-host", "taskmanager.bind-host",
-                    "taskmanager.host", "jobmanager.memory.", "taskmanager.memory.process.")
+                    "taskmanager.host", "jobmanager.memory.", "taskmanager.memory.process.",
+                    "taskmanager.numberOfTaskSlots")
     settings = {k: v for k, v in flat.items() if not k.startswith(cluster_only)}
     # the mini-cluster's web UI / REST endpoint: the first free port from 8082
     settings["rest.bind-port"] = "8082-8182"

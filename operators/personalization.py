@@ -13,7 +13,8 @@ Java->Python crossing:
 3. decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
 4. ONE Redis pipeline (actions, aggregates, counters; session summaries when state is written);
-5. every ``state_write_interval_ms``: the changed sessions to map state and the list state cleared;
+5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state and the list state
+   cleared; every ``summary_interval_ms`` (1 s): their summaries to Redis (in that batch's pipeline);
 6. ONE output element: a ``String[]`` of ``"A" + action JSON`` / ``"D" + DLQ JSON``, split on the Java
    side (``MarkedOutputSplitter``) into the actions topic and the DLQ topic.
 
@@ -125,13 +126,16 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         carried: list = []
         if shard is None:
             cfg = self.config
-            shard = self.shards[key] = ShardSessions(cfg.session_ttl_s * 1000, cfg.state_write_interval_ms)
+            shard = self.shards[key] = ShardSessions(cfg.session_ttl_s * 1000, cfg.state_write_interval_ms,
+                                                     cfg.summary_interval_ms)
         if not shard.restored:
             shard.restored = True
             stored = ctx.get_broadcast_state(RULES_STATE).get("ruleset")
             if stored is not None and stored != self.rules_seen:
                 self._use_rules(stored)
             carried = list(self.pending.get() or [])
+            # sessions restored from a checkpoint; any other session is new (no state read for it)
+            shard.stored_ids = set(self.sessions.keys()) if not self.sessions.is_empty() else set()
         if not shard.end_timer_registered:
             ctx.timer_service().register_event_time_timer(_END_OF_INPUT_TIMER_MS)
             shard.end_timer_registered = True
@@ -187,17 +191,19 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         return result.actions, result.aggregates, counters, result.trace
 
     def _after_batch(self, shard: ShardSessions, ctx, force_write: bool = False) -> dict:
-        """Write the shard's changed sessions to map state when due and return their Redis summaries;
-        otherwise make sure a timer writes them if the shard goes quiet. Expire idle sessions."""
+        """Write the shard's changed sessions to map state and return their Redis summaries when each is
+        due; make sure a timer does it if the shard goes quiet. Expire idle sessions."""
         now_ms = int(time.time() * 1000)
         summaries: dict = {}
+        if shard.summary_due(now_ms, force_write):
+            summaries = session_summaries(shard.take_summary_dirty(now_ms), self.scorer.model_version,
+                                          self.decider.engine.rules_version)
         if shard.write_due(now_ms, force_write):
-            changed = shard.take_dirty(now_ms)
-            self.sessions.put_all(changed)
+            self.sessions.put_all(shard.take_dirty(now_ms))
             self.pending.clear()
-            summaries = session_summaries(changed, self.scorer.model_version, self.decider.engine.rules_version)
-        elif shard.dirty and shard.write_timer_ms is None:
-            shard.write_timer_ms = max(shard.last_write_ms + shard.write_interval_ms, now_ms + 1)
+        due_ms = shard.next_due_ms()
+        if due_ms is not None and (shard.write_timer_ms is None or due_ms < shard.write_timer_ms):
+            shard.write_timer_ms = max(due_ms, now_ms + 1)
             ctx.timer_service().register_processing_time_timer(shard.write_timer_ms)
         for session_id in shard.expire(now_ms):
             self.sessions.remove(session_id)

@@ -96,10 +96,13 @@ class JobConfig:
             event. 1800 s: the 30-minute inactivity rule that ends a web session (Google Analytics'
             default session timeout).
         state_write_interval_ms: how often the job writes changed sessions to Flink map state (the
-            decisions read a Python copy). Events since the last write stay in list state and are
-            decided again after a restore (idempotent). 1000 ms: at 2,000 events/s a session with
-            several events per second is pickled once instead of once per micro-batch; a restore
-            replays at most about a second of events. Our choice, measured with ``make bench``.
+            decisions read a Python copy). The batches received since the last write stay in list state
+            and are decided again after a restore (Redis writes are idempotent), so any interval is
+            correct; it trades the pickling of changed sessions (the costliest state work in the
+            operator's profile) against the events a restore decides again. 10,000 ms: the checkpoint
+            interval of flink-conf/config.yaml, so a session is pickled about once per checkpoint.
+        summary_interval_ms: how often changed sessions' summaries (counts, score, features) are
+            written to their ``{prefix}session:{id}`` hashes in Redis. 1000 ms: our choice.
         action_ttl_s: TTL of the latest-action hash in Redis, s (same 30 min).
         actions_stream_maxlen: approximate MAXLEN of the Redis stream of actions.
         redis_prefix: prefix of every Redis key the job writes (contracts §5; tests use their own).
@@ -128,7 +131,8 @@ class JobConfig:
     dedup_ttl_ms: int = 600_000
     dedup_max_ids: int = 512
     session_ttl_s: int = 1800
-    state_write_interval_ms: int = 1000
+    state_write_interval_ms: int = 10_000
+    summary_interval_ms: int = 1000
     action_ttl_s: int = 1800
     actions_stream_maxlen: int = 100_000
     redis_prefix: str = "if:"

@@ -66,34 +66,44 @@ def decode_batch(batch: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[
 class ShardSessions:
     """The Python copy of one session shard's sessions, with what is due to be written back.
 
+    Two rhythms: changed sessions are written to keyed state (pickled: the costly part) every
+    ``write_interval_ms``, and their summaries to Redis every ``summary_interval_ms``.
+
     Args:
         ttl_ms: a session untouched this long (processing time) is expired (``JobConfig.session_ttl_s``).
-        write_interval_ms: changed sessions are written to keyed state at most this often
-            (``JobConfig.state_write_interval_ms``).
+        write_interval_ms: ``JobConfig.state_write_interval_ms``.
+        summary_interval_ms: ``JobConfig.summary_interval_ms``.
 
     Attributes:
         entries: ``{session_id: SessionEntry}`` decided from.
         touched_ms: ``{session_id: processing time of its last change, epoch ms}``.
-        dirty: sessions changed since the last write.
-        last_write_ms: processing time of the last write (0 before any).
-        restored: False until the first callback for this shard after the operator opened (then the
-            batches in keyed list state are decided again).
-        write_timer_ms: the pending processing-time timer that writes a quiet shard, or None.
+        dirty: sessions changed since the last state write.
+        summary_dirty: sessions changed since the last summary write.
+        stored_ids: sessions in keyed state not read into the copy yet (those restored from a
+            checkpoint); a session outside both is new, and keyed state is not asked for it.
+        restored: False until the first callback for this shard after the operator opened.
+        write_timer_ms: the pending processing-time timer for a quiet shard, or None.
         end_timer_registered: the end-of-input event-time timer is registered for this shard.
     """
 
-    __slots__ = ("ttl_ms", "write_interval_ms", "entries", "touched_ms", "dirty", "last_write_ms",
-                 "last_sweep_ms", "restored", "write_timer_ms", "end_timer_registered")
+    __slots__ = ("ttl_ms", "write_interval_ms", "summary_interval_ms", "entries", "touched_ms", "dirty",
+                 "summary_dirty", "stored_ids", "last_write_ms", "last_summary_ms", "last_sweep_ms", "restored",
+                 "write_timer_ms", "end_timer_registered")
 
-    def __init__(self, ttl_ms: int, write_interval_ms: int) -> None:
-        if ttl_ms <= 0 or write_interval_ms <= 0:
-            raise ValueError(f"ttl_ms and write_interval_ms must be > 0, got {ttl_ms}, {write_interval_ms}")
+    def __init__(self, ttl_ms: int, write_interval_ms: int, summary_interval_ms: int = 1000) -> None:
+        if ttl_ms <= 0 or write_interval_ms <= 0 or summary_interval_ms <= 0:
+            raise ValueError(f"ttl_ms, write_interval_ms and summary_interval_ms must be > 0, got {ttl_ms}, "
+                             f"{write_interval_ms}, {summary_interval_ms}")
         self.ttl_ms = ttl_ms
         self.write_interval_ms = write_interval_ms
+        self.summary_interval_ms = summary_interval_ms
         self.entries: dict[str, SessionEntry] = {}
         self.touched_ms: dict[str, int] = {}
         self.dirty: set[str] = set()
+        self.summary_dirty: set[str] = set()
+        self.stored_ids: set[str] = set()
         self.last_write_ms = 0
+        self.last_summary_ms = 0
         self.last_sweep_ms = 0
         self.restored = False
         self.write_timer_ms: int | None = None
@@ -101,8 +111,8 @@ class ShardSessions:
 
     def loader(self, now_ms: int, stored: Callable[[str], SessionEntry | None]) -> Callable[[str], SessionEntry | None]:
         """A ``load`` function for :meth:`udfs.decide.Decider.decide`: the cached entry unless expired,
-        else ``stored(session_id)`` (keyed state, read after a restore or an eviction)."""
-        entries, touched, ttl_ms = self.entries, self.touched_ms, self.ttl_ms
+        else ``stored(session_id)`` (keyed state) for a session in :attr:`stored_ids`, else None (new)."""
+        entries, touched, ttl_ms, stored_ids = self.entries, self.touched_ms, self.ttl_ms, self.stored_ids
 
         def load(session_id: str) -> SessionEntry | None:
             entry = entries.get(session_id)
@@ -111,7 +121,10 @@ class ShardSessions:
                     return entry
                 self.forget(session_id)
                 return None
-            return stored(session_id)
+            if session_id in stored_ids:
+                stored_ids.discard(session_id)
+                return stored(session_id)
+            return None
 
         return load
 
@@ -121,23 +134,44 @@ class ShardSessions:
         for session_id in touched:
             self.touched_ms[session_id] = now_ms
         self.dirty.update(touched)
+        self.summary_dirty.update(touched)
 
     def write_due(self, now_ms: int, force: bool = False) -> bool:
-        """True when changed sessions are waiting and the interval has passed (or ``force``)."""
+        """True when changed sessions wait for a state write and the interval has passed (or ``force``)."""
         return bool(self.dirty) and (force or now_ms - self.last_write_ms >= self.write_interval_ms)
 
+    def summary_due(self, now_ms: int, force: bool = False) -> bool:
+        """True when changed sessions wait for a summary write and its interval has passed (or ``force``)."""
+        return bool(self.summary_dirty) and (force or now_ms - self.last_summary_ms >= self.summary_interval_ms)
+
     def take_dirty(self, now_ms: int) -> dict[str, SessionEntry]:
-        """The changed sessions, to write now; marks them written at ``now_ms``."""
+        """The sessions changed since the last state write; marks them written at ``now_ms``."""
         out = {sid: self.entries[sid] for sid in self.dirty}
         self.dirty = set()
         self.last_write_ms = now_ms
         return out
 
+    def take_summary_dirty(self, now_ms: int) -> dict[str, SessionEntry]:
+        """The sessions changed since the last summary write; marks them written at ``now_ms``."""
+        out = {sid: self.entries[sid] for sid in self.summary_dirty if sid in self.entries}
+        self.summary_dirty = set()
+        self.last_summary_ms = now_ms
+        return out
+
+    def next_due_ms(self) -> int | None:
+        """When the next write (state or summary) is due for what is dirty now, or None."""
+        due = [last + interval for waiting, last, interval in (
+            (self.dirty, self.last_write_ms, self.write_interval_ms),
+            (self.summary_dirty, self.last_summary_ms, self.summary_interval_ms)) if waiting]
+        return min(due) if due else None
+
     def forget(self, session_id: str) -> None:
-        """Drop a session from the copy (it stays in keyed state until the caller removes it)."""
+        """Drop a session from the copy (the caller removes it from keyed state)."""
         self.entries.pop(session_id, None)
         self.touched_ms.pop(session_id, None)
         self.dirty.discard(session_id)
+        self.summary_dirty.discard(session_id)
+        self.stored_ids.discard(session_id)
 
     def expire(self, now_ms: int) -> list[str]:
         """Forget the sessions untouched for ``ttl_ms``; at most once per ``min(60 s, ttl_ms)``.

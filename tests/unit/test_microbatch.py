@@ -52,20 +52,37 @@ def test_session_shard_keys_one_per_key_group_and_stable_shards():
         session_shard_keys(0)
 
 
-def test_shard_sessions_cache_write_rhythm_and_expiry():
+def test_shard_sessions_reads_keyed_state_only_for_restored_sessions():
     shard = ShardSessions(ttl_ms=10_000, write_interval_ms=1_000)
     stored = {"old": SessionEntry()}
-    load = shard.loader(now_ms=5_000, stored=stored.get)
+    asked: list[str] = []
+
+    def from_state(sid):
+        asked.append(sid)
+        return stored.get(sid)
+
+    shard.stored_ids = {"old"}
+    load = shard.loader(now_ms=5_000, stored=from_state)
     assert load("old") is stored["old"] and load("new") is None
+    assert asked == ["old"] and shard.stored_ids == set()
+
+
+def test_shard_sessions_write_rhythms_and_expiry():
+    shard = ShardSessions(ttl_ms=10_000, write_interval_ms=1_000, summary_interval_ms=300)
     entry = SessionEntry()
     shard.update({"a": entry}, now_ms=5_000)
+    assert shard.next_due_ms() == 300
     assert shard.write_due(5_000) and shard.take_dirty(5_000) == {"a": entry}
-    assert not shard.write_due(5_500)
-    shard.update({"a": entry}, now_ms=5_500)
+    assert shard.summary_due(5_000) and shard.take_summary_dirty(5_000) == {"a": entry}
+    assert shard.next_due_ms() is None and not shard.write_due(5_500)
+    shard.update({"a": entry}, now_ms=5_100)
+    assert shard.next_due_ms() == 5_300
+    assert not shard.summary_due(5_299) and shard.summary_due(5_300)
     assert not shard.write_due(5_900) and shard.write_due(5_900, force=True) and shard.write_due(6_000)
-    # the copy wins over keyed state while fresh; an expired one is forgotten, keyed state asked again
-    assert shard.loader(6_000, stored={"a": SessionEntry()}.get)("a") is entry
-    assert shard.loader(15_501, stored={}.get)("a") is None and "a" not in shard.entries
+    # the copy wins while fresh; an expired one is forgotten and counts as new
+    assert shard.loader(6_000, stored={}.get)("a") is entry
+    assert shard.loader(15_101, stored={}.get)("a") is None and "a" not in shard.entries
+    assert not shard.dirty and not shard.summary_dirty
     shard.update({"b": entry}, now_ms=20_000)
     assert shard.expire(70_000) == ["b"] and shard.expire(70_001) == []
     with pytest.raises(ValueError):
