@@ -904,6 +904,9 @@ def plot(results: dict, path: Path) -> None:
               help="job (the Flink job, mini-cluster), baseline (plain Python), quix (Quix Streams).")
 @click.option("--drain-events", type=int, default=200_000, show_default=True,
               help="Flat-out throughput: drain a topic pre-filled with this many events (0: skip).")
+@click.option("--drain-targets", default=f"job,baseline,quix,{CLUSTER_TARGET}", show_default=True,
+              help=f"Targets of the drain runs; {CLUSTER_TARGET}: the job on the standalone cluster "
+                   "(2 TaskManagers) at parallelism 2.")
 @click.option("--window-ms", type=int, default=20, show_default=True)
 @click.option("--parallelism", type=int, default=1, show_default=True)
 @click.option("--drain-timeout-s", type=float, default=60.0, show_default=True)
@@ -914,7 +917,7 @@ def plot(results: dict, path: Path) -> None:
                    "level and add the share per hop to the results. It takes CPU: not for the headline figures.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=str(RESULTS / "latest.json"), show_default=True)
-def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, window_ms, parallelism, drain_timeout_s, flink_conf,
+def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_targets, window_ms, parallelism, drain_timeout_s, flink_conf,
               breakdown_level, profile_s, seed, out) -> None:
     """End-to-end latency and throughput of the job against the plain-Python baseline (issue 7)."""
     import redis
@@ -955,12 +958,13 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, window
                      "event_mix": mix, "targets": {}}
     target_list = [t.strip() for t in targets.split(",") if t.strip()]
     results["drain"] = {}
-    for target in target_list:
-        if level_list:
+    drain_list = [t.strip() for t in drain_targets.split(",") if t.strip()] if drain_events > 0 else []
+    for target in target_list + [t for t in drain_list if t not in target_list]:
+        if level_list and target in target_list:
             results["targets"][target] = run_target(target, run_tag, templates, seed, run_id, level_list, duration_s,
                                                     warmup_s, drain_timeout_s, window_ms, parallelism, run_dir, conf,
                                                     say, profile_s, breakdown_level)
-        if drain_events > 0:
+        if target in drain_list:
             results["drain"][target] = run_drain(target, run_tag, templates, seed, run_id, drain_events, window_ms,
                                                  parallelism, run_dir, conf, say)
     results["drain_ratios"] = drain_ratios(results["drain"])

@@ -146,10 +146,9 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.pending.add(batch)
         out: list[str] = []
         for earlier in carried:
-            self.writer.write(*self._decide(shard, earlier, out), ())
-        actions, aggregates, counters, trace = self._decide(shard, batch, out)
-        summaries = self._after_batch(shard, ctx)
-        self.writer.write(actions, summaries, aggregates, counters, trace)
+            self._write(self._decide(shard, earlier, out))
+        decided = self._decide(shard, batch, out)
+        self._write(decided, self._after_batch(shard, ctx))
         if out:
             yield out
 
@@ -157,7 +156,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         shard, carried = self._shard(ctx)
         out: list[str] = []
         for earlier in carried:
-            self.writer.write(*self._decide(shard, earlier, out), ())
+            self._write(self._decide(shard, earlier, out))
         end_of_input = timestamp == _END_OF_INPUT_TIMER_MS
         if end_of_input:
             shard.end_timer_registered = False
@@ -165,9 +164,14 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             shard.write_timer_ms = None
         summaries = self._after_batch(shard, ctx, force_write=end_of_input)
         if summaries:
-            self.writer.write((), summaries, {}, {}, ())
+            self._write(((), {}, {}, ()), summaries)
         if out:
             yield out
+
+    def _write(self, decided: tuple, summaries: dict | None = None) -> None:
+        """One Redis pipeline: ``decided`` = ``(actions, aggregates, counters, trace)`` of :meth:`_decide`."""
+        actions, aggregates, counters, trace = decided
+        self.writer.write(actions, summaries or {}, aggregates, counters, trace)
 
     def _decide(self, shard: ShardSessions, batch, out: list[str]):
         """Parse and decide one batch; marked outputs appended to ``out``.
