@@ -5,7 +5,8 @@
  *
  * What each page does is what a team running that tracker would write: the tracker's own automatic
  * capture where it has one, and the tracker's own API for the rest:
- *   snowplow  page view + activity tracking (page pings carry the scroll offsets); clicks and hovers on
+ *   snowplow  (`?method=get`: the pixel GET /i instead of POST tp2)
+ *             page view + activity tracking (page pings carry the scroll offsets); clicks and hovers on
  *             [data-if-role] elements as structured events (se_ac click / hover, se_la id, se_pr role,
  *             se_va hover ms); the product as the ecommerce `product` context entity.
  *   segment   page() + 'Product Viewed'; 'Element Clicked', 'Element Hovered' and 'Page Scrolled'
@@ -45,7 +46,8 @@
 
   if (tracker === 'snowplow') {
     const sp = window.snowplowBrowserTracking;
-    sp.newTracker('sp', origin, { appId: 'intentflow-demo', eventMethod: 'post', bufferSize: 1,
+    const eventMethod = new URLSearchParams(location.search).get('method') || 'post';
+    sp.newTracker('sp', origin, { appId: 'intentflow-demo', eventMethod, bufferSize: 1,
       contexts: { webPage: true, session: true } });
     sp.enableActivityTracking({ minimumVisitLength: 1, heartbeatDelay: 1 });
     const product = [{ schema: 'iglu:com.snowplowanalytics.snowplow.ecommerce/product/jsonschema/1-0-0',

@@ -104,3 +104,25 @@ def tracker_app(settings, recorder: Recorder | None = None) -> web.Application:
     if not any(getattr(r, "canonical", None) == "/demo" for r in app.router.resources()):
         app.router.add_static("/demo/", WEB / "demo", append_version=False)
     return app
+
+
+#: A person's browser (not HeadlessChrome): posthog-js drops events of headless user agents, and the
+#: collector flags them as bots (tests/browser/test_e2e_personalization.py uses the same).
+VISITOR_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/156.0.0.0 Safari/537.36")
+#: How long the visitor rests on the "16GB RAM" spec line, ms (the article's scenario: 3 s).
+SPEC_HOVER_MS = 3000
+
+
+def article_visitor(browser, base_url: str, tracker: str, query: str = "") -> None:
+    """The source article's laptop visitor on the tracker's demo page: scrolls past 70 %, rests on
+    "16GB RAM" for :data:`SPEC_HOVER_MS`, clicks Compare. Returns when the page's tracker is loaded and
+    the steps are done (what the tracker still buffers is sent later)."""
+    browser.call("goto", url=f"{base_url}/tracker-demo/{tracker}/{query}")
+    browser.call("wait_for", expr="window.trackerDemo && window.trackerDemo.ready", timeout_ms=20000)
+    browser.call("wheel_to_pct", pct=75)
+    browser.call("hover", selector="#spec-ram")
+    browser.call("sleep", ms=SPEC_HOVER_MS)
+    browser.call("click", selector="#compare")
+    if tracker == "rrweb":
+        browser.eval("window.trackerDemo.flush()")

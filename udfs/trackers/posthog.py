@@ -6,7 +6,10 @@ one event, or ``{"batch": [...]}``), possibly compressed: ``?compression=gzip-js
 form body ``data=<base64 JSON>`` (``compression=base64``). :func:`decode_body` undoes that.
 
 ``$snapshot`` (``properties.$snapshot_data``: a list of rrweb events, or one) -> the rrweb mapping of
-:class:`udfs.trackers.rrweb.RrwebMapper` with ``source = "posthog"``:
+:class:`udfs.trackers.rrweb.RrwebMapper` with ``source = "posthog"``, emitting only what PostHog's own
+events do not carry (:data:`SNAPSHOT_TYPES`: mouse trajectories, form interactions, scrolls): the
+recording's page views and clicks are the ``$pageview`` and ``$autocapture`` events below, which
+posthog-js sends as well (mapping both would count each click twice):
 
 ========================================  =====================================================
 PostHog                                   ours
@@ -56,6 +59,8 @@ from udfs.trackers.rrweb import DomStates, RrwebMapper
 SOURCE = "posthog"
 #: posthog-js marks rrweb events whose parts it gzip-compressed with ``cv`` = this value.
 COMPRESSION_VERSION = "2024-10"
+#: our event types taken from ``$snapshot`` recordings (see module docstring)
+SNAPSHOT_TYPES = frozenset({"mouse_trajectory", "form", "scroll"})
 _MUTATION_PARTS = ("adds", "texts", "attributes", "removes")
 _CHAIN_ATTR = re.compile(r'attr__([\w-]+)="((?:[^"\\]|\\.)*)"')
 
@@ -242,7 +247,8 @@ def _snapshot(ev: dict, props: dict, uuid_: str, sent_at_ms: int | None, dom_sta
     mapper = RrwebMapper(session_id=session_id, id_prefix=f"posthog:{uuid_}", source=SOURCE,
                          anonymous_id=_id(props.get("distinct_id")), sent_at_ms=sent_at_ms,
                          source_event_id=_id(ev.get("uuid")),
-                         dom=dom_states.get(session_id) if dom_states is not None else None)
+                         dom=dom_states.get(session_id) if dom_states is not None else None,
+                         emit_types=SNAPSHOT_TYPES)
     items: list[Item] = []
     for idx, rr in enumerate(data):
         try:

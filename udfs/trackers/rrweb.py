@@ -109,13 +109,15 @@ class RrwebMapper:
         source_event_id: the tracker's id of the batch (PostHog's event ``uuid``), kept on each event.
         stats: optional dict receiving counts (``rrweb_events_read``, ``skipped_*``, ...).
         dom: what earlier batches of the session told (see :class:`DomState`); default a fresh one.
+        emit_types: our event types to emit (None: all); the others are counted
+            ``not_emitted_<type>`` (PostHog takes page views and clicks from its own events).
     """
 
     def __init__(self, *, session_id: str, id_prefix: str, source: str = "rrweb", anonymous_id: str | None = None,
                  user_id: str | None = None, document_height_px: float | None = None,
                  base_ts_ms: int | None = None, sent_at_ms: int | None = None,
                  source_event_id: str | None = None, stats: dict | None = None,
-                 dom: DomState | None = None) -> None:
+                 dom: DomState | None = None, emit_types: frozenset[str] | None = None) -> None:
         self.session_id = session_id
         self.id_prefix = id_prefix
         self.source = source
@@ -127,6 +129,7 @@ class RrwebMapper:
         self.source_event_id = source_event_id
         self.stats = stats
         self.dom = dom if dom is not None else DomState()
+        self.emit_types = emit_types
         self.samples: list[tuple[float, float, float]] = []
         self.pending_view: dict[str, Any] | None = None
         self.out: list[Item] = []
@@ -134,6 +137,9 @@ class RrwebMapper:
     # ---- output ------------------------------------------------------------------------------
 
     def _emit(self, etype: str, ts_ms: int, key: str, props: dict | None, payload: Any) -> None:
+        if self.emit_types is not None and etype not in self.emit_types:
+            count(self.stats, f"not_emitted_{etype}")
+            return
         raw = {"type": etype, "event_id": derive_event_id(f"{self.id_prefix}:{key}"), "session_id": self.session_id,
                "anonymous_id": self.anonymous_id, "user_id": self.user_id, "client_ts_ms": ts_ms,
                "page": dict(self.dom.page), "context": dict(self.dom.viewport), "props": props or {}}
