@@ -65,7 +65,7 @@ from udfs.trackers import Item, Mapped, Rejected, event_id_for, posthog, rrweb, 
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 DOM_STATES_KEY = web.AppKey("tracker_dom_states", rrweb.DomStates)
 #: the request body as read (decompressed) is kept on the request under this key (for tests' recorders)
-BODY_KEY = "tracker_body"
+BODY_KEY = web.RequestKey("tracker_body", bytes)
 
 SNOWPLOW_POST_PATH = "/com.snowplowanalytics.snowplow/tp2"
 SEGMENT_PATHS = ("/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/b", "/v1/t", "/v1/p", "/v1/i")
@@ -147,6 +147,8 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
         m.request_ms.observe((time.perf_counter() - t0) * 1000)
         return resp
 
+    authorized = settings.write_key is None or settings.write_key in (
+        request.headers.get("X-Write-Key"), request.query.get("write_key"))
     client_ip = _client_ip(request, settings)
     wait_s = state.buckets.take(client_ip or "?") if state.buckets else 0.0
     if wait_s > 0:
@@ -166,10 +168,8 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
         return done(_json({"error": exc.error, "detail": exc.detail[:300]}, status=400))
     except ContractError as exc:
         return done(_json({"error": exc.reason, "detail": exc.detail}, status=400))
-    if settings.write_key is not None:
-        given = {request.headers.get("X-Write-Key"), request.query.get("write_key"), payload_key}
-        if settings.write_key not in given:
-            return done(_json({"error": "invalid_write_key"}, status=401))
+    if not authorized and payload_key != settings.write_key:
+        return done(_json({"error": "invalid_write_key"}, status=401))
     if len(items) > settings.max_batch_events:
         return done(_json({"error": "too_many_events", "limit": settings.max_batch_events}, status=400))
 
