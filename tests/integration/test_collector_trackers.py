@@ -197,3 +197,27 @@ async def test_503_while_kafka_unreachable(stack, topics, make_client):
     resp = await client.post("/com.snowplowanalytics.snowplow/tp2", json={"schema": SP_SCHEMA, "data": [SP_EVENT]})
     assert resp.status == 503 and resp.headers["Retry-After"] == "5"
     assert (await resp.json())["error"] == "kafka_unavailable"
+
+
+def test_replay_of_the_recorded_rrweb_session(stack, topics, tmp_path):
+    """The rrweb session recorded in Chromium (all its batches as one recording file) through
+    ``intentflow replay --source rrweb``: the same mapping as the live endpoint."""
+    from click.testing import CliRunner
+
+    from intentflow.replay import replay_cmd
+
+    recording = []
+    for req in json.loads((FIXTURES / "rrweb.json").read_text())["requests"]:
+        recording += json.loads(base64.b64decode(req["body_b64"]))["events"]
+    path = tmp_path / "article-visitor.json"
+    path.write_text(json.dumps(recording))
+    result = CliRunner().invoke(replay_cmd, ["--source", "rrweb", "--path", str(path), "--topic", topics.raw,
+                                             "--dlq-topic", topics.dlq, "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    events = [parse_event(r.value) for r in read_topic(stack.kafka_bootstrap, topics.raw)]
+    assert len(events) == summary["produced"] and summary["by_type"]["page_view"] == 1
+    assert {e["source"] for e in events} == {"rrweb"} and {e["session_id"] for e in events} == {"rrweb-article-visitor"}
+    clicks = [e for e in events if e["type"] == "click"]
+    assert [c["props"]["element_role"] for c in clicks] == ["compare_button"]  # from the recorded DOM
+    assert summary["source_stats"]["scroll_no_document_height"] > 0  # rrweb records no document height
