@@ -107,7 +107,6 @@ def ue(schema: str, data: dict, encoded: bool = False) -> dict:
     (sp(vp="wide"), "wrong_type", "vp"),
     (sp(e="ad"), "unmappable", "e="),
     (sp(e="pp", pp_may="900", ds=None), "scroll_depth_not_a_number", "ds"),
-    (sp(e="pp"), "missing_field", "pp_may"),
     (sp(e="se", se_ac="zoom"), "unmappable", "se_ac"),
     (sp(e="se", se_ac="hover", se_la="spec-ram"), "missing_field", "se_va"),
     (sp(e="ue", ue_px="%%%not-base64"), "wrong_type", "ue_px"),
@@ -124,6 +123,7 @@ def test_snowplow_malformed_is_rejected_naming_the_field(payload, reason, field)
 
 def test_snowplow_self_describing_and_structured_events():
     cases = [
+        (sp(e="pp", pp_miy="0"), "scroll", {"offset_px": 0.0, "scroll_depth_pct": 800 / 3200 * 100}),
         (sp(**ue("iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1",
                  {"targetUrl": "https://x", "elementId": "buy"})), "click", {"element_id": "buy"}),
         (sp(**ue("iglu:com.snowplowanalytics.snowplow/change_form/jsonschema/1-0-0",
@@ -389,3 +389,31 @@ def test_posthog_autocapture_element_from_chain():
     assert posthog.element_from_chain(props) == {"element_id": "card-1", "element_role": "product_card"}
     assert posthog.element_from_chain({"$elements_chain": 'a:attr__id="home"'}) == {"element_id": "home",
                                                                                      "element_role": None}
+
+
+def test_rrweb_trajectories_equal_the_sdk_javascript_summary():
+    """Parity with the capture SDK: the stretches of the recorded rrweb session, summarised by the SDK's
+    own ``summarizeTrajectory`` (web/sdk/intentflow.js, on node) and by the shared Python code."""
+    import shutil
+    import subprocess
+
+    from udfs.datasets.trajectory import split_stretches
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not installed")
+    samples = []
+    for req in fixture_requests("rrweb"):
+        for ev in orjson.loads(body_of(req))["events"]:
+            if ev["type"] == 3 and ev["data"].get("source") == 1:
+                samples += [(ev["timestamp"] + p["timeOffset"], float(p["x"]), float(p["y"])) for p in ev["data"]["positions"]]
+    stretches = [s for s in split_stretches(samples) if len(s) >= 2]
+    assert stretches
+    root = Path(__file__).resolve().parents[2]
+    script = ("import { summarizeTrajectory } from './web/sdk/intentflow.js';"
+              "const stretches = JSON.parse(process.argv[1]);"
+              "console.log(JSON.stringify(stretches.map((s) => summarizeTrajectory("
+              "s.map(([t, x, y]) => ({ t_ms: t, x_px: x, y_px: y }))))));")
+    out = subprocess.run([node, "--input-type=module", "-e", script, json.dumps(stretches)], cwd=root,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [summarize_trajectory(s) for s in stretches]

@@ -29,8 +29,9 @@ Event types (``e``):
 
 - ``pv`` -> ``page_view`` (``page`` -> ``props.title``);
 - ``pp`` (page ping of activity tracking) -> ``scroll``: ``offset_px = pp_may`` (the deepest vertical
-  offset in the ping's interval), ``scroll_depth_pct = (pp_may + viewport height) / document height``;
-  without ``vp`` or ``ds`` -> ``scroll_depth_not_a_number``;
+  offset in the ping's interval; absent = 0, the tracker leaves zeros out),
+  ``scroll_depth_pct = (pp_may + viewport height) / document height``; without ``vp`` or ``ds`` ->
+  ``scroll_depth_not_a_number``;
 - ``se`` (structured event) -> by ``se_ac`` (case-insensitive): ``click`` -> ``click``, ``hover`` ->
   ``hover``, ``add_to_cart`` / ``add-to-basket`` -> ``add_to_cart``; ``se_la`` is the element id (the
   item id for a cart add), ``se_pr`` the element role (the quantity for a cart add), ``se_va`` the
@@ -296,9 +297,7 @@ def _map(p: dict, eid: str | None) -> Mapped:
     if e == "pv":
         etype, props = "page_view", {"title": p.get("page")}
     elif e == "pp":
-        may = _int(p, "pp_may")
-        if may is None:
-            raise _Reject("missing_field", "snowplow pp_may (page ping without its vertical offset)")
+        may = _int(p, "pp_may") or 0  # the tracker leaves zero offsets out of the payload
         if not vp or not ds:
             raise _Reject("scroll_depth_not_a_number", "snowplow pp: vp and ds are needed for the depth")
         depth = 100.0 if ds[1] <= 0 else (max(0, may) + vp[1]) / ds[1] * 100.0
