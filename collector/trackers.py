@@ -59,7 +59,7 @@ from collector.app import (
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
 from udfs.normalize import loads_fast, sort_events
-from udfs.trackers import Item, Mapped, Rejected, event_id_for, posthog, rrweb, segment, snowplow, to_event
+from udfs.trackers import Item, Rejected, event_id_for, posthog, rrweb, segment, snowplow, to_event
 
 #: A 1x1 transparent GIF, the answer of Snowplow's ``GET /i`` pixel.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -168,6 +168,9 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
         return done(_json({"error": exc.error, "detail": exc.detail[:300]}, status=400))
     except ContractError as exc:
         return done(_json({"error": exc.reason, "detail": exc.detail}, status=400))
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a body no parser rule expected
+        return done(_json({"error": "bad_batch", "detail": f"{source} body: {type(exc).__name__}: {exc}"[:300]},
+                          status=400))
     if not authorized and payload_key != settings.write_key:
         return done(_json({"error": "invalid_write_key"}, status=401))
     if len(items) > settings.max_batch_events:
@@ -190,7 +193,7 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
             if size > settings.max_event_bytes:
                 raise ContractError("event_too_large", f"{size} bytes > {settings.max_event_bytes}")
             event = to_event(item, received_at_ms=received_at_ms, client_ip=client_ip, user_agent=request_ua)
-        except (ContractError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:  # ContractError, or a value orjson cannot encode
             reason = exc.reason if isinstance(exc, ContractError) else "wrong_type"
             detail = f"{item.source} mapped to {item.raw.get('type')}: {getattr(exc, 'detail', str(exc))}"
             rec = dlq_record(reason, "collector", item.payload, detail=detail, received_at_ms=received_at_ms,
@@ -344,10 +347,10 @@ async def handle_posthog_config(request: web.Request) -> web.StreamResponse:
 
 async def handle_posthog_config_js(request: web.Request) -> web.StreamResponse:
     """``GET /array/{token}/config.js``: the same configuration as the script posthog-js loads."""
-    token = orjson.dumps(request.match_info["token"]).decode()
-    body = orjson.dumps({"config": {**POSTHOG_CLIENT_CONFIG, "token": request.match_info["token"]}, "siteApps": []}).decode()
-    return web.Response(text=f"(window._POSTHOG_REMOTE_CONFIG = window._POSTHOG_REMOTE_CONFIG || {{}})[{token}] = {body};",
-                        content_type="text/javascript")
+    token = request.match_info["token"]
+    config = orjson.dumps({"config": {**POSTHOG_CLIENT_CONFIG, "token": token}, "siteApps": []}).decode()
+    script = f"(window._POSTHOG_REMOTE_CONFIG = window._POSTHOG_REMOTE_CONFIG || {{}})[{orjson.dumps(token).decode()}] = {config};"
+    return web.Response(text=script, content_type="text/javascript")
 
 
 def register(app: web.Application) -> None:

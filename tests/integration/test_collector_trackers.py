@@ -221,3 +221,22 @@ def test_replay_of_the_recorded_rrweb_session(stack, topics, tmp_path):
     clicks = [e for e in events if e["type"] == "click"]
     assert [c["props"]["element_role"] for c in clicks] == ["compare_button"]  # from the recorded DOM
     assert summary["source_stats"]["scroll_no_document_height"] > 0  # rrweb records no document height
+
+
+ODD_BODIES = [b"", b"null", b"[]", b"{}", b'"text"', b"123456789012345678901234567890", b'{"data": [{}]}',
+              b'{"batch": [null, 1, {"type": "track", "messageId": 123456789012345678901234567890}]}',
+              b'[{"event": "$pageview", "properties": {"$session_id": 123456789012345678901234567890}}]',
+              b'{"session_id": "s", "events": [{"type": 2, "data": {"node": [1]}, "timestamp": 1e400}]}',
+              b"\xff\xfe\x00garbage"]
+
+
+@pytest.mark.parametrize("path", ["/com.snowplowanalytics.snowplow/tp2", "/v1/batch", "/v1/track", "/v1/rrweb", "/s/",
+                                  "/e/"])
+async def test_odd_bodies_get_an_answer_never_a_5xx(stack, topics, make_client, path):
+    client = await make_client(settings_for(stack, topics))
+    statuses = []
+    for body in ODD_BODIES:
+        resp = await client.post(path, data=body, headers={"Content-Type": "text/plain"})
+        statuses.append(resp.status)
+        assert resp.status in (200, 400), (path, body, resp.status, await resp.text())
+    assert 400 in statuses

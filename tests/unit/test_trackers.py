@@ -417,3 +417,58 @@ def test_rrweb_trajectories_equal_the_sdk_javascript_summary():
     out = subprocess.run([node, "--input-type=module", "-e", script, json.dumps(stretches)], cwd=root,
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [summarize_trajectory(s) for s in stretches]
+
+
+# ---- any shape: an item or a rejection, never an exception ---------------------------------------------
+
+ODD_VALUES = [None, "", "x", -1, 0, 1e308, 2**70, True, [], {}, [1, "a"], {"a": {"b": []}}, "1e999", "nan"]
+
+
+def _mutations(obj: dict):
+    """``obj`` with each top-level field (and each of its dict fields' fields) set to each odd value, or removed."""
+    for key in list(obj):
+        for value in ODD_VALUES:
+            yield {**obj, key: value}
+        yield {k: v for k, v in obj.items() if k != key}
+        if isinstance(obj[key], dict):
+            for sub in list(obj[key]):
+                for value in ODD_VALUES[:8]:
+                    yield {**obj, key: {**obj[key], sub: value}}
+
+
+def _mapped_or_rejected(items) -> None:
+    for item in items:
+        assert isinstance(item, (Mapped, Rejected))
+        if isinstance(item, Mapped):
+            try:
+                to_event(item, received_at_ms=1_796_000_000_000)
+            except ValueError as exc:  # ContractError: a reasoned rejection
+                assert getattr(exc, "reason", None), exc
+
+
+def test_odd_shapes_of_every_tracker_give_items_or_rejections_never_exceptions():
+    sp_event = dict(BASE_SP, e="se", se_ac="hover", se_va="2500", se_la="spec", se_pr="spec",
+                    co=json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+                                   "data": [{"schema": "iglu:com.snowplowanalytics.snowplow.ecommerce/product/jsonschema/1-0-0",
+                                             "data": {"id": "p"}}]}))
+    n = 0
+    for variant in _mutations(sp_event):
+        _mapped_or_rejected([snowplow.map_event(variant)])
+        n += 1
+    for variant in _mutations(json.loads(json.dumps(SEG))):
+        _mapped_or_rejected([segment.map_message(variant)])
+        n += 1
+    pageview = {"event": "$pageview", "uuid": "0190a1b2-0000-7000-8000-000000000002", "timestamp": "2026-12-02T11:00:00Z",
+                "properties": {"$session_id": "s", "distinct_id": "d", "$current_url": "https://x/", "title": "t",
+                               "$viewport_width": 1280, "$prev_pageview_max_scroll_percentage": 0.5}}
+    for variant in _mutations(pageview):
+        _mapped_or_rejected(posthog.map_events([variant]))
+        n += 1
+    for rr in ({"type": 4, "timestamp": 1_796_000_000_000, "data": {"href": "https://x/", "width": 800, "height": 600}},
+               {"type": 3, "timestamp": 1_796_000_000_100, "data": {"source": 2, "type": 2, "id": 5, "x": 1, "y": 2}},
+               {"type": 3, "timestamp": 1_796_000_000_200, "data": {"source": 1, "positions": [{"x": 1, "y": 2, "timeOffset": 0}]}},
+               {"type": 2, "timestamp": 1_796_000_000_300, "data": {"node": {"type": 0, "id": 1, "childNodes": []}}}):
+        for variant in _mutations(rr):
+            _mapped_or_rejected(rrweb.map_batch({"session_id": "s", "document_height_px": 3000, "events": [variant]}))
+            n += 1
+    assert n > 500

@@ -19,9 +19,13 @@ Every mapper returns a list whose items are :class:`Mapped` (an event to normali
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from udfs.contract import ContractError, derive_event_id
 from udfs.normalize import normalize_event
@@ -78,6 +82,16 @@ def event_id_for(source: str, original_id: str) -> str:
         return str(uuid.UUID(original_id))
     except ValueError:
         return derive_event_id(f"{source}:{original_id}")
+
+
+def content_digest(obj: Any) -> str:
+    """sha1 hex of a JSON value's canonical text (sorted keys); ids of events a tracker sends without one
+    derive from it, so a retried batch gets the same ids. Any value (big ints, NaN) is accepted."""
+    try:
+        text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:  # integers beyond 64 bits, which orjson refuses
+        text = json.dumps(obj, sort_keys=True, default=str).encode("utf-8", "replace")
+    return hashlib.sha1(text).hexdigest()
 
 
 def to_event(item: Mapped, *, received_at_ms: int | None, client_ip: str | None = None,

@@ -43,7 +43,6 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import hashlib
 import re
 import zlib
 from typing import Any
@@ -53,7 +52,7 @@ import orjson
 
 from udfs.contract import ContractError
 from udfs.normalize import loads_fast, to_epoch_ms
-from udfs.trackers import Item, Mapped, Rejected, event_id_for
+from udfs.trackers import Item, Mapped, Rejected, content_digest, event_id_for
 from udfs.trackers.rrweb import DomStates, RrwebMapper
 
 SOURCE = "posthog"
@@ -80,11 +79,12 @@ def decode_body(body: bytes, compression: str | None = None, content_type: str |
         if compression == "gzip-js" or body[:2] == b"\x1f\x8b":
             body = gzip.decompress(body)
         elif content_type == "application/x-www-form-urlencoded" or body[:5] == b"data=":
-            form = parse_qs(body.decode("utf-8", "replace"))
-            data = (form.get("data") or [""])[0]
-            body = base64.b64decode(data + "=" * (-len(data) % 4)) if compression == "base64" or not data.lstrip().startswith(("[", "{")) else data.encode()
+            data = (parse_qs(body.decode("utf-8", "replace")).get("data") or [""])[0]
+            is_plain_json = compression != "base64" and data.lstrip().startswith(("[", "{"))
+            body = data.encode() if is_plain_json else base64.b64decode(data + "=" * (-len(data) % 4))
     except (OSError, EOFError, zlib.error, binascii.Error, ValueError) as exc:
-        raise ContractError("invalid_json", f"posthog body: cannot decompress ({compression or 'none'}): {exc}"[:200]) from None
+        detail = f"posthog body: cannot decompress ({compression or 'none'}): {exc}"
+        raise ContractError("invalid_json", detail[:200]) from None
     return loads_fast(body)
 
 
@@ -219,18 +219,21 @@ def map_events(events: list[Any], *, sent_at_ms: int | None = None, dom_states: 
             items.append(Rejected("not_an_object", f"posthog event: expected an object, got {type(ev).__name__}", ev))
             continue
         props = ev.get("properties")
-        uuid_ = _id(ev.get("uuid")) or hashlib.sha1(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS,
-                                                                 default=str)).hexdigest()
         if not isinstance(props, dict):
             items.append(Rejected("missing_field", "posthog properties", ev, _id(ev.get("uuid"))))
             continue
         try:
+            # without a uuid (older clients), ids derive from the event's content: a retry gets the same
+            uuid_ = _id(ev.get("uuid")) or content_digest(ev)
             if ev.get("event") == "$snapshot":
                 items.extend(_snapshot(ev, props, uuid_, sent_at_ms, dom_states))
             else:
                 items.append(_web_event(ev, props, uuid_, sent_at_ms))
         except _Reject as rej:
             items.append(Rejected(rej.reason, rej.detail, ev, _id(ev.get("uuid"))))
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a shape no rule above expected
+            items.append(Rejected("wrong_type", f"posthog event: {type(exc).__name__}: {exc}"[:300], ev,
+                                  _id(ev.get("uuid"))))
     return items
 
 

@@ -39,17 +39,15 @@ ids).
 """
 from __future__ import annotations
 
-import hashlib
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from udfs.contract import derive_event_id
 from udfs.datasets import count
 from udfs.datasets.trajectory import TRAJECTORY_MIN_SAMPLES, split_stretches, summarize_trajectory
-from udfs.trackers import Item, Mapped, Rejected
+from udfs.trackers import Item, Mapped, Rejected, content_digest
 
 #: rrweb ``EventType`` / ``IncrementalSource`` / ``MouseInteractions`` codes used here.
 FULL_SNAPSHOT, INCREMENTAL, META = 2, 3, 4
@@ -218,7 +216,15 @@ class RrwebMapper:
 
     def feed(self, idx: int, ev: Any) -> list[Item]:
         """Map one rrweb event (``idx``: its index in the batch, part of the derived ids); returns the
-        items completed by it (a page view waits for its snapshot, mouse moves for the next non-move)."""
+        items completed by it (a page view waits for its snapshot, mouse moves for the next non-move).
+        Never raises: an event of a shape no rule expected is rejected (``wrong_type``)."""
+        try:
+            return self._feed(idx, ev)
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError) as exc:
+            self._reject("wrong_type", f"{self.source} rrweb event #{idx}: {type(exc).__name__}: {exc}"[:300], ev)
+            return self.out
+
+    def _feed(self, idx: int, ev: Any) -> list[Item]:
         count(self.stats, "rrweb_events_read")
         self.out = []
         if not isinstance(ev, dict):
@@ -232,7 +238,7 @@ class RrwebMapper:
             self._reject("wrong_type", f"{self.source} rrweb event #{idx} data: expected an object", ev)
             return self.out
         ts = ev.get("timestamp")
-        if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
             if self.base_ts_ms is None:
                 self._reject("bad_timestamp", f"{self.source} rrweb event #{idx} timestamp={str(ts)[:40]!r}", ev)
                 return self.out
@@ -299,8 +305,9 @@ class RrwebMapper:
             kind = data.get("type")
             el = self.element(data.get("id"))
             if kind == MI_CLICK:
-                self._emit("click", ts_ms, f"{idx}:click", {"element_id": el["element_id"], "element_role": el["element_role"],
-                                                            "x_px": _num(data.get("x")), "y_px": _num(data.get("y"))}, ev)
+                props = {"element_id": el["element_id"], "element_role": el["element_role"],
+                         "x_px": _num(data.get("x")), "y_px": _num(data.get("y"))}
+                self._emit("click", ts_ms, f"{idx}:click", props, ev)
             elif kind in (MI_FOCUS, MI_BLUR) and el["tag"] in _FORM_TAGS:
                 self._emit("form", ts_ms, f"{idx}:form", {"form_id": el["form_id"], "field_id": el["element_id"],
                                                           "action": "focus" if kind == MI_FOCUS else "blur"}, ev)
@@ -389,7 +396,7 @@ def map_batch(body: Any, *, dom_states: DomStates | None = None) -> list[Item]:
         raise ValueError("`document_height_px` must be a positive number (px)")
     sent = body.get("sent_at_ms")
     sent_at_ms = int(sent) if isinstance(sent, (int, float)) and not isinstance(sent, bool) else None
-    digest = hashlib.sha1(orjson.dumps(events, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:20]
+    digest = content_digest(events)[:20]
     return map_recording(events, session_id=session_id, id_prefix=f"rrweb:{session_id}:{digest}", source="rrweb",
                          anonymous_id=body.get("anonymous_id") if isinstance(body.get("anonymous_id"), str) else None,
                          user_id=body.get("user_id") if isinstance(body.get("user_id"), str) else None,

@@ -90,7 +90,8 @@ def split_body(body: Any) -> tuple[list[Any], Any, str | None]:
 
 def source_of(msg: dict) -> str:
     """``rudderstack`` when ``context.library.name`` names RudderStack, else ``segment``."""
-    lib = ((msg.get("context") or {}).get("library") or {}) if isinstance(msg.get("context"), dict) else {}
+    ctx = msg.get("context")
+    lib = ctx.get("library") if isinstance(ctx, dict) else None
     name = lib.get("name") if isinstance(lib, dict) else None
     return "rudderstack" if isinstance(name, str) and "rudder" in name.lower() else "segment"
 
@@ -168,6 +169,8 @@ def map_message(msg: Any, *, batch_sent_at: Any = None) -> Item:
         return _map(msg, mid, batch_sent_at)
     except _Reject as rej:
         return Rejected(rej.reason, rej.detail, msg, mid)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a shape no rule above expected
+        return Rejected("wrong_type", f"{source_of(msg)} message: {type(exc).__name__}: {exc}"[:300], msg, mid)
 
 
 def _map(msg: dict, mid: str | None, batch_sent_at: Any) -> Mapped:

@@ -257,6 +257,8 @@ def map_event(p: Any) -> Item:
         return _map(p, eid)
     except _Reject as rej:
         return Rejected(rej.reason, rej.detail, p, eid)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a shape no rule above expected
+        return Rejected("wrong_type", f"snowplow event: {type(exc).__name__}: {exc}"[:300], p, eid)
 
 
 def _map(p: dict, eid: str | None) -> Mapped:
