@@ -268,10 +268,9 @@ def parse_snowplow_get(request: web.Request, body: bytes, _app: web.Application)
 def parse_segment(request: web.Request, body: bytes, _app: web.Application) -> tuple[list[Item], str | None]:
     obj = _loads(body, "segment body")
     try:
-        items, body_key = segment.map_body(obj)
+        items, body_key = segment.map_body(obj, path=request.path)
     except ValueError as exc:
         raise BadRequest("bad_batch", f"segment body: {exc}") from None
-    # a single-message path names the type when the message does not (Segment's HTTP API allows it)
     return items, _basic_auth_user(request) or body_key
 
 

@@ -241,6 +241,16 @@ def test_rudderstack_variant_keeps_its_session_and_uuid_message_id():
     assert (event["context"]["viewport_w_px"], event["context"]["screen_w_px"]) == (1280, 1920)
 
 
+def test_segment_single_message_path_names_the_type():
+    untyped = {k: v for k, v in SEG.items() if k != "type"}
+    (item,), _ = segment.map_body(untyped, path="/v1/track")
+    assert to_event(item, received_at_ms=None)["type"] == "add_to_cart"
+    (item,), _ = segment.map_body(untyped, path="/v1/identify")
+    assert isinstance(item, Rejected) and item.reason == "unmappable" and "type='identify'" in item.detail
+    (item,), _ = segment.map_body(untyped, path="/v1/batch")
+    assert isinstance(item, Rejected) and item.reason == "missing_field" and "type" in item.detail
+
+
 def test_segment_body_shapes():
     items, key = segment.map_body({"batch": [SEG, seg(messageId="m-2")], "sentAt": "2026-12-02T11:00:01Z",
                                    "writeKey": "k"})

@@ -160,26 +160,31 @@ def _track(name: str, props: dict, page: dict) -> tuple[str, dict]:
                                 f"({', '.join(SPEC_TRACK_EVENTS + tuple(OUR_TRACK_EVENTS))})")
 
 
-def map_message(msg: Any, *, batch_sent_at: Any = None) -> Item:
-    """Map one Segment/RudderStack message to a :class:`Mapped` or :class:`Rejected` item."""
+def map_message(msg: Any, *, batch_sent_at: Any = None, default_type: str | None = None) -> Item:
+    """Map one Segment/RudderStack message to a :class:`Mapped` or :class:`Rejected` item.
+
+    ``default_type``: the type a single-message path names (``/v1/track`` -> ``track``) for a message
+    without its own ``type``."""
     if not isinstance(msg, dict):
         return Rejected("not_an_object", f"segment message: expected an object, got {type(msg).__name__}", msg)
     mid = _id(msg.get("messageId"))
     try:
-        return _map(msg, mid, batch_sent_at)
+        return _map(msg, mid, batch_sent_at, default_type)
     except _Reject as rej:
         return Rejected(rej.reason, rej.detail, msg, mid)
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a shape no rule above expected
         return Rejected("wrong_type", f"{source_of(msg)} message: {type(exc).__name__}: {exc}"[:300], msg, mid)
 
 
-def _map(msg: dict, mid: str | None, batch_sent_at: Any) -> Mapped:
+def _map(msg: dict, mid: str | None, batch_sent_at: Any, default_type: str | None) -> Mapped:
     source = source_of(msg)
     if mid is None:
         raise _Reject("missing_field", f"{source} messageId")
-    mtype = msg.get("type")
+    mtype = msg.get("type") or default_type
     if not isinstance(mtype, str):
         raise _Reject("missing_field", f"{source} type")
+    if mtype not in ("page", "track"):
+        raise _Reject("unmappable", f"{source} type={mtype[:40]!r}: no event in our contract (we map page and track)")
     ctx = _obj(msg, "context")
     props = _obj(msg, "properties")
     cpage = _obj(ctx, "page", "context.")
@@ -192,36 +197,41 @@ def _map(msg: dict, mid: str | None, batch_sent_at: Any) -> Mapped:
     client_ts_ms = _ms(ts_value, f"{source} timestamp")
     sent = msg.get("sentAt") or batch_sent_at
     sent_at_ms = _ms(sent, f"{source} sentAt") if sent else None
-    page: dict[str, Any] = {"url": _id(props.get("url")) if mtype == "page" and props.get("url") else _id(cpage.get("url")),
-                            "path": _id(cpage.get("path")), "referrer": _id(cpage.get("referrer"))}
-    if page["url"] is not None and page["path"] is not None and mtype == "page" and props.get("url"):
-        page["path"] = None  # recomputed from the page call's own url
+    page: dict[str, Any] = {"url": _id(cpage.get("url")), "path": _id(cpage.get("path")),
+                            "referrer": _id(cpage.get("referrer"))}
+    if mtype == "page" and props.get("url"):  # the page call's own url wins; the path is recomputed from it
+        page["url"], page["path"] = _id(props["url"]), None
     screen = _obj(ctx, "screen", "context.")
     context: dict[str, Any] = {"user_agent": _id(ctx.get("userAgent")), "locale": _id(ctx.get("locale")),
                                "timezone": _id(ctx.get("timezone")),
                                "screen_w_px": screen.get("width"), "screen_h_px": screen.get("height"),
                                "viewport_w_px": screen.get("innerWidth"), "viewport_h_px": screen.get("innerHeight")}
     if mtype == "page":
-        etype, eprops = "page_view", {"title": _id(props.get("title")) or _id(cpage.get("title")) or _id(msg.get("name"))}
-    elif mtype == "track":
+        title = _id(props.get("title")) or _id(cpage.get("title")) or _id(msg.get("name"))
+        etype, eprops = "page_view", {"title": title}
+    else:
         name = msg.get("event")
         if not isinstance(name, str) or not name:
             raise _Reject("missing_field", f"{source} event (name of a track call)")
         etype, eprops = _track(name, props, page)
-    else:
-        raise _Reject("unmappable", f"{source} type={str(mtype)[:40]!r}: no event in our contract "
-                                    "(we map page and track)")
     raw = {"type": etype, "event_id": event_id_for(source, mid), "session_id": session_id,
            "anonymous_id": _id(msg.get("anonymousId")) or session_id, "user_id": _id(msg.get("userId")),
            "client_ts_ms": client_ts_ms, "page": page, "context": context, "props": eprops}
     return Mapped(raw, source, mid, sent_at_ms, msg, ("session_from_anonymous_id",) if from_anon else ())
 
 
-def map_body(body: Any) -> tuple[list[Item], str | None]:
-    """``(items, body writeKey)`` of one request body (batch or single message).
+#: single-message paths -> the type they name (Segment's HTTP API and analytics.js's short paths)
+PATH_TYPES = {"/v1/track": "track", "/v1/t": "track", "/v1/page": "page", "/v1/p": "page",
+              "/v1/identify": "identify", "/v1/i": "identify"}
+
+
+def map_body(body: Any, *, path: str | None = None) -> tuple[list[Item], str | None]:
+    """``(items, body writeKey)`` of one request body (batch or single message); ``path`` (e.g.
+    ``/v1/track``) gives the type of messages that do not name one (:data:`PATH_TYPES`).
 
     Raises:
         ValueError: the body is neither a message nor ``{batch: [...]}``.
     """
     messages, batch_sent_at, key = split_body(body)
-    return [map_message(m, batch_sent_at=batch_sent_at) for m in messages], key
+    default_type = PATH_TYPES.get(path or "")
+    return [map_message(m, batch_sent_at=batch_sent_at, default_type=default_type) for m in messages], key
