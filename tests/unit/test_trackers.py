@@ -356,6 +356,8 @@ def test_posthog_recorded_article_visitor():
     assert kinds["page_view"] == 1 and kinds["click"] == 1 and kinds["mouse_trajectory"] >= 1 and kinds["hover"] == 0
     assert {e["source"] for e in events} == {"posthog"} and all(e["source_event_id"] for e in events)
     assert signals(events)["compare_clicks"] == 1  # the element role from $elements_chain
+    click = next(e for e in events if e["type"] == "click")
+    assert click["page"]["item_id"] == "laptop-aurora-14"  # sent after the recording's snapshot: its product
     assert rejected and {r.reason for r in rejected} == {"scroll_depth_not_a_number"}
     assert all("rrweb scroll" in r.detail for r in rejected)
 

@@ -22,7 +22,8 @@ rrweb events with ``cv: "2024-10"``       their ``data`` (full snapshot) or ``ad
 ========================================  =====================================================
 
 Web events (same envelope: ``properties.$session_id``, ``properties.distinct_id``, ``uuid``,
-``timestamp`` ISO 8601 or ``properties.$time`` s):
+``timestamp`` ISO 8601 or ``properties.$time`` s; ``page.item_id`` from the session's recording when the
+collector has already seen its snapshot of the same url, see :class:`udfs.trackers.rrweb.DomStates`):
 
 - ``$pageview`` -> ``page_view`` (``$current_url``, ``title``, ``$referrer``, ``$viewport_width``/
   ``_height``, ``$screen_width``/``_height``, ``$raw_user_agent``, ``$browser_language``, ``$timezone``);
@@ -174,12 +175,15 @@ def element_from_chain(props: dict) -> dict[str, str | None]:
     return {"element_id": first.get("id"), "element_role": None}
 
 
-def _web_event(ev: dict, props: dict, uuid_: str, sent_at_ms: int | None) -> Mapped:
+def _web_event(ev: dict, props: dict, uuid_: str, sent_at_ms: int | None, dom_states: DomStates | None) -> Mapped:
     name = ev.get("event")
     session_id = _id(props.get("$session_id"))
     if session_id is None:
         raise _Reject("missing_field", f"posthog properties.$session_id of {str(name)[:40]!r}")
     page = {"url": _id(props.get("$current_url")), "referrer": _id(props.get("$referrer"))}
+    dom = dom_states.peek(session_id) if dom_states is not None else None
+    if dom is not None and dom.page.get("item_id") and dom.page.get("url") == page["url"]:
+        page["item_id"] = dom.page["item_id"]  # the product of the page, from the session's recording
     context = {"user_agent": _id(props.get("$raw_user_agent")), "locale": _id(props.get("$browser_language")),
                "timezone": _id(props.get("$timezone")), "viewport_w_px": props.get("$viewport_width"),
                "viewport_h_px": props.get("$viewport_height"), "screen_w_px": props.get("$screen_width"),
@@ -228,7 +232,7 @@ def map_events(events: list[Any], *, sent_at_ms: int | None = None, dom_states: 
             if ev.get("event") == "$snapshot":
                 items.extend(_snapshot(ev, props, uuid_, sent_at_ms, dom_states))
             else:
-                items.append(_web_event(ev, props, uuid_, sent_at_ms))
+                items.append(_web_event(ev, props, uuid_, sent_at_ms, dom_states))
         except _Reject as rej:
             items.append(Rejected(rej.reason, rej.detail, ev, _id(ev.get("uuid"))))
         except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a shape no rule above expected

@@ -94,6 +94,10 @@ class DomStates:
             self._states.popitem(last=False)
         return state
 
+    def peek(self, session_id: str) -> DomState | None:
+        """The session's state if known, without creating one or changing the LRU order."""
+        return self._states.get(session_id)
+
     def __len__(self) -> int:
         return len(self._states)
 
