@@ -8,17 +8,19 @@ Chromium on the demo page, pointed at the real collector -> Kafka (-> the person
    in ``signals.dlq`` with the reason).
 2. ``test_trackers_reach_actions_through_the_job``: the same through the job: Snowplow and Segment
    visitors get the article's action (video demo and price comparison); rrweb and PostHog, which cannot
-   carry hover, cannot get it: a quick leaver tracked by them gets the simplified page instead.
+   carry hover, cannot get it: a quick leaver tracked by them gets the simplified page instead. The
+   actions each session got are written to ``artifacts/trackers_e2e.json``.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 
 import orjson
 import pytest
 
-from support import Browser, ServerThread, browser_missing_reason
+from support import ARTIFACTS, Browser, ServerThread, browser_missing_reason
 from tests.job_support import read_records, wait_for
 from tracker_support import TRACKERS, VISITOR_UA, article_visitor, bundle_missing_reason, tracker_app
 from udfs.contract import parse_event
@@ -138,5 +140,8 @@ def test_trackers_reach_actions_through_the_job(stack, topics, redis_client):
             outcomes[tracker] = (session_id, actions)
     finally:
         job.stop()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "trackers_e2e.json").write_text(json.dumps(
+        {t: {"session_id": s, "actions": a} for t, (s, a) in outcomes.items()}, indent=2))
     for tracker in ("rrweb", "posthog"):  # without hover, never the article's action
         assert "show_video_demo_and_price_comparison" not in outcomes[tracker][1]
