@@ -19,7 +19,9 @@ from typing import Any
 
 import orjson
 
-from udfs.trackers import Mapped, to_event
+from udfs.contract import ContractError
+from udfs.datasets import count
+from udfs.trackers import Item, Mapped, to_event
 from udfs.trackers.rrweb import RrwebMapper
 
 BASE_TS_MS = 1_700_000_000_000
@@ -65,10 +67,22 @@ def _file_events(file: Path, stats: dict | None, base_ts_ms: int, doc_h: float |
         raise ValueError(f"{file}: expected a JSON array of rrweb events")
     mapper = RrwebMapper(session_id=f"rrweb-{file.stem}", id_prefix=f"rrweb:{file.stem}", source="rrweb",
                          document_height_px=doc_h, base_ts_ms=base_ts_ms, stats=stats)
+
+    def batches() -> Iterator[list[Item]]:
+        for idx, ev in enumerate(recording):
+            yield mapper.feed(idx, ev)
+        yield mapper.finish()
+
     seq = 0
-    for items in [*(mapper.feed(idx, ev) for idx, ev in enumerate(recording)), mapper.finish()]:
+    for items in batches():
         for item in items:
-            if isinstance(item, Mapped):
-                item.raw["seq"] = seq
-                seq += 1
-                yield to_event(item, received_at_ms=None)
+            if not isinstance(item, Mapped):
+                continue  # counted by the mapper (rejected_<reason>)
+            item.raw["seq"] = seq
+            try:
+                event = to_event(item, received_at_ms=None)
+            except ContractError as exc:
+                count(stats, f"rejected_{exc.reason}")
+                continue
+            seq += 1
+            yield event
