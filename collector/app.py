@@ -543,6 +543,7 @@ def create_app(settings: CollectorSettings | None = None) -> web.Application:
     app.router.add_route("OPTIONS", "/v1/events", handle_events)  # answered by the CORS middleware
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/metrics", handle_metrics)
+    importlib.import_module("collector.trackers").register(app)  # Snowplow, Segment, rrweb, PostHog endpoints
 
     async def _close(app_: web.Application) -> None:
         await asyncio.get_running_loop().run_in_executor(None, state.producer.close)

@@ -64,7 +64,13 @@ REASONS: dict[str, str] = {
     "event_too_large": "one event above the collector's per-event limit (32 KB)",
     "schema_violation": "the normalized event fails the contract model",
     "rate_limited": "the client exceeded its rate limit",
+    "unmappable": "a tracker's event (Snowplow, Segment, rrweb, PostHog) has no counterpart in EVENT_TYPES; "
+    "the detail names the tracker's field and value (udfs/trackers)",
 }
+
+#: Where an event came from (``source`` of the envelope): our capture SDK or a tracker whose payload
+#: the collector maps (udfs/trackers, docs/contracts.md §6). Null: a replayed data set.
+EVENT_SOURCES: tuple[str, ...] = ("sdk", "snowplow", "segment", "rudderstack", "rrweb", "posthog")
 
 
 class ContractError(ValueError):
@@ -255,6 +261,11 @@ class EventBase(BaseModel):
     page: Page = Field(default_factory=Page)
     context: Context = Field(default_factory=Context)
     flags: list[str] = Field(default_factory=list)
+    #: one of EVENT_SOURCES, or null for a replayed data set
+    source: Literal[EVENT_SOURCES] | None = None  # type: ignore[valid-type]
+    #: the tracker's own id of the event it was mapped from (Snowplow ``eid``, Segment ``messageId``,
+    #: PostHog ``uuid``), or null when the tracker has none
+    source_event_id: ShortStr | None = None
 
 
 class PageViewEvent(EventBase):
@@ -398,6 +409,8 @@ def make_event(
     context: dict[str, Any] | None = None,
     flags: list[str] | tuple[str, ...] = (),
     props: dict[str, Any] | None = None,
+    source: str | None = None,
+    source_event_id: str | None = None,
 ) -> dict[str, Any]:
     """Build one contract event and validate it; every data-set converter and the normalizer use this.
 
@@ -412,6 +425,8 @@ def make_event(
         ts_ms: event time, default ``client_ts_ms``.
         page, context, props: dicts of the sub-objects (missing keys get the model defaults).
         flags: normalization flags.
+        source: one of :data:`EVENT_SOURCES` (null: a replayed data set); ``source_event_id``: the
+            tracker's own id of the original event.
 
     Returns:
         The canonical event dict (all fields present).
@@ -436,6 +451,8 @@ def make_event(
         "page": page or {},
         "context": context or {},
         "flags": list(flags),
+        "source": source,
+        "source_event_id": source_event_id,
     }
     if props is not None:
         obj["props"] = props

@@ -523,6 +523,8 @@ def normalize_event(
     client_ip: str | None = None,
     user_agent: str | None = None,
     geo: dict[str, str | None] | None = None,
+    source: str = "sdk",
+    source_event_id: str | None = None,
 ) -> dict[str, Any]:
     """Turn one raw client event (parsed JSON) into a canonical contract event.
 
@@ -535,6 +537,8 @@ def normalize_event(
         client_ip: the peer address; only its /24 or /48 prefix is stored.
         user_agent: the request's User-Agent header; wins over ``context.user_agent``.
         geo: coarse geo from the edge (``{"country", "region"}``), wins over ``context.geo``.
+        source: ``source`` of the event (:data:`udfs.contract.EVENT_SOURCES`): ``sdk`` for our SDK;
+            the tracker mappings of :mod:`udfs.trackers` pass theirs with ``source_event_id``.
 
     Returns:
         The canonical event dict (see :func:`udfs.contract.validate_event`) with ``flags``.
@@ -591,6 +595,8 @@ def normalize_event(
         context=context,
         flags=list(dict.fromkeys(flags)),
         props=props,
+        source=source,
+        source_event_id=source_event_id,
     )
 
 
