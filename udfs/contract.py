@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal, Union
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from udfs.limits import EVENT_MAX_BYTES, ID_MAX_CHARS, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS
+
 SCHEMA_VERSION = 1
 
 #: The ten event types of docs/contracts.md §1.
@@ -61,7 +63,7 @@ REASONS: dict[str, str] = {
     "ts_out_of_range": "event time outside the plausible range (see udfs.normalize)",
     "scroll_depth_not_a_number": "scroll depth NaN/missing and not recomputable from offset/height",
     "negative_duration": "a duration (hover_ms, visible_ms, duration_ms) is negative",
-    "event_too_large": "one event above the collector's per-event limit (32 KB)",
+    "event_too_large": f"one event above the collector's per-event limit ({EVENT_MAX_BYTES // 1024} KiB)",
     "schema_violation": "the normalized event fails the contract model",
     "rate_limited": "the client exceeded its rate limit",
 }
@@ -85,7 +87,7 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 
 NonNegInt = Annotated[int, Field(ge=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
-ShortStr = Annotated[str, Field(max_length=2048)]
+ShortStr = Annotated[str, Field(max_length=STRING_MAX_CHARS)]
 
 
 class Page(BaseModel):
@@ -129,7 +131,7 @@ class Context(BaseModel):
     """Context stamped on every event. ``ip_prefix`` is a /24 (IPv4) or /48 (IPv6) network, never the IP."""
 
     model_config = _STRICT
-    user_agent: Annotated[str, Field(max_length=4096)] | None = None
+    user_agent: Annotated[str, Field(max_length=USER_AGENT_MAX_CHARS)] | None = None
     device_class: Literal["desktop", "mobile", "tablet", "bot", "unknown"] = "unknown"
     is_bot: bool = False
     viewport_w_px: NonNegInt | None = None
@@ -235,7 +237,7 @@ PROPS_MODELS: dict[str, type[_Props]] = {
 }
 
 _UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-IdStr = Annotated[str, Field(min_length=1, max_length=256)]
+IdStr = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)]
 
 
 class EventBase(BaseModel):

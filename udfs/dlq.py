@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 
+from udfs.limits import DLQ_PAYLOAD_MAX_BYTES
+
 #: Payload bound in bytes of UTF-8 (docs/contracts.md §1: "original, truncated to 8 KiB").
-MAX_PAYLOAD_BYTES = 8 * 1024
+MAX_PAYLOAD_BYTES = DLQ_PAYLOAD_MAX_BYTES
 #: Bound of the human-readable ``detail`` (our choice: one log line).
 MAX_DETAIL_CHARS = 500
 STAGES = ("collector", "parse", "job")
