@@ -112,9 +112,9 @@ async def test_10000_events_exact_counts_on_raw_and_dlq(stack, topics, make_clie
     assert {d["stage"] for d in dlq_records} == {"collector"}
     assert all(json.loads(d["payload"]) for d in dlq_records)  # the original payload is kept
     metrics = await (await client.get("/metrics")).text()
-    assert "intentflow_collector_events_accepted_total 9000" in metrics
-    assert 'intentflow_collector_events_rejected_total{reason="negative_duration"} 200' in metrics
-    assert f'intentflow_collector_records_produced_total{{topic="{topics.raw}"}} 9000' in metrics
+    assert 'intentflow_collector_events_accepted_total{source="default"} 9000.0' in metrics
+    assert 'intentflow_collector_events_rejected_total{reason="negative_duration",source="default"} 200.0' in metrics
+    assert f'intentflow_collector_records_produced_total{{topic="{topics.raw}"}} 9000.0' in metrics
 
 
 def _free_port() -> int:
@@ -173,7 +173,7 @@ async def test_503_while_kafka_unreachable_then_nothing_lost(stack, topics, make
     raw = await asyncio.to_thread(read_topic, stack.kafka_bootstrap, topics.raw)
     assert sorted(orjson.loads(r.value)["event_id"] for r in raw) == sorted(e["event_id"] for e in events)
     metrics = await (await client.get("/metrics")).text()
-    assert 'intentflow_collector_requests_total{status="503"}' in metrics
+    assert 'intentflow_http_request_duration_seconds_count{method="POST",route="/v1/events",status="503"}' in metrics
 
 
 async def test_limits_duplicates_and_rejections(stack, topics, make_client):
