@@ -19,7 +19,7 @@ import ipaddress
 import logging
 
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web import BaseRequest, StreamResponse
+from aiohttp.web import BaseRequest, Request, StreamResponse
 
 from udfs.normalize import ip_prefix
 
@@ -30,7 +30,8 @@ FILTERED_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.access")
 def _client_address(request: BaseRequest) -> str | None:
     from collector.app import SETTINGS_KEY, _client_ip  # local: app imports this module
 
-    app = getattr(request, "app", None)
+    # a request refused before routing (a malformed one) has no app: use the peer address
+    app = request.app if isinstance(request, Request) and request._match_info is not None else None
     settings = app.get(SETTINGS_KEY) if app is not None else None
     if settings is None:
         return request.remote

@@ -203,15 +203,18 @@ def request_source(request: web.Request, settings: CollectorSettings) -> str | N
 class TokenBuckets:
     """One token bucket per client key; the least recently used keys are forgotten past ``max_keys``."""
 
-    def __init__(self, rate_per_s: float, burst: int, max_keys: int = 100_000) -> None:
+    def __init__(self, rate_per_s: float, burst: int, max_keys: int = 100_000,
+                 clock_s: Callable[[], float] = time.monotonic) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst
         self.max_keys = max_keys
+        #: monotonic clock in s (injectable for tests)
+        self.clock_s = clock_s
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(self, key: str, now_s: float | None = None) -> float:
         """Take one token; return 0.0 when allowed, else the seconds until a token is available."""
-        now_s = time.monotonic() if now_s is None else now_s
+        now_s = self.clock_s() if now_s is None else now_s
         tokens, last = self._buckets.pop(key, (float(self.burst), now_s))
         tokens = min(float(self.burst), tokens + (now_s - last) * self.rate_per_s)
         wait_s = 0.0
