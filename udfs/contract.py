@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, Union
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from udfs.limits import EVENT_MAX_BYTES, ID_MAX_CHARS, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS
+from udfs.limits import EVENT_MAX_BYTES, ID_MAX_CHARS, INT_MAX, INT_MIN, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS
 
 SCHEMA_VERSION = 1
 
@@ -85,7 +85,8 @@ class ContractError(ValueError):
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
-NonNegInt = Annotated[int, Field(ge=0)]
+NonNegInt = Annotated[int, Field(ge=0, le=INT_MAX)]
+Int64 = Annotated[int, Field(ge=INT_MIN, le=INT_MAX)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 ShortStr = Annotated[str, Field(max_length=STRING_MAX_CHARS)]
 
@@ -200,13 +201,13 @@ class MouseTrajectoryProps(_Props):
     mean_speed_px_s: NonNegFloat
     jerk_px_s3: float
     pause_count: NonNegInt
-    sample_count: Annotated[int, Field(ge=1)]
+    sample_count: Annotated[int, Field(ge=1, le=INT_MAX)]
     duration_ms: NonNegInt
 
 
 class AddToCartProps(_Props):
     item_id: ShortStr
-    quantity: Annotated[int, Field(ge=1)] = 1
+    quantity: Annotated[int, Field(ge=1, le=INT_MAX)] = 1
     price: float | None = None
 
 
@@ -250,10 +251,10 @@ class EventBase(BaseModel):
     anonymous_id: IdStr
     user_id: IdStr | None = None
     seq: NonNegInt | None = None
-    client_ts_ms: int
-    sent_at_ms: int | None = None
-    received_at_ms: int | None = None
-    ts_ms: int
+    client_ts_ms: Int64
+    sent_at_ms: Int64 | None = None
+    received_at_ms: Int64 | None = None
+    ts_ms: Int64
     page: Page = Field(default_factory=Page)
     context: Context = Field(default_factory=Context)
     flags: list[str] = Field(default_factory=list)

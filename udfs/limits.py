@@ -33,6 +33,11 @@ EVENT_MAX_BYTES = 32 * 1024
 #: event, and serializers have recursion limits (orjson's is 254 levels).
 EVENT_MAX_DEPTH = 16
 
+#: Range of every integer field, a signed 64-bit integer: JSON allows larger ones, but the Kafka
+#: serializer (orjson) and the JVM side (a Java ``long``) cannot hold them.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+
 #: Largest request body, bytes after decompression (issue 3).
 BATCH_MAX_BYTES = 500 * 1024
 
