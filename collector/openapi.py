@@ -120,7 +120,8 @@ def openapi_document(*, include_decision: bool = True) -> dict[str, Any]:
                              {"$ref": "#/components/schemas/RawEvent"}]}
     events_post = {
         "summary": "Send a batch of events",
-        "description": f"Body at most {BATCH_MAX_BYTES} bytes after decompression (Content-Encoding gzip or "
+        "description": "The same JSON body is accepted as text/plain (sendBeacon) or without Content-Type. "
+                       f"Body at most {BATCH_MAX_BYTES} bytes after decompression (Content-Encoding gzip or "
                        "deflate), at most "
                        f"{BATCH_MAX_EVENTS} events. Answered after the broker acknowledged every record, or "
                        "503 by produce_timeout_s after the body was read; a 503'd batch is resent with the "
@@ -131,10 +132,9 @@ def openapi_document(*, include_decision: bool = True) -> dict[str, Any]:
              "description": "write key (sendBeacon cannot set headers)"},
             {"name": "X-Write-Key", "in": "header", "required": False, "schema": {"type": "string"}},
         ],
-        "requestBody": {"required": True, "content": {
-            "application/json": {"schema": body_schema},
-            "text/plain": {"schema": {"type": "string"}, "description": "JSON as text (sendBeacon)"},
-        }},
+        # text/plain (what sendBeacon sends) and no Content-Type are accepted with the same JSON body;
+        # only application/json is listed, as a text/plain schema could only say "any string".
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}},
         "responses": {
             "200": {"description": "every event accepted (on the raw topic), rejected (in the DLQ with a "
                                    "reason) or a duplicate",
