@@ -580,9 +580,15 @@ def dumps_dlq_safe(item: Any) -> bytes:
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 when a broker connection exists, else 503."""
+    """``GET /healthz``: 200 when a broker connection exists, else 503 (also when that takes longer than
+    ``produce_timeout_s``, e.g. every producer thread is waiting on a broker that does not answer)."""
     state: _State = request.app[STATE_KEY]
-    ok = await asyncio.get_running_loop().run_in_executor(state.executor, state.producer.connected)
+    try:
+        ok = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(state.executor, state.producer.connected),
+            timeout=state.settings.produce_timeout_s)
+    except TimeoutError:
+        ok = False
     return _json({"status": "ok" if ok else "degraded", "kafka": ok}, status=200 if ok else 503)
 
 

@@ -79,6 +79,8 @@ async def test_every_request_is_answered_by_the_deadline_while_the_producer_hang
         assert [r.status for r in responses] == [503] * 12
         assert {r.headers["Retry-After"] for r in responses} == {"5"}
         assert {(await r.json())["error"] for r in responses} == {"kafka_unavailable"}
+        health = await asyncio.wait_for(client.get("/healthz"), HANG_GUARD_S)  # behind the hung threads too
+        assert health.status == 503 and (await health.json())["kafka"] is False
     finally:
         producer.release.set()
         await client.close()
