@@ -42,8 +42,10 @@ class OwnBroker:
         text = text.replace("9093", str(self.controller_port)).replace("9092", str(self.port))
         self.config.write_text(text + f"\nlog.dirs={self.log_dir}\n")
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        subprocess.run(_kafka_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
-                       check=True, capture_output=True)
+        res = subprocess.run(_kafka_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"formatting {self.log_dir} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
 
     def start(self) -> None:
         """Start the broker and wait until it lists topics (raises TimeoutError after START_TIMEOUT_S)."""

@@ -12,9 +12,10 @@ import orjson
 import pytest
 import requests
 from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.app import collector_settings, create_app, parse_write_keys
+from collector.app import collector_cmd, collector_settings, create_app, parse_write_keys
 from tests.job_support import read_records
 from tests.live_collector import LiveCollector
 
@@ -83,6 +84,10 @@ def test_write_key_specs_are_parsed_strictly():
     for bad in (["k1"], ["=k1"], ["web="], ["web=a", "web=b"]):
         with pytest.raises(ValueError):
             parse_write_keys(bad)
+    assert collector_settings(env={"INTENTFLOW_WRITE_KEYS": "web=k1,partner=k2"}).write_keys == {
+        "web": "k1", "partner": "k2"}
+    result = CliRunner().invoke(collector_cmd, ["--source-write-key", "web"])  # refused before serving
+    assert result.exit_code == 2 and "SOURCE=KEY" in result.output
 
 
 async def test_cors_allow_list(stack, topics, make_client):

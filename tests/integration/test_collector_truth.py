@@ -86,6 +86,47 @@ async def test_every_request_is_answered_by_the_deadline_while_the_producer_hang
         await client.close()
 
 
+class PartlyAckingProducer:
+    """First call: the broker acknowledges the first ``n_acked`` records, then the deadline passes (503).
+    Later calls: every record acknowledged. Keeps what each call was given."""
+
+    def __init__(self, n_acked: int) -> None:
+        self.n_acked = n_acked
+        self.calls: list[list[tuple]] = []
+
+    def produce(self, records, deadline_s=None, on_ack=None) -> None:
+        self.calls.append(list(records))
+        first = len(self.calls) == 1
+        for index in range(self.n_acked if first else len(records)):
+            on_ack(index)
+        if first:
+            raise KafkaUnavailable("not acknowledged: KafkaTimeoutError")
+
+    def connected(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+async def test_events_acknowledged_before_a_503_are_not_produced_again_on_retry():
+    producer = PartlyAckingProducer(n_acked=3)
+    settings = collector_settings(topic_raw="raw", topic_dlq="dlq", rate_limit_per_s=0, mount_decision=False)
+    client = TestClient(TestServer(create_app(settings, producer=producer)))
+    await client.start_server()
+    events = _events("s", 8, n_sessions=1)  # one session: sent in seq order, so the first 3 are events[:3]
+    try:
+        assert (await client.post("/v1/events", json={"events": events})).status == 503
+        resp = await client.post("/v1/events", json={"events": events})  # the client's retry, same ids
+        out = await resp.json()
+    finally:
+        await client.close()
+    assert resp.status == 200 and (out["accepted"], out["duplicates"]) == (5, 3)
+    assert [r["status"] for r in out["results"]] == ["duplicate"] * 3 + ["accepted"] * 5
+    resent = [orjson.loads(value)["event_id"] for _topic, _key, value in producer.calls[1]]
+    assert resent == [e["event_id"] for e in events[3:]]
+
+
 def test_a_batch_past_its_deadline_is_not_sent_at_all():
     producer = Producer(collector_settings(kafka_bootstrap="127.0.0.1:1"))
     with pytest.raises(KafkaUnavailable, match="nothing sent"):
