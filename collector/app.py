@@ -6,7 +6,8 @@ Endpoints:
     Body: ``{"sent_at_ms": int|null, "events": [event, ...]}``, a bare list of events, or one event
     object; ``Content-Type`` ``application/json``, ``text/plain`` (what ``sendBeacon`` sends) or none;
     ``Content-Encoding: gzip``/``deflate`` accepted (aiohttp decompresses; the batch limit applies to the
-    decompressed body). Limits are ``udfs.limits`` (one definition for collector, job and decision API). Each event is normalized (:func:`udfs.normalize.normalize_event`, stamped with
+    decompressed body; limits are those of ``udfs.limits``, one definition for collector, job and
+    decision API). Each event is normalized (:func:`udfs.normalize.normalize_event`, stamped with
     ``received_at_ms``), events of the batch are sorted by event time, accepted ones produced to
     ``signals.raw`` (key ``session_id``) and rejected ones to ``signals.dlq`` with a reason code
     (:func:`udfs.dlq.dlq_record`, stage ``collector``). The answer comes only after the broker
@@ -38,7 +39,7 @@ Endpoints:
     dedup by ``event_id`` (``udfs.decide.SessionEntry.remember``: per session in keyed state, for
     ``JobConfig.dedup_ttl_ms`` of event time, up to ``dedup_max_ids`` ids per session), which runs
     before the lateness check, so a copy never ends in the DLQ as ``late_event`` either
-    (``tests/integration/test_collector_outage.py``).
+    (``tests/integration/test_collector_truth.py``).
 
 ``GET /healthz``  ``200 {"status": "ok", "kafka": true}`` or ``503`` when no broker is connected.
 ``GET /metrics``  Prometheus text format (``collector/metrics.py``, ``prometheus_client``): request
@@ -534,6 +535,8 @@ async def handle_events(request: web.Request) -> web.Response:
                       "retry_after_s": settings.retry_after_s}, status=503,
                      headers={"Retry-After": str(settings.retry_after_s)})
     m.kafka_produce_duration_s.labels("acked").observe(time.perf_counter() - tp)
+    if state.seen is not None:  # every id is acknowledged now (the callbacks may still be on their way)
+        state.seen.add_all([e["event_id"] for e in events_sorted])
     n_dup = len(items) - len(accepted) - len(rejected)
     m.events_accepted.labels(source).inc(len(accepted))
     m.events_duplicate.labels(source).inc(n_dup)
