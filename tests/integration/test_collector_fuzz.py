@@ -144,30 +144,40 @@ def test_malformed_events_are_answered_4xx_or_end_in_the_dlq_with_a_reason(stack
     statuses: Counter = Counter()
     session = requests.Session()
 
-    @given(batch=st.lists(malformed_events(), min_size=1, max_size=8),
-           sent_at_ms=st.one_of(st.none(), _TIMESTAMPS), wrap=st.booleans())
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-    def post(batch, sent_at_ms, wrap):
+    @given(batch=st.lists(malformed_events(), min_size=1, max_size=25),
+           sent_at_ms=st.one_of(st.none(), _TIMESTAMPS), wrap=st.booleans(),
+           mangle=st.sampled_from(["none"] * 6 + ["truncate", "bad_utf8", "claims_gzip", "nul"]),
+           cut=st.floats(0, 1))
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    def post(batch, sent_at_ms, wrap, mangle, cut):
         body = {"sent_at_ms": sent_at_ms, "events": batch} if wrap else batch
         data = _client_json(body)
-        resp = session.post(live.url + "/v1/events", data=data, headers={"Content-Type": "application/json"},
-                            timeout=30)
+        headers = {"Content-Type": "application/json"}
+        if mangle == "truncate":
+            data = data[: int(len(data) * cut)]
+        elif mangle == "bad_utf8":  # invalid bytes inside a string or between tokens
+            at = int(len(data) * cut)
+            data = data[:at] + b"\xff\xfe" + data[at:]
+        elif mangle == "claims_gzip":
+            headers["Content-Encoding"] = "gzip"
+        elif mangle == "nul":
+            data = data.replace(b'"', b'"\x00', 1)
+        resp = session.post(live.url + "/v1/events", data=data, headers=headers, timeout=30)
         statuses[resp.status_code] += 1
         assert resp.status_code < 500, resp.text
         if resp.status_code != 200:
             assert 400 <= resp.status_code < 500 and "error" in resp.json()
             return
         out = resp.json()
+        if mangle != "none":  # still parseable after mangling: the results speak for what was parsed
+            return _count(out, expected_rejected, accepted_ids)
         assert len(out["results"]) == len(batch)
-        for result in out["results"]:
-            if result["status"] == "rejected":
-                assert result["reason"] in REASONS
-                expected_rejected[result["reason"]] += 1
-            elif result["status"] == "accepted":
-                accepted_ids.add(result["event_id"])
+        _count(out, expected_rejected, accepted_ids)
 
     post()
     assert statuses[200] > 0 and sum(expected_rejected.values()) > 0
+    print(f"requests by status {dict(statuses)}; events rejected {sum(expected_rejected.values())} "
+          f"{dict(expected_rejected)}, accepted {len(accepted_ids)}")
 
     dlq = [orjson.loads(r.value) for r in read_records(stack.kafka_bootstrap, topics.dlq)]
     assert Counter(d["reason"] for d in dlq) == expected_rejected  # each rejection is in the DLQ, reason kept
@@ -176,6 +186,16 @@ def test_malformed_events_are_answered_4xx_or_end_in_the_dlq_with_a_reason(stack
     assert {orjson.loads(r.value)["event_id"] for r in raw} == accepted_ids
     for record in raw:  # what the collector accepted, the job parses
         parse_event(record.value)
+
+
+def _count(out: dict, expected_rejected: Counter, accepted_ids: set[str]) -> None:
+    """Tally a 200 answer: each rejection's reason (a known code), each accepted event id."""
+    for result in out["results"]:
+        if result["status"] == "rejected":
+            assert result["reason"] in REASONS
+            expected_rejected[result["reason"]] += 1
+        elif result["status"] == "accepted":
+            accepted_ids.add(result["event_id"])
 
 
 def _client_json(body: object) -> bytes:
