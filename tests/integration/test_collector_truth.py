@@ -214,6 +214,19 @@ async def client(stack, topics):
     await test_client.close()
 
 
+async def test_invalid_utf8_in_the_event_id_of_a_rejected_event_is_no_500(stack, topics, client):
+    event = _events("s", 1)[0] | {"type": "hover", "props": {"hover_ms": -1}}  # rejected: negative_duration
+    body = orjson.dumps({"events": [event]}).replace(event["event_id"].encode(), b"id-\xff\xfe-1")
+    resp = await client.post("/v1/events", data=body)
+    assert resp.status == 200, await resp.text()
+    result = (await resp.json())["results"][0]
+    assert result["status"] == "rejected" and result["reason"] == "negative_duration"
+    dlq = await asyncio.to_thread(read_records, stack.kafka_bootstrap, topics.dlq)
+    record = orjson.loads(dlq[0].value)
+    assert record["event_id"] == "id-??-1"  # the bad bytes replaced, as in the record's payload
+    assert dlq[0].key == record["event_id"].encode()
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_body_that_is_not_what_its_content_encoding_says_is_a_400(client, encoding):
     body = orjson.dumps({"events": _events("s", 2)})
