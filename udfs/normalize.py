@@ -514,7 +514,11 @@ def _event_id(raw: dict, flags: list[str]) -> str:
             return derive_event_id("client:" + v)
     # no usable id: derive from the event's own content so a retry of the same event gets the same id
     flags.append("event_id_derived")
-    return derive_event_id("content:" + orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode())
+    try:
+        content = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits (the event is refused later): the stdlib writes it
+        content = json.dumps(raw, sort_keys=True)
+    return derive_event_id("content:" + content)
 
 
 def normalize_event(

@@ -34,3 +34,14 @@ def test_an_event_nested_past_the_limit_is_wrong_type():
     with pytest.raises(ContractError) as err:
         normalize_event(past_limit)
     assert err.value.reason == "wrong_type" and "nested deeper" in err.value.detail
+
+
+def test_integers_beyond_64_bits_are_refused_or_dropped_never_a_crash():
+    event = {"type": "click", "session_id": "s", "client_ts_ms": 1_764_669_600_000}  # no event_id: derived
+    kept = normalize_event({**event, "unknown": 2**70}, received_at_ms=1_764_669_600_000)
+    assert "event_id_derived" in kept["flags"] and "unknown" not in kept
+    assert normalize_event({**event, "unknown": 2**70})["event_id"] != normalize_event(event)["event_id"]
+    for field, value in (("seq", 2**63), ("client_ts_ms", 10**30)):
+        with pytest.raises(ContractError) as err:
+            normalize_event({**event, field: value}, received_at_ms=1_764_669_600_000)
+        assert err.value.reason == "wrong_type" and field in err.value.detail
