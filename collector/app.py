@@ -6,7 +6,8 @@ Endpoints:
     Body: ``{"sent_at_ms": int|null, "events": [event, ...]}``, a bare list of events, or one event
     object; ``Content-Type`` ``application/json``, ``text/plain`` (what ``sendBeacon`` sends) or none;
     ``Content-Encoding: gzip``/``deflate`` accepted (aiohttp decompresses; the batch limit applies to the
-    decompressed body). Each event is normalized (:func:`udfs.normalize.normalize_event`, stamped with
+    decompressed body; limits are those of ``udfs.limits``, one definition for collector, job and
+    decision API). Each event is normalized (:func:`udfs.normalize.normalize_event`, stamped with
     ``received_at_ms``), events of the batch are sorted by event time, accepted ones produced to
     ``signals.raw`` (key ``session_id``) and rejected ones to ``signals.dlq`` with a reason code
     (:func:`udfs.dlq.dlq_record`, stage ``collector``). The answer comes only after the broker
@@ -19,17 +20,34 @@ Endpoints:
     - ``413`` ``{"error": "batch_too_large"}`` above ``max_batch_bytes``; a single-event body above
       ``max_event_bytes`` is ``413 event_too_large`` (inside a batch such an event is rejected to the
       DLQ with that reason and the rest is accepted);
-    - ``400`` ``invalid_json`` / ``bad_batch`` / ``too_many_events``; ``415`` other content types;
+    - ``400`` ``invalid_json`` / ``bad_batch`` / ``too_many_events`` / ``bad_content_encoding`` (a
+      body that is not what its ``Content-Encoding`` says); ``415`` other content types or encodings;
     - ``401`` wrong or missing write key (header ``X-Write-Key`` or query ``write_key``, since
-      ``sendBeacon`` cannot set headers); ``403`` an ``Origin`` outside the CORS allow-list;
+      ``sendBeacon`` cannot set headers; one key, or one per source: ``write_keys``);
+      ``403`` an ``Origin`` outside the CORS allow-list;
     - ``429`` + ``Retry-After`` over the client's rate limit (token bucket per client IP);
-    - ``503`` + ``Retry-After`` when Kafka does not acknowledge in ``produce_timeout_s`` (or cannot be
-      reached): nothing is reported accepted; the client resends the same events (same ``event_id``),
-      duplicates of a partially written batch are removed downstream by ``event_id``.
+    - ``503`` + ``Retry-After`` when Kafka has not acknowledged every record ``produce_timeout_s``
+      after the body was read (or cannot be reached). The answer is never later than that.
+
+    A client's bytes never cause a 5xx: what is malformed is a 4xx or a DLQ record with a reason.
+
+    **Retries after a 503.** Nothing is reported accepted, but part of the batch may be written (records
+    acknowledged before the deadline, or in flight at it). The client resends the same events (same
+    ``event_id``; the SDK does). Nothing is lost: every event not known to be written is produced
+    again. Nothing is counted twice: ids the broker acknowledged through this collector, also after the
+    503, are answered ``duplicate`` and not produced again; every other copy is dropped by the job's
+    dedup by ``event_id`` (``udfs.decide.SessionEntry.remember``: per session in keyed state, for
+    ``JobConfig.dedup_ttl_ms`` of event time, up to ``dedup_max_ids`` ids per session), which runs
+    before the lateness check, so a copy never ends in the DLQ as ``late_event`` either
+    (``tests/integration/test_collector_truth.py``).
 
 ``GET /healthz``  ``200 {"status": "ok", "kafka": true}`` or ``503`` when no broker is connected.
-``GET /metrics``  Prometheus text format: requests by status, events accepted / rejected by reason /
-duplicates, records produced by topic, request and produce latency histograms (ms).
+``GET /metrics``  Prometheus text format (``collector/metrics.py``, ``prometheus_client``): request
+latency by route and status, in-flight requests, events accepted / rejected by reason / duplicates per
+source, records produced by topic, Kafka produce latency, Redis read latency of the decision API.
+``GET /openapi.json``  the OpenAPI 3.0 document of these routes (``collector/openapi.py``).
+
+Logs never carry a client's IP or write key (``collector/access_log.py``).
 
 ``create_app`` also mounts ``collector.decision.register(app)`` (decision API + web pages) when that
 module exists. Settings come from :func:`collector_settings` (environment) or are passed in.
@@ -37,6 +55,7 @@ module exists. Settings come from :func:`collector_settings` (environment) or ar
 from __future__ import annotations
 
 import asyncio
+import hmac
 import importlib
 import importlib.util
 import logging
@@ -46,27 +65,33 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import click
 import orjson
 from aiohttp import web
 
+from collector import metrics as service_metrics
+from collector.access_log import PrefixAccessLogger, install_log_filters
+from collector.openapi import openapi_document
 from udfs.config import stack_settings
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
+from udfs.limits import BATCH_MAX_BYTES, BATCH_MAX_EVENTS, EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth
 from udfs.normalize import loads_fast, normalize_event, sort_events
 
 log = logging.getLogger("intentflow.collector")
 
-#: Per-event limit, bytes of the event's JSON (issue 3; the SDK keeps events far below it).
-MAX_EVENT_BYTES = 32 * 1024
-#: Per-request limit, bytes of the (decompressed) body (issue 3).
-MAX_BATCH_BYTES = 500 * 1024
-#: Most events in one batch (our choice: 500 KB / ~300 B per typical event, rounded).
-MAX_BATCH_EVENTS = 2000
-#: Latency histogram bucket bounds, ms.
-LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+#: Per-event limit, bytes of the event's JSON (``udfs.limits.EVENT_MAX_BYTES``).
+MAX_EVENT_BYTES = EVENT_MAX_BYTES
+#: Per-request limit, bytes of the (decompressed) body (``udfs.limits.BATCH_MAX_BYTES``).
+MAX_BATCH_BYTES = BATCH_MAX_BYTES
+#: Most events in one batch (``udfs.limits.BATCH_MAX_EVENTS``).
+MAX_BATCH_EVENTS = BATCH_MAX_EVENTS
+#: ``Content-Encoding`` values of a request body the collector decodes (aiohttp does the decoding).
+CONTENT_ENCODINGS = ("gzip", "deflate", "identity")
+#: Source name of requests when no write keys are configured, or of the single ``write_key``.
+DEFAULT_SOURCE = "default"
 
 
 @dataclass(frozen=True)
@@ -85,8 +110,13 @@ class CollectorSettings:
     rate_burst: int = 60
     #: allowed ``Origin`` values; ``*`` allows any. Requests without Origin (servers, replay) pass.
     cors_origins: tuple[str, ...] = ("http://127.0.0.1:8088", "http://localhost:8088")
+    #: one key for every client (source ``default``); see also ``write_keys``.
     write_key: str | None = None
-    #: how long to wait for the broker's acknowledgement before answering 503, s.
+    #: a key per source, ``{source name: key}`` (e.g. ``{"web": ..., "snowplow": ...}``): a request
+    #: must carry one of them (or ``write_key``), and its events are counted under that source.
+    write_keys: dict[str, str] = field(default_factory=dict)
+    #: the longest a ``POST /v1/events`` waits for the broker's acknowledgement once its body is read,
+    #: s: the request is answered by then (``503`` + ``Retry-After`` if not every record was acked).
     produce_timeout_s: float = 10.0
     retry_after_s: int = 5
     #: producer linger, ms (small: an HTTP answer waits on it).
@@ -104,7 +134,8 @@ def collector_settings(env: dict[str, str] | None = None, **overrides: Any) -> C
     """Settings from the environment (``INTENTFLOW_*`` of udfs.config plus the ones below), then ``overrides``.
 
     ``INTENTFLOW_CORS_ORIGINS`` (comma-separated), ``INTENTFLOW_WRITE_KEY``,
-    ``INTENTFLOW_RATE_LIMIT_PER_S``, ``INTENTFLOW_RATE_BURST``.
+    ``INTENTFLOW_WRITE_KEYS`` (comma-separated ``source=key``), ``INTENTFLOW_RATE_LIMIT_PER_S``,
+    ``INTENTFLOW_RATE_BURST``.
     """
     env = os.environ if env is None else env
     st = stack_settings(env)
@@ -117,6 +148,8 @@ def collector_settings(env: dict[str, str] | None = None, **overrides: Any) -> C
         kw["cors_origins"] = tuple(o.strip() for o in env["INTENTFLOW_CORS_ORIGINS"].split(",") if o.strip())
     if env.get("INTENTFLOW_WRITE_KEY"):
         kw["write_key"] = env["INTENTFLOW_WRITE_KEY"]
+    if env.get("INTENTFLOW_WRITE_KEYS"):
+        kw["write_keys"] = parse_write_keys(env["INTENTFLOW_WRITE_KEYS"].split(","))
     if env.get("INTENTFLOW_RATE_LIMIT_PER_S"):
         kw["rate_limit_per_s"] = float(env["INTENTFLOW_RATE_LIMIT_PER_S"])
     if env.get("INTENTFLOW_RATE_BURST"):
@@ -125,69 +158,44 @@ def collector_settings(env: dict[str, str] | None = None, **overrides: Any) -> C
     return CollectorSettings(**kw)
 
 
-# ---- metrics --------------------------------------------------------------------------------------
+def parse_write_keys(specs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["web=k1", "partner=k2"]`` -> ``{"web": "k1", "partner": "k2"}`` (blank entries skipped).
+
+    Raises:
+        ValueError: an entry without ``=``, with an empty source or key, or a source named twice.
+    """
+    keys: dict[str, str] = {}
+    for spec in specs:
+        spec = spec.strip()
+        if not spec:
+            continue
+        source, sep, key = spec.partition("=")
+        source, key = source.strip(), key.strip()
+        if not sep or not source or not key:
+            raise ValueError(f"write key {spec!r}: expected SOURCE=KEY")
+        if source in keys:
+            raise ValueError(f"write key source {source!r} given twice")
+        keys[source] = key
+    return keys
 
 
-class Histogram:
-    """Cumulative-bucket histogram for the Prometheus text format (values in ms)."""
+def request_source(request: web.Request, settings: CollectorSettings) -> str | None:
+    """The source a request's write key belongs to, or None when keys are required and it has none.
 
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_MS) -> None:
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
-        else:
-            self.counts[-1] += 1
-        self.sum += value
-        self.count += 1
-
-    def lines(self, name: str) -> list[str]:
-        out, cum = [], 0
-        for bound, n in zip(self.buckets, self.counts):
-            cum += n
-            out.append(f'{name}_bucket{{le="{bound}"}} {cum}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum {self.sum:.3f}")
-        out.append(f"{name}_count {self.count}")
-        return out
-
-
-@dataclass
-class Metrics:
-    """Counters of one collector process (exported by ``/metrics``)."""
-
-    requests: dict[int, int] = field(default_factory=dict)
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    produced: dict[str, int] = field(default_factory=dict)
-    request_ms: Histogram = field(default_factory=Histogram)
-    produce_ms: Histogram = field(default_factory=Histogram)
-
-    def render(self) -> str:
-        lines = ["# TYPE intentflow_collector_requests_total counter"]
-        lines += [f'intentflow_collector_requests_total{{status="{s}"}} {n}' for s, n in sorted(self.requests.items())]
-        lines += ["# TYPE intentflow_collector_events_accepted_total counter",
-                  f"intentflow_collector_events_accepted_total {self.accepted}",
-                  "# TYPE intentflow_collector_events_duplicate_total counter",
-                  f"intentflow_collector_events_duplicate_total {self.duplicates}",
-                  "# TYPE intentflow_collector_events_rejected_total counter"]
-        lines += [f'intentflow_collector_events_rejected_total{{reason="{r}"}} {n}'
-                  for r, n in sorted(self.rejected.items())]
-        lines.append("# TYPE intentflow_collector_records_produced_total counter")
-        lines += [f'intentflow_collector_records_produced_total{{topic="{t}"}} {n}'
-                  for t, n in sorted(self.produced.items())]
-        lines.append("# TYPE intentflow_collector_request_ms histogram")
-        lines += self.request_ms.lines("intentflow_collector_request_ms")
-        lines.append("# TYPE intentflow_collector_produce_ms histogram")
-        lines += self.produce_ms.lines("intentflow_collector_produce_ms")
-        return "\n".join(lines) + "\n"
+    The key comes from header ``X-Write-Key`` or query ``write_key`` (``sendBeacon`` cannot set
+    headers). Without any configured key every request is source :data:`DEFAULT_SOURCE`.
+    """
+    if settings.write_key is None and not settings.write_keys:
+        return DEFAULT_SOURCE
+    given = request.headers.get("X-Write-Key") or request.query.get("write_key")
+    if given is None:
+        return None
+    for source, key in settings.write_keys.items():
+        if hmac.compare_digest(given.encode(), key.encode()):
+            return source
+    if settings.write_key is not None and hmac.compare_digest(given.encode(), settings.write_key.encode()):
+        return DEFAULT_SOURCE
+    return None
 
 
 # ---- rate limit, dedup ----------------------------------------------------------------------------
@@ -196,15 +204,18 @@ class Metrics:
 class TokenBuckets:
     """One token bucket per client key; the least recently used keys are forgotten past ``max_keys``."""
 
-    def __init__(self, rate_per_s: float, burst: int, max_keys: int = 100_000) -> None:
+    def __init__(self, rate_per_s: float, burst: int, max_keys: int = 100_000,
+                 clock_s: Callable[[], float] = time.monotonic) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst
         self.max_keys = max_keys
+        #: monotonic clock in s (injectable for tests)
+        self.clock_s = clock_s
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(self, key: str, now_s: float | None = None) -> float:
         """Take one token; return 0.0 when allowed, else the seconds until a token is available."""
-        now_s = time.monotonic() if now_s is None else now_s
+        now_s = self.clock_s() if now_s is None else now_s
         tokens, last = self._buckets.pop(key, (float(self.burst), now_s))
         tokens = min(float(self.burst), tokens + (now_s - last) * self.rate_per_s)
         wait_s = 0.0
@@ -291,22 +302,38 @@ class Producer:
         except KafkaUnavailable:
             return False
 
-    def produce(self, records: list[tuple[str, bytes, bytes]]) -> None:
-        """Send ``(topic, key, value)`` records and wait for every acknowledgement.
+    def produce(self, records: list[tuple[str, bytes, bytes]], deadline_s: float | None = None,
+                on_ack: Callable[[int], None] | None = None) -> None:
+        """Send ``(topic, key, value)`` records and wait for every acknowledgement until ``deadline_s``.
+
+        Args:
+            records: ``(topic, key, value)`` tuples, sent in this order.
+            deadline_s: ``time.monotonic()`` by which every record must be acknowledged; default
+                ``produce_timeout_s`` from now. Past it before anything was sent, nothing is sent.
+            on_ack: called with a record's index when the broker acknowledged it, from the producer's
+                I/O thread, also after this call gave up (a record can still be written then).
 
         Raises:
-            KafkaUnavailable: no broker, or not every record acknowledged within ``produce_timeout_s``.
+            KafkaUnavailable: no broker, or not every record acknowledged by ``deadline_s``.
         """
         from kafka.errors import KafkaError
 
         if not records:
             return
+        if deadline_s is None:
+            deadline_s = time.monotonic() + self.settings.produce_timeout_s
+        if time.monotonic() >= deadline_s:
+            raise KafkaUnavailable("deadline passed before sending: nothing sent")
         producer = self._get()
-        deadline = time.monotonic() + self.settings.produce_timeout_s + 1.0
         try:
-            futures = [producer.send(topic, key=key, value=value) for topic, key, value in records]
+            futures = []
+            for index, (topic, key, value) in enumerate(records):
+                fut = producer.send(topic, key=key, value=value)
+                if on_ack is not None:
+                    fut.add_callback(lambda _metadata, index=index: on_ack(index))
+                futures.append(fut)
             for fut in futures:
-                fut.get(timeout=max(0.001, deadline - time.monotonic()))
+                fut.get(timeout=max(0.001, deadline_s - time.monotonic()))
         except KafkaError as exc:
             raise KafkaUnavailable(f"not acknowledged: {type(exc).__name__}: {exc}") from None
 
@@ -328,7 +355,7 @@ class _State:
     settings: CollectorSettings
     producer: Producer
     executor: ThreadPoolExecutor
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: service_metrics.ServiceMetrics
     buckets: TokenBuckets | None = None
     seen: SeenIds | None = None
 
@@ -407,41 +434,49 @@ async def handle_events(request: web.Request) -> web.Response:
     state: _State = request.app[STATE_KEY]
     settings = state.settings
     m = state.metrics
-    t0 = time.perf_counter()
     received_at_ms = int(time.time() * 1000)
 
-    def done(resp: web.Response) -> web.Response:
-        m.requests[resp.status] = m.requests.get(resp.status, 0) + 1
-        m.request_ms.observe((time.perf_counter() - t0) * 1000)
-        return resp
-
-    if settings.write_key is not None:
-        given = request.headers.get("X-Write-Key") or request.query.get("write_key")
-        if given != settings.write_key:
-            return done(_json({"error": "invalid_write_key"}, status=401))
+    source = request_source(request, settings)
+    if source is None:
+        return _json({"error": "invalid_write_key"}, status=401)
     ctype = request.content_type
     if ctype not in ("application/json", "text/plain", "application/octet-stream", ""):
-        return done(_json({"error": "unsupported_content_type", "content_type": ctype}, status=415))
+        return _json({"error": "unsupported_content_type", "content_type": ctype}, status=415)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding and encoding not in CONTENT_ENCODINGS:
+        return _json({"error": "unsupported_content_encoding", "content_encoding": encoding[:100],
+                      "supported": list(CONTENT_ENCODINGS)}, status=415)
     client_ip = _client_ip(request, settings)
     wait_s = state.buckets.take(client_ip or "?") if state.buckets else 0.0
     if wait_s > 0:
         retry = str(max(1, int(wait_s + 0.999)))
-        return done(_json({"error": "rate_limited", "retry_after_s": int(retry)}, status=429,
-                          headers={"Retry-After": retry}))
-    body = await _read_body(request, settings.max_batch_bytes)
+        return _json({"error": "rate_limited", "retry_after_s": int(retry)}, status=429,
+                     headers={"Retry-After": retry})
+    try:
+        body = await _read_body(request, settings.max_batch_bytes)
+    except web.RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a body that is not gzip
+        # The rest of the body cannot be decoded either: stop reading it and close the connection.
+        request.content.feed_eof()
+        resp = _json({"error": "bad_content_encoding",
+                      "detail": f"body is not valid {encoding or 'content'}: {exc.__cause__ or exc}"[:300]},
+                     status=400)
+        resp.force_close()
+        return resp
     if body is None:
-        return done(_json({"error": "batch_too_large", "limit_bytes": settings.max_batch_bytes}, status=413))
+        return _json({"error": "batch_too_large", "limit_bytes": settings.max_batch_bytes}, status=413)
+    # The answer is due produce_timeout_s after the body is read (its upload time is the client's).
+    deadline_s = time.monotonic() + settings.produce_timeout_s
     try:
         parsed = loads_fast(body)
         items, sent_at_ms = _split_batch(parsed)
     except ContractError as exc:
-        return done(_json({"error": exc.reason, "detail": exc.detail}, status=400))
+        return _json({"error": exc.reason, "detail": exc.detail}, status=400)
     except ValueError as exc:
-        return done(_json({"error": "bad_batch", "detail": str(exc)}, status=400))
+        return _json({"error": "bad_batch", "detail": str(exc)}, status=400)
     if len(items) > settings.max_batch_events:
-        return done(_json({"error": "too_many_events", "limit": settings.max_batch_events}, status=400))
+        return _json({"error": "too_many_events", "limit": settings.max_batch_events}, status=400)
     if isinstance(parsed, dict) and "events" not in parsed and len(body) > settings.max_event_bytes:
-        return done(_json({"error": "event_too_large", "limit_bytes": settings.max_event_bytes}, status=413))
+        return _json({"error": "event_too_large", "limit_bytes": settings.max_event_bytes}, status=413)
 
     user_agent = request.headers.get("User-Agent")
     results: list[dict[str, Any]] = [{} for _ in items]
@@ -449,10 +484,7 @@ async def handle_events(request: web.Request) -> web.Response:
     rejected: list[tuple[int, dict[str, Any]]] = []
     batch_ids: set[str] = set()
     for i, item in enumerate(items):
-        try:
-            payload = orjson.dumps(item)
-        except TypeError:  # lone surrogates / NaN from the lenient parser: measured on a cleaned copy
-            payload = dumps_dlq_safe(item)
+        payload = event_payload(item)
         event_id = item.get("event_id") if isinstance(item, dict) else None
         try:
             if len(payload) > settings.max_event_bytes:
@@ -477,28 +509,70 @@ async def handle_events(request: web.Request) -> web.Response:
     events_sorted = sort_events(e for _, e in accepted)
     records = [(settings.topic_raw, e["session_id"].encode(), dumps_event(e)) for e in events_sorted]
     records += [(settings.topic_dlq, (rec["event_id"] or "").encode() or None, dumps_dlq(rec)) for _, rec in rejected]
+    loop = asyncio.get_running_loop()
+    on_ack = None
+    if state.seen is not None and events_sorted:
+        raw_ids = [e["event_id"] for e in events_sorted]
+        seen = state.seen
+
+        def on_ack(index: int) -> None:  # producer I/O thread: hand the id to the loop
+            if index < len(raw_ids):
+                try:
+                    loop.call_soon_threadsafe(seen.add_all, [raw_ids[index]])
+                except RuntimeError:  # the loop is closed (shutdown): nothing to remember any more
+                    pass
+
     tp = time.perf_counter()
     try:
-        await asyncio.get_running_loop().run_in_executor(state.executor, state.producer.produce, records)
-    except KafkaUnavailable as exc:
-        log.warning("answering 503: %s", exc)
-        return done(_json({"error": "kafka_unavailable", "detail": str(exc)[:300],
-                           "retry_after_s": settings.retry_after_s}, status=503,
-                          headers={"Retry-After": str(settings.retry_after_s)}))
-    m.produce_ms.observe((time.perf_counter() - tp) * 1000)
-    if state.seen is not None:
+        await asyncio.wait_for(
+            loop.run_in_executor(state.executor, state.producer.produce, records, deadline_s, on_ack),
+            timeout=max(0.0, deadline_s - time.monotonic()))
+    except (KafkaUnavailable, TimeoutError) as exc:
+        m.kafka_produce_duration_s.labels("unavailable").observe(time.perf_counter() - tp)
+        detail = str(exc) or f"not acknowledged within produce_timeout_s={settings.produce_timeout_s}"
+        log.warning("answering 503: %s", detail)
+        return _json({"error": "kafka_unavailable", "detail": detail[:300],
+                      "retry_after_s": settings.retry_after_s}, status=503,
+                     headers={"Retry-After": str(settings.retry_after_s)})
+    m.kafka_produce_duration_s.labels("acked").observe(time.perf_counter() - tp)
+    if state.seen is not None:  # every id is acknowledged now (the callbacks may still be on their way)
         state.seen.add_all([e["event_id"] for e in events_sorted])
     n_dup = len(items) - len(accepted) - len(rejected)
-    m.accepted += len(accepted)
-    m.duplicates += n_dup
+    m.events_accepted.labels(source).inc(len(accepted))
+    m.events_duplicate.labels(source).inc(n_dup)
     for _, rec in rejected:
-        m.rejected[rec["reason"]] = m.rejected.get(rec["reason"], 0) + 1
+        m.events_rejected.labels(source, rec["reason"]).inc()
     if accepted:
-        m.produced[settings.topic_raw] = m.produced.get(settings.topic_raw, 0) + len(accepted)
+        m.records_produced.labels(settings.topic_raw).inc(len(accepted))
     if rejected:
-        m.produced[settings.topic_dlq] = m.produced.get(settings.topic_dlq, 0) + len(rejected)
-    return done(_json({"accepted": len(accepted), "rejected": len(rejected), "duplicates": n_dup,
-                       "received_at_ms": received_at_ms, "results": results}))
+        m.records_produced.labels(settings.topic_dlq).inc(len(rejected))
+    return _json({"accepted": len(accepted), "rejected": len(rejected), "duplicates": n_dup,
+                  "received_at_ms": received_at_ms, "results": results})
+
+
+def event_payload(item: Any) -> bytes:
+    """JSON bytes of one event as sent, for its size check and its DLQ record.
+
+    Containers nested deeper than ``udfs.limits.EVENT_MAX_DEPTH`` are replaced by ``"..."`` (such an
+    event is rejected anyway, and serializers have recursion limits); items orjson refuses (lone
+    surrogates, NaN from the lenient parser) go through :func:`dumps_dlq_safe`.
+    """
+    if json_depth(item, EVENT_MAX_DEPTH) > EVENT_MAX_DEPTH:
+        item = _cut_depth(item, EVENT_MAX_DEPTH)
+    try:
+        return orjson.dumps(item)
+    except TypeError:
+        return dumps_dlq_safe(item)
+
+
+def _cut_depth(value: Any, levels: int) -> Any:
+    if not isinstance(value, (dict, list)):
+        return value
+    if levels <= 0:
+        return "..."
+    if isinstance(value, dict):
+        return {k: _cut_depth(v, levels - 1) for k, v in value.items()}
+    return [_cut_depth(v, levels - 1) for v in value]
 
 
 def dumps_dlq_safe(item: Any) -> bytes:
@@ -509,31 +583,41 @@ def dumps_dlq_safe(item: Any) -> bytes:
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 when a broker connection exists, else 503."""
+    """``GET /healthz``: 200 when a broker connection exists, else 503 (also when that takes longer than
+    ``produce_timeout_s``, e.g. every producer thread is waiting on a broker that does not answer)."""
     state: _State = request.app[STATE_KEY]
-    ok = await asyncio.get_running_loop().run_in_executor(state.executor, state.producer.connected)
+    try:
+        ok = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(state.executor, state.producer.connected),
+            timeout=state.settings.produce_timeout_s)
+    except TimeoutError:
+        ok = False
     return _json({"status": "ok" if ok else "degraded", "kafka": ok}, status=200 if ok else 503)
 
 
-async def handle_metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text exposition format 0.0.4."""
-    state: _State = request.app[STATE_KEY]
-    return web.Response(text=state.metrics.render(), content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+async def handle_openapi(request: web.Request) -> web.Response:
+    """``GET /openapi.json``: the OpenAPI document of the routes this app serves (collector/openapi.py)."""
+    with_decision = any(getattr(r, "canonical", None) == "/v1/decision" for r in request.app.router.resources())
+    return _json(openapi_document(include_decision=with_decision))
 
 
-def create_app(settings: CollectorSettings | None = None) -> web.Application:
+def create_app(settings: CollectorSettings | None = None, producer: Producer | None = None) -> web.Application:
     """Build the collector's aiohttp application (see module docstring).
 
     The producer connects lazily (first request), so the app starts even when Kafka is down.
+    ``producer`` replaces the Kafka producer (anything with ``produce``, ``connected`` and ``close`` of
+    :class:`Producer`); default ``Producer(settings)``.
     """
     settings = settings or collector_settings()
     # aiohttp's own body limit sits above ours, so ours answers first with a JSON reason.
     app = web.Application(middlewares=[_cors_middleware], client_max_size=settings.max_batch_bytes * 4)
     app[SETTINGS_KEY] = settings
+    metrics = service_metrics.install(app)
+    install_log_filters()
     state = _State(
         settings=settings,
-        producer=Producer(settings),
+        producer=producer if producer is not None else Producer(settings),
+        metrics=metrics,
         executor=ThreadPoolExecutor(max_workers=4, thread_name_prefix="collector-produce"),
         buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_burst) if settings.rate_limit_per_s > 0 else None,
         seen=SeenIds(settings.dedup_capacity) if settings.dedup_capacity > 0 else None,
@@ -542,7 +626,7 @@ def create_app(settings: CollectorSettings | None = None) -> web.Application:
     app.router.add_post("/v1/events", handle_events)
     app.router.add_route("OPTIONS", "/v1/events", handle_events)  # answered by the CORS middleware
     app.router.add_get("/healthz", handle_healthz)
-    app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/openapi.json", handle_openapi)
     importlib.import_module("collector.trackers").register(app)  # Snowplow, Segment, rrweb, PostHog endpoints
 
     async def _close(app_: web.Application) -> None:
@@ -559,17 +643,25 @@ def create_app(settings: CollectorSettings | None = None) -> web.Application:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8088, show_default=True, type=int)
 @click.option("--write-key", default=None, help="require this key (header X-Write-Key or ?write_key=)")
+@click.option("--source-write-key", "source_write_keys", multiple=True, metavar="SOURCE=KEY",
+              help="a write key of one source (repeatable); events are counted per source")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="allowed Origin (repeatable; '*' for any)")
-def collector_cmd(host: str, port: int, write_key: str | None, cors_origins: tuple[str, ...]) -> None:
+def collector_cmd(host: str, port: int, write_key: str | None, source_write_keys: tuple[str, ...],
+                  cors_origins: tuple[str, ...]) -> None:
     """Run the HTTP collector: POST /v1/events -> Kafka signals.raw (+ signals.dlq)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
     overrides: dict[str, Any] = {}
     if write_key:
         overrides["write_key"] = write_key
+    if source_write_keys:
+        try:
+            overrides["write_keys"] = parse_write_keys(source_write_keys)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--source-write-key") from None
     if cors_origins:
         overrides["cors_origins"] = cors_origins
     settings = collector_settings(**overrides)
     click.echo(f"collector on http://{host}:{port} -> {settings.kafka_bootstrap} "
                f"topics {settings.topic_raw} / {settings.topic_dlq}")
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log_class=PrefixAccessLogger)

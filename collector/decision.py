@@ -13,7 +13,8 @@
     - ``"redis_unavailable"``: Redis did not answer within ``redis_timeout_s``: the same safe
       default, so a page never waits on, or breaks because of, the decision path.
 
-    A missing or over-long ``session_id`` is answered 400 with ``{"error": ...}``.
+    A missing or over-long ``session_id`` (more than ``udfs.limits.ID_MAX_CHARS``, the limit the
+    collector and the job apply) is answered 400 with ``{"error": ...}``.
     ``served_at_ms`` (server epoch ms) and ``lookup_ms`` (time spent in Redis, ms) come with every
     answer; ``Cache-Control: no-store``.
 
@@ -37,7 +38,9 @@ from typing import Any
 
 from aiohttp import web
 
+from collector import metrics as service_metrics
 from udfs.config import stack_settings
+from udfs.limits import ID_MAX_CHARS
 
 #: Default key prefix of docs/contracts.md §5 (``if:action:{session_id}``).
 DEFAULT_REDIS_PREFIX = "if:"
@@ -47,9 +50,9 @@ DEFAULT_REDIS_PREFIX = "if:"
 #: (which polls every few hundred ms) gets the safe default quickly instead of hanging.
 DEFAULT_TIMEOUT_S = 0.05
 
-#: Longest accepted session id, characters. The SDK's ids are 36-character UUIDs; 128 leaves room for
-#: other clients while keeping Redis keys bounded.
-MAX_SESSION_ID_CHARS = 128
+#: Longest accepted session id, characters: the contract's limit (``udfs.limits.ID_MAX_CHARS``), so
+#: every session the collector and the job accept can be asked for.
+MAX_SESSION_ID_CHARS = ID_MAX_CHARS
 
 #: Action returned when there is no decision: render the page as designed.
 DEFAULT_ACTION = "default"
@@ -135,19 +138,26 @@ async def handle_decision(request: web.Request) -> web.Response:
             status=400, headers={"Cache-Control": "no-store"})
     settings: DecisionSettings = request.app[_SETTINGS_KEY]
     client = request.app[_REDIS_KEY]
+    metrics = request.app[service_metrics.METRICS_KEY]
     t0 = time.perf_counter()
     try:
         fields = await client.hgetall(settings.action_key(session_id))
     except Exception:  # noqa: BLE001 - any Redis failure means "serve the safe default"
+        outcome = "error"
         body = _default(session_id, "redis_unavailable")
     else:
         if fields and fields.get("action"):
+            outcome = "hit"
             body = decode_action(fields)
             body["session_id"] = session_id
             body["source"] = "redis"
         else:
+            outcome = "miss"
             body = _default(session_id, "none")
-    body["lookup_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+    lookup_s = time.perf_counter() - t0
+    metrics.redis_read_duration_s.labels(outcome).observe(lookup_s)
+    metrics.decision_answers.labels(body["source"]).inc()
+    body["lookup_ms"] = round(lookup_s * 1000, 3)
     body["served_at_ms"] = int(time.time() * 1000)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
@@ -160,10 +170,12 @@ def register(app: web.Application, settings: DecisionSettings | None = None) -> 
     """Add the decision route and the static web files to ``app``.
 
     The Redis client (``redis.asyncio``, one connection pool per app) is opened on startup and
-    closed on cleanup. ``settings`` defaults to :func:`decision_settings` (environment).
+    closed on cleanup. The app's metrics (:func:`collector.metrics.install`, ``GET /metrics``) count the
+    Redis read time and the answers by source. ``settings`` defaults to :func:`decision_settings` (environment).
     Raises ``FileNotFoundError`` when the web root lacks ``sdk/`` or ``demo/``.
     """
     settings = settings or decision_settings()
+    service_metrics.install(app)
     sdk_dir = settings.web_root / "sdk"
     demo_dir = settings.web_root / "demo"
     for folder in (sdk_dir, demo_dir):

@@ -140,11 +140,8 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
     settings = state.settings
     m = state.metrics
     received_at_ms = int(time.time() * 1000)
-    t0 = time.perf_counter()
 
-    def done(resp: web.StreamResponse) -> web.StreamResponse:
-        m.requests[resp.status] = m.requests.get(resp.status, 0) + 1
-        m.request_ms.observe((time.perf_counter() - t0) * 1000)
+    def done(resp: web.StreamResponse) -> web.StreamResponse:  # requests are counted by the metrics middleware
         return resp
 
     authorized = settings.write_key is None or settings.write_key in (
@@ -162,6 +159,8 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
         if body is None:
             return done(_json({"error": "batch_too_large", "limit_bytes": settings.max_batch_bytes}, status=413))
     request[BODY_KEY] = body
+    # the answer is due produce_timeout_s after the body is read, as for /v1/events
+    deadline_s = time.monotonic() + settings.produce_timeout_s
     try:
         items, payload_key = parse(request, body, request.app)
     except BadRequest as exc:
@@ -214,23 +213,27 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
     records = [(settings.topic_raw, e["session_id"].encode(), dumps_event(e)) for e in events_sorted]
     records += [(settings.topic_dlq, (rec["event_id"] or "").encode() or None, dumps_dlq(rec)) for rec in rejected]
     tp = time.perf_counter()
+    loop = asyncio.get_running_loop()
     try:
-        await asyncio.get_running_loop().run_in_executor(state.executor, state.producer.produce, records)
-    except KafkaUnavailable as exc:
-        return done(_json({"error": "kafka_unavailable", "detail": str(exc)[:300],
+        await asyncio.wait_for(loop.run_in_executor(state.executor, state.producer.produce, records, deadline_s),
+                               timeout=max(0.0, deadline_s - time.monotonic()))
+    except (KafkaUnavailable, TimeoutError) as exc:
+        m.kafka_produce_duration_s.labels("unavailable").observe(time.perf_counter() - tp)
+        detail = str(exc) or f"not acknowledged within produce_timeout_s={settings.produce_timeout_s}"
+        return done(_json({"error": "kafka_unavailable", "detail": detail[:300],
                            "retry_after_s": settings.retry_after_s}, status=503,
                           headers={"Retry-After": str(settings.retry_after_s)}))
-    m.produce_ms.observe((time.perf_counter() - tp) * 1000)
+    m.kafka_produce_duration_s.labels("acked").observe(time.perf_counter() - tp)
     if state.seen is not None:
         state.seen.add_all([e["event_id"] for e in events_sorted])
     n_dup = len(items) - len(accepted) - len(rejected)
-    m.accepted += len(accepted)
-    m.duplicates += n_dup
+    m.events_accepted.labels(source).inc(len(accepted))
+    m.events_duplicate.labels(source).inc(n_dup)
     for rec in rejected:
-        m.rejected[rec["reason"]] = m.rejected.get(rec["reason"], 0) + 1
+        m.events_rejected.labels(source, rec["reason"]).inc()
     for topic, n in ((settings.topic_raw, len(accepted)), (settings.topic_dlq, len(rejected))):
         if n:
-            m.produced[topic] = m.produced.get(topic, 0) + n
+            m.records_produced.labels(topic).inc(n)
     if answer_pixel:
         return done(web.Response(body=PIXEL_GIF, content_type="image/gif",
                                  headers={"Cache-Control": "no-cache, no-store"}))

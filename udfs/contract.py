@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal, Union
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from udfs.limits import EVENT_MAX_BYTES, ID_MAX_CHARS, INT_MAX, INT_MIN, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS
+
 SCHEMA_VERSION = 1
 
 #: The ten event types of docs/contracts.md §1.
@@ -61,7 +63,7 @@ REASONS: dict[str, str] = {
     "ts_out_of_range": "event time outside the plausible range (see udfs.normalize)",
     "scroll_depth_not_a_number": "scroll depth NaN/missing and not recomputable from offset/height",
     "negative_duration": "a duration (hover_ms, visible_ms, duration_ms) is negative",
-    "event_too_large": "one event above the collector's per-event limit (32 KB)",
+    "event_too_large": f"one event above the collector's per-event limit ({EVENT_MAX_BYTES // 1024} KiB)",
     "schema_violation": "the normalized event fails the contract model",
     "rate_limited": "the client exceeded its rate limit",
     "unmappable": "a tracker's event (Snowplow, Segment, rrweb, PostHog) has no counterpart in EVENT_TYPES; "
@@ -89,9 +91,10 @@ class ContractError(ValueError):
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
-NonNegInt = Annotated[int, Field(ge=0)]
+NonNegInt = Annotated[int, Field(ge=0, le=INT_MAX)]
+Int64 = Annotated[int, Field(ge=INT_MIN, le=INT_MAX)]
 NonNegFloat = Annotated[float, Field(ge=0)]
-ShortStr = Annotated[str, Field(max_length=2048)]
+ShortStr = Annotated[str, Field(max_length=STRING_MAX_CHARS)]
 
 
 class Page(BaseModel):
@@ -135,7 +138,7 @@ class Context(BaseModel):
     """Context stamped on every event. ``ip_prefix`` is a /24 (IPv4) or /48 (IPv6) network, never the IP."""
 
     model_config = _STRICT
-    user_agent: Annotated[str, Field(max_length=4096)] | None = None
+    user_agent: Annotated[str, Field(max_length=USER_AGENT_MAX_CHARS)] | None = None
     device_class: Literal["desktop", "mobile", "tablet", "bot", "unknown"] = "unknown"
     is_bot: bool = False
     viewport_w_px: NonNegInt | None = None
@@ -204,13 +207,13 @@ class MouseTrajectoryProps(_Props):
     mean_speed_px_s: NonNegFloat
     jerk_px_s3: float
     pause_count: NonNegInt
-    sample_count: Annotated[int, Field(ge=1)]
+    sample_count: Annotated[int, Field(ge=1, le=INT_MAX)]
     duration_ms: NonNegInt
 
 
 class AddToCartProps(_Props):
     item_id: ShortStr
-    quantity: Annotated[int, Field(ge=1)] = 1
+    quantity: Annotated[int, Field(ge=1, le=INT_MAX)] = 1
     price: float | None = None
 
 
@@ -241,7 +244,7 @@ PROPS_MODELS: dict[str, type[_Props]] = {
 }
 
 _UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-IdStr = Annotated[str, Field(min_length=1, max_length=256)]
+IdStr = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)]
 
 
 class EventBase(BaseModel):
@@ -254,10 +257,10 @@ class EventBase(BaseModel):
     anonymous_id: IdStr
     user_id: IdStr | None = None
     seq: NonNegInt | None = None
-    client_ts_ms: int
-    sent_at_ms: int | None = None
-    received_at_ms: int | None = None
-    ts_ms: int
+    client_ts_ms: Int64
+    sent_at_ms: Int64 | None = None
+    received_at_ms: Int64 | None = None
+    ts_ms: Int64
     page: Page = Field(default_factory=Page)
     context: Context = Field(default_factory=Context)
     flags: list[str] = Field(default_factory=list)

@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 
+from udfs.limits import DLQ_PAYLOAD_MAX_BYTES, ID_MAX_CHARS
+
 #: Payload bound in bytes of UTF-8 (docs/contracts.md §1: "original, truncated to 8 KiB").
-MAX_PAYLOAD_BYTES = 8 * 1024
+MAX_PAYLOAD_BYTES = DLQ_PAYLOAD_MAX_BYTES
 #: Bound of the human-readable ``detail`` (our choice: one log line).
 MAX_DETAIL_CHARS = 500
 STAGES = ("collector", "parse", "job")
@@ -58,7 +60,7 @@ def dlq_record(
         payload: the original input (bytes, str or a JSON-able object).
         detail: free text (truncated to ``MAX_DETAIL_CHARS``).
         received_at_ms: collector clock of the input, epoch ms; default now.
-        event_id: the event's id when known.
+        event_id: the event's id when known (kept as valid UTF-8 of at most ``ID_MAX_CHARS`` bytes).
 
     Raises:
         ValueError: unknown ``stage`` or empty ``reason``.
@@ -73,7 +75,8 @@ def dlq_record(
         "detail": truncate_utf8(str(detail), MAX_DETAIL_CHARS * 4)[:MAX_DETAIL_CHARS],
         "payload": truncate_utf8(payload_text(payload)),
         "received_at_ms": int(time.time() * 1000) if received_at_ms is None else int(received_at_ms),
-        "event_id": event_id if isinstance(event_id, str) else None,
+        # as the client sent it: invalid UTF-8 / lone surrogates replaced, cut like an id (udfs.limits)
+        "event_id": truncate_utf8(event_id, ID_MAX_CHARS) if isinstance(event_id, str) else None,
     }
 
 

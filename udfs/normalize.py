@@ -62,7 +62,8 @@ IP (:func:`ip_prefix`)
     Google Analytics' IP anonymization: last octet / last 80 bits zeroed); IPv4-mapped IPv6 counts as
     IPv4. Unparseable -> null.
 
-Strings longer than ``MAX_STRING_CHARS`` (2048) are cut (flag ``text_truncated``).
+Strings longer than ``MAX_STRING_CHARS`` (2048) are cut (flag ``text_truncated``). An event nested deeper
+than ``udfs.limits.EVENT_MAX_DEPTH`` levels is ``wrong_type`` (no contract field is deeper than 3).
 
 Form events never keep a typed value: a ``value`` prop is dropped (flag ``form_value_dropped``).
 Unknown props are dropped (flag ``props_unknown_dropped``).
@@ -83,6 +84,7 @@ import orjson
 import ua_parser
 
 from udfs.contract import EVENT_TYPES, PROPS_MODELS, ContractError, derive_event_id, make_event
+from udfs.limits import EVENT_MAX_DEPTH, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS, json_depth
 
 #: Clock offsets up to this are treated as transit delay, not skew (ms). See module docstring.
 SKEW_TOLERANCE_MS = 1_000
@@ -95,9 +97,9 @@ MIN_PLAUSIBLE_TS_MS = 946_684_800_000
 MAX_PLAUSIBLE_TS_MS = 4_102_444_800_000
 #: Cap of any duration prop (ms): 30 min, the session inactivity timeout.
 MAX_DURATION_MS = 30 * 60 * 1000
-#: Longest string kept in any field, characters (the contract's ``max_length``; the SDK cuts at the
-#: same length, web/sdk ``MAX_STRING_CHARS``).
-MAX_STRING_CHARS = 2048
+#: Longest string kept in any field, characters (``udfs.limits.STRING_MAX_CHARS``, the contract's
+#: ``max_length``; the SDK cuts at the same length, web/sdk ``MAX_STRING_CHARS``).
+MAX_STRING_CHARS = STRING_MAX_CHARS
 
 #: ua-parser browser families that are not a person's browser (our own list; headless browsers and
 #: HTTP client libraries as ua-parser names them).
@@ -390,8 +392,8 @@ def _context(
 ) -> dict[str, Any]:
     c = _sub(raw, "context")
     ua = user_agent or _opt_str(c, "user_agent", "context.")
-    if ua is not None and len(ua) > 4096:
-        ua = ua[:4096]
+    if ua is not None and len(ua) > USER_AGENT_MAX_CHARS:
+        ua = ua[:USER_AGENT_MAX_CHARS]
     device_class, is_bot = classify_user_agent(ua)
     if is_bot:
         flags.append("bot_user_agent")
@@ -512,7 +514,11 @@ def _event_id(raw: dict, flags: list[str]) -> str:
             return derive_event_id("client:" + v)
     # no usable id: derive from the event's own content so a retry of the same event gets the same id
     flags.append("event_id_derived")
-    return derive_event_id("content:" + orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode())
+    try:
+        content = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits (the event is refused later): the stdlib writes it
+        content = json.dumps(raw, sort_keys=True)
+    return derive_event_id("content:" + content)
 
 
 def normalize_event(
@@ -548,6 +554,8 @@ def normalize_event(
     """
     if not isinstance(raw, dict):
         raise ContractError("not_an_object", type(raw).__name__)
+    if json_depth(raw, EVENT_MAX_DEPTH) > EVENT_MAX_DEPTH:
+        raise ContractError("wrong_type", f"nested deeper than {EVENT_MAX_DEPTH} levels (udfs.limits.EVENT_MAX_DEPTH)")
     raw, changed = clean_strings(raw)
     flags: list[str] = ["text_cleaned"] if changed else []
     raw, cut = truncate_strings(raw)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import collector_settings, create_app
+from collector.app import STATE_KEY, collector_settings, create_app
 
 from tests.job_support import read_records as read_topic
 
@@ -112,9 +112,9 @@ async def test_10000_events_exact_counts_on_raw_and_dlq(stack, topics, make_clie
     assert {d["stage"] for d in dlq_records} == {"collector"}
     assert all(json.loads(d["payload"]) for d in dlq_records)  # the original payload is kept
     metrics = await (await client.get("/metrics")).text()
-    assert "intentflow_collector_events_accepted_total 9000" in metrics
-    assert 'intentflow_collector_events_rejected_total{reason="negative_duration"} 200' in metrics
-    assert f'intentflow_collector_records_produced_total{{topic="{topics.raw}"}} 9000' in metrics
+    assert 'intentflow_collector_events_accepted_total{source="default"} 9000.0' in metrics
+    assert 'intentflow_collector_events_rejected_total{reason="negative_duration",source="default"} 200.0' in metrics
+    assert f'intentflow_collector_records_produced_total{{topic="{topics.raw}"}} 9000.0' in metrics
 
 
 def _free_port() -> int:
@@ -173,7 +173,7 @@ async def test_503_while_kafka_unreachable_then_nothing_lost(stack, topics, make
     raw = await asyncio.to_thread(read_topic, stack.kafka_bootstrap, topics.raw)
     assert sorted(orjson.loads(r.value)["event_id"] for r in raw) == sorted(e["event_id"] for e in events)
     metrics = await (await client.get("/metrics")).text()
-    assert 'intentflow_collector_requests_total{status="503"}' in metrics
+    assert 'intentflow_http_request_duration_seconds_count{method="POST",route="/v1/events",status="503"}' in metrics
 
 
 async def test_limits_duplicates_and_rejections(stack, topics, make_client):
@@ -229,6 +229,8 @@ async def test_out_of_order_batch_produced_in_event_time_order(stack, topics, ma
 async def test_cors_write_key_rate_limit(stack, topics, make_client):
     client = await make_client(settings_for(stack, topics, write_key="k1", rate_limit_per_s=0.5, rate_burst=3,
                                             cors_origins=("https://shop.example",)))
+    now_s = [1000.0]  # the rate limiter's clock, moved by the test only
+    client.server.app[STATE_KEY].buckets.clock_s = lambda: now_s[0]
     body = {"events": [good_event(0, "s")]}
     resp = await client.options("/v1/events", headers={"Origin": "https://shop.example",
                                                         "Access-Control-Request-Method": "POST"})
@@ -240,7 +242,13 @@ async def test_cors_write_key_rate_limit(stack, topics, make_client):
     resp = await client.post("/v1/events?write_key=k1", json=body, headers={"Origin": "https://shop.example"})
     assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     resp = await client.post("/v1/events", json=body, headers={"X-Write-Key": "k1"})
-    assert resp.status == 200  # burst of 3 used (the 401 did not take a token)
-    statuses = [(await client.post("/v1/events", json=body, headers={"X-Write-Key": "k1"})) for _ in range(2)]
-    assert statuses[-1].status == 429 and int(statuses[-1].headers["Retry-After"]) >= 1
-    assert (await statuses[-1].json())["error"] == "rate_limited"
+    assert resp.status == 200
+    resp = await client.post("/v1/events", json=body, headers={"X-Write-Key": "k1"})
+    assert resp.status == 200  # burst of 3 used (the 401 and 403 took no token)
+    resp = await client.post("/v1/events", json=body, headers={"X-Write-Key": "k1"})
+    assert resp.status == 429 and (await resp.json())["error"] == "rate_limited"
+    assert resp.headers["Retry-After"] == "2"  # one token at 0.5/s
+    now_s[0] += 1.9
+    assert (await client.post("/v1/events", json=body, headers={"X-Write-Key": "k1"})).status == 429
+    now_s[0] += 0.2  # 2.1 s later: the token has refilled
+    assert (await client.post("/v1/events", json=body, headers={"X-Write-Key": "k1"})).status == 200
