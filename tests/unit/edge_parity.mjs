@@ -6,7 +6,8 @@
 //           shuffled: [{events}], rule_cases: [{ruleset, cases: [{vector, intent_score, event, last_fired}]}]}
 // Output:  {sessions: [[{event_id, status, reason, features, intent_score?, decision?, rule_reason?,
 //           feature_hash?}]], orders: [[event_id]], rule_cases: [[{decision, reason}]]}
-// onnxruntime-web runs on its wasm backend in node (web/node_modules).
+// onnxruntime-web runs on its wasm backend in node (web/node_modules). Halfway through each session the
+// feature state is snapshotted to JSON and restored (what the SDK does between two pages of a session).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -28,10 +29,13 @@ const rules = new RuleEvaluator(fx.ruleset, names);
 
 const sessions = [];
 for (const s of fx.sessions) {
-  const feats = new SessionFeatures(fx.spec, { visitCount: s.visit_count || 1 });
+  let feats = new SessionFeatures(fx.spec, { visitCount: s.visit_count || 1 });
   const lastFired = {};
   const rows = [];
-  for (const event of s.events) {
+  const half = Math.floor(s.events.length / 2);
+  for (const [k, event] of s.events.entries()) {
+    // mid-session the state goes through JSON, as it does between two pages of a site
+    if (k === half) feats = SessionFeatures.restore(fx.spec, JSON.parse(JSON.stringify(feats.snapshot())));
     const outcome = feats.apply(event);
     const vector = feats.vector();
     const row = { event_id: event.event_id, status: outcome.status, reason: outcome.reason, features: Array.from(vector) };

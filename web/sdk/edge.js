@@ -124,6 +124,55 @@ export class SessionFeatures {
     this.lateCount = 0;
   }
 
+  /**
+   * The whole state as a JSON-ready object, to carry a session's features to the next page of the
+   * site (sessionStorage): the server's session spans pages, so must the browser's. Numbers are
+   * float64 and JSON round-trips them exactly.
+   * @returns {object}
+   */
+  snapshot() {
+    return {
+      spec_version: EDGE_SPEC_VERSION, n_features: this._v.length, session_id: this.sessionId,
+      visit_count: this.visitCount, v: Array.from(this._v), first_ts: this._firstTs,
+      last_applied_ts: this._lastAppliedTs, last_seen_ts: this._lastSeenTs, item_views: Array.from(this._itemViews),
+      hover_by_element: Array.from(this._hoverByElement), click_ts: this._clickTs.slice(this._clickHead),
+      scroll_ema: this._scrollEma, hover_ema: this._hoverEma, straight_ema: this._straightEma,
+      speed_ema: this._speedEma, last_click_ts_ms: Array.from(this._lastClickTsMs),
+      last_scroll_pct: this._lastScrollPct, suppressed_count: this.suppressedCount, late_count: this.lateCount,
+    };
+  }
+
+  /**
+   * A SessionFeatures continuing from {@link SessionFeatures#snapshot}.
+   * @param {object} spec edge spec
+   * @param {object} snap a snapshot
+   * @returns {SessionFeatures}
+   * @throws {Error} the snapshot was taken with another spec version or feature count
+   */
+  static restore(spec, snap) {
+    const f = new SessionFeatures(spec, { visitCount: snap.visit_count });
+    if (snap.spec_version !== EDGE_SPEC_VERSION || snap.n_features !== f._v.length) {
+      throw new Error('edge snapshot of another spec: not restored');
+    }
+    f.sessionId = snap.session_id;
+    f._v = Float64Array.from(snap.v);
+    f._firstTs = snap.first_ts;
+    f._lastAppliedTs = snap.last_applied_ts;
+    f._lastSeenTs = snap.last_seen_ts;
+    f._itemViews = new Map(snap.item_views);
+    f._hoverByElement = new Map(snap.hover_by_element);
+    f._clickTs = snap.click_ts.slice();
+    f._scrollEma = snap.scroll_ema;
+    f._hoverEma = snap.hover_ema;
+    f._straightEma = snap.straight_ema;
+    f._speedEma = snap.speed_ema;
+    f._lastClickTsMs = new Map(snap.last_click_ts_ms);
+    f._lastScrollPct = snap.last_scroll_pct;
+    f.suppressedCount = snap.suppressed_count;
+    f.lateCount = snap.late_count;
+    return f;
+  }
+
   /** The feature vector as of the last applied event: Float32Array of length N_FEATURES, spec order. */
   vector() {
     return Float32Array.from(this._v);
@@ -666,6 +715,26 @@ export class EdgeEngine {
   get modelVersion() { return this.scorer.modelVersion; }
 
   get rulesVersion() { return this.rules.rulesVersion; }
+
+  /** `{features: SessionFeatures snapshot, last_fired}`: what the next page of the session continues from. */
+  snapshot() {
+    return { features: this.features.snapshot(), last_fired: { ...this.lastFired } };
+  }
+
+  /**
+   * Continue a session from {@link EdgeEngine#snapshot} (taken on an earlier page).
+   * @param {object} snap
+   * @returns {boolean} false when it does not fit (other spec); the engine then starts fresh
+   */
+  restore(snap) {
+    try {
+      this.features = SessionFeatures.restore(this.spec, snap.features);
+      this.lastFired = { ...snap.last_fired };
+      return true;
+    } catch (_e) {
+      return false;
+    }
+  }
 
   /** Replace the ruleset (a newer one from `GET /v1/rules`); cool-downs are kept by rule id. */
   setRules(rules) { this.rules = rules; }
