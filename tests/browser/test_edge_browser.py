@@ -138,3 +138,65 @@ def test_edge_shows_the_provisional_action_first_with_the_servers_features_and_s
     (ARTIFACTS / "edge_browser.json").write_text(json.dumps(
         {"load": load, "applied": applied, "intent_events": [i["props"] for i in intents],
          "max_score_diff": worst}, indent=2))
+
+
+#: Runs the golden fixtures in the page: edge.js and onnxruntime-web as the SDK loads them from the
+#: collector, the parity run of tests/unit/edge_parity_core.mjs; posts the result back.
+RUN_PARITY_IN_PAGE = """(async () => {
+  const edgeModule = await import('/sdk/edge.js');
+  const { runParity } = await import('/parity/core.mjs');
+  const loaded = await import('/v1/edge/ort/ort.wasm.min.mjs');
+  const ort = loaded.default && loaded.default.InferenceSession ? loaded.default : loaded;
+  ort.env.wasm.wasmPaths = location.origin + '/v1/edge/ort/';
+  ort.env.wasm.numThreads = 1;
+  const fx = await (await fetch('/parity/fixture.json')).json();
+  const out = await runParity(fx, edgeModule, ort);
+  const res = await fetch('/parity/result', { method: 'POST', body: JSON.stringify(out) });
+  return res.status;
+})()"""
+
+
+def test_golden_fixtures_give_the_same_results_in_chromium(shared_data, browser):
+    """The node parity run (tests/unit/test_edge_parity.py) again in Chromium's own wasm and V8."""
+    if not edge.EdgeSettings().ort_dir.is_dir():
+        pytest.skip("onnxruntime-web missing: run `npm ci` in web/")
+    from tests.unit import test_edge_parity as parity
+
+    fixture, reference = parity.build_fixture(shared_data)
+    fixture_bytes = json.dumps(fixture).encode()
+    results: dict = {}
+
+    async def page(_request):
+        return web.Response(text='<!doctype html><title>parity</title><link rel="icon" href="data:,">',
+                            content_type="text/html")
+
+    async def fixture_json(_request):
+        return web.Response(body=fixture_bytes, content_type="application/json")
+
+    async def core(_request):
+        return web.FileResponse(parity.ROOT / "tests" / "unit" / "edge_parity_core.mjs",
+                                headers={"Content-Type": "text/javascript"})
+
+    async def result(request):
+        results["out"] = json.loads(await request.read())
+        return web.Response(status=204)
+
+    def make() -> web.Application:
+        app = web.Application(client_max_size=200 * 1024 * 1024)
+        register(app, DecisionSettings(redis_url="redis://127.0.0.1:1/0"))  # serves /sdk/; Redis unused
+        edge.register(app, edge.EdgeSettings(kafka_bootstrap=None, rules_topic=None))
+        app.router.add_get("/parity/", page)
+        app.router.add_get("/parity/fixture.json", fixture_json)
+        app.router.add_get("/parity/core.mjs", core)
+        app.router.add_post("/parity/result", result)
+        return app
+
+    with ServerThread(make, browser) as srv:
+        browser.call("goto", url=srv.base_url + "/parity/")
+        assert browser.eval(RUN_PARITY_IN_PAGE) == 204
+    js = results["out"]
+    parity.check_features(reference, js)
+    parity.check_scores(reference, js)
+    parity.check_session_decisions(reference, js)
+    parity.check_rule_cases(fixture, js)
+    parity.check_orders(fixture, js)

@@ -3,7 +3,8 @@
 Golden fixtures are generated here, by Python, from real recorded sessions (OTTO, Balabit mouse
 dynamics, YOOCHOOSE, from ``../shared/data``) and from the scripted visitors of ``udfs/scenarios.py``
 plus one synthetic session that hits every noise-filter branch; ``tests/unit/edge_parity.mjs`` runs the
-JavaScript over them under node (onnxruntime-web on its wasm backend) and the results are compared:
+JavaScript over them under node (onnxruntime-web on its wasm backend; the same run, ``edge_parity_core.mjs``,
+also runs in headless Chromium in tests/browser/test_edge_browser.py) and the results are compared:
 
 * features: **bit-identical** float32 (JS does the same float64 operations in the same order and
   rounds to float32 at the end, as ``SessionState.features()`` does; no ulp allowance needed);
@@ -165,10 +166,8 @@ def _rule_cases(rng: random.Random, n: int) -> list[dict]:
     return cases
 
 
-@pytest.fixture(scope="module")
-def parity(shared_data, tmp_path_factory):
-    """(fixture dict, Python reference rows per session, JS output) for all golden sessions."""
-    node = _need_node()
+def build_fixture(shared_data: Path) -> tuple[dict, list[list[dict]]]:
+    """The golden fixture (what the JavaScript gets) and the Python reference rows per session."""
     from udfs.datasets import balabit, otto, yoochoose
 
     sessions = (_by_session(otto.iter_events(shared_data / "otto" / "test_resources_train.jsonl", limit=3000))
@@ -200,6 +199,83 @@ def parity(shared_data, tmp_path_factory):
         "rule_cases": [{"ruleset": load_ruleset(ROOT / "rules" / "default.v1.json"), "cases": _rule_cases(rng, 1500)},
                        {"ruleset": load_ruleset(_coverage_ruleset()), "cases": _rule_cases(rng, 3000)}],
     }
+    return fixture, reference
+
+
+# -- the checks (also run on the output of headless Chromium, tests/browser/test_edge_browser.py) ----------
+
+
+def check_features(reference: list, js: dict) -> None:
+    """Every event's outcome and float32 feature vector are identical."""
+    assert len(js["sessions"]) == len(reference)
+    for s, (py_rows, js_rows) in enumerate(zip(reference, js["sessions"])):
+        assert len(js_rows) == len(py_rows)
+        for py, out in zip(py_rows, js_rows):
+            assert (out["status"], out["reason"]) == (py["status"], py["reason"]), (s, py["event_id"])
+            a = np.asarray(py["features"], dtype=np.float32)
+            b = np.asarray(out["features"], dtype=np.float32)
+            if not np.array_equal(a.view(np.uint32), b.view(np.uint32)):
+                diff = {FEATURE_NAMES[i]: (float(a[i]), float(b[i])) for i in np.flatnonzero(a != b)}
+                pytest.fail(f"session {s} event {py['event_id']}: features differ (python, js): {diff}")
+
+
+def check_scores(reference: list, js: dict) -> float:
+    """Scores within SCORE_TOLERANCE and feature hashes equal; returns the largest score difference."""
+    worst = 0.0
+    n = 0
+    for py_rows, js_rows in zip(reference, js["sessions"]):
+        for py, out in zip(py_rows, js_rows):
+            if py["status"] != "applied":
+                assert "intent_score" not in out
+                continue
+            worst = max(worst, abs(py["intent_score"] - out["intent_score"]))
+            assert out["feature_hash"] == feature_hash(np.asarray(py["features"], dtype=np.float32))
+            n += 1
+    assert n > 3000
+    assert worst <= SCORE_TOLERANCE, worst
+    return worst
+
+
+def check_session_decisions(reference: list, js: dict) -> None:
+    """The same decision (and reason) for every applied event of every session."""
+    fired = set()
+    for py_rows, js_rows in zip(reference, js["sessions"]):
+        for py, out in zip(py_rows, js_rows):
+            if py["status"] == "applied":
+                assert (out["decision"], out["rule_reason"]) == (py["decision"], py["rule_reason"]), py["event_id"]
+                if py["decision"]:
+                    fired.add(py["decision"]["rule_id"])
+    # the article visitor gets the deep-engagement action, the quick leaver the simple page
+    assert {"deep_engagement_product", "shallow_engagement"} <= fired
+
+
+def check_rule_cases(fixture: dict, js: dict) -> None:
+    """The JS evaluator equals RuleEngine on the random cases of both rulesets."""
+    seen_reasons = set()
+    for group, outs in zip(fixture["rule_cases"], js["rule_cases"]):
+        engine = RuleEngine(group["ruleset"])
+        assert len(outs) == len(group["cases"])
+        for case, out in zip(group["cases"], outs):
+            decision, reason = engine.evaluate_vector_with_reason(
+                np.asarray(case["vector"], dtype=np.float32), case["intent_score"], case["event"], case["last_fired"])
+            expected = None if decision is None else {**decision.as_dict(), "event_ts_ms": decision.event_ts_ms}
+            assert (out["decision"], out["reason"]) == (expected, reason), case
+            seen_reasons.add(reason.split(":")[0] if decision is None else decision.rule_id)
+    assert {"no_match", "cooldown", "a_any_not", "b_role", "c_has", "e_adaptive_no_explore",
+            "rerank_compared_item", "deep_engagement_product", "shallow_engagement"} <= seen_reasons, seen_reasons
+
+
+def check_orders(fixture: dict, js: dict) -> None:
+    """eventOrderCompare sorts like udfs.session.event_order_key."""
+    for group, order in zip(fixture["shuffled"], js["orders"]):
+        assert order == [e["event_id"] for e in sorted(group["events"], key=event_order_key)]
+
+
+@pytest.fixture(scope="module")
+def parity(shared_data, tmp_path_factory):
+    """(fixture dict, Python reference rows per session, JS output under node) for all golden sessions."""
+    node = _need_node()
+    fixture, reference = build_fixture(shared_data)
     folder = tmp_path_factory.mktemp("edge_parity")
     (folder / "fixture.json").write_text(json.dumps(fixture))
     proc = subprocess.run([node, str(RUNNER), str(folder / "fixture.json"), str(folder / "out.json")], cwd=ROOT,
@@ -222,67 +298,27 @@ def test_the_fixtures_cover_real_sessions_and_every_signal(parity):
 
 def test_js_features_are_bit_identical_to_python(parity):
     _, reference, js = parity
-    assert len(js["sessions"]) == len(reference)
-    for s, (py_rows, js_rows) in enumerate(zip(reference, js["sessions"])):
-        assert len(js_rows) == len(py_rows)
-        for py, out in zip(py_rows, js_rows):
-            assert (out["status"], out["reason"]) == (py["status"], py["reason"]), (s, py["event_id"])
-            a = np.asarray(py["features"], dtype=np.float32)
-            b = np.asarray(out["features"], dtype=np.float32)
-            if not np.array_equal(a.view(np.uint32), b.view(np.uint32)):
-                diff = {FEATURE_NAMES[i]: (float(a[i]), float(b[i])) for i in np.flatnonzero(a != b)}
-                pytest.fail(f"session {s} event {py['event_id']}: features differ (python, js): {diff}")
+    check_features(reference, js)
 
 
 def test_js_scores_match_onnxruntime_within_1e5_and_feature_hashes_match(parity):
     _, reference, js = parity
-    worst = 0.0
-    n = 0
-    for py_rows, js_rows in zip(reference, js["sessions"]):
-        for py, out in zip(py_rows, js_rows):
-            if py["status"] != "applied":
-                assert "intent_score" not in out
-                continue
-            worst = max(worst, abs(py["intent_score"] - out["intent_score"]))
-            assert out["feature_hash"] == feature_hash(np.asarray(py["features"], dtype=np.float32))
-            n += 1
-    assert n > 3000
-    assert worst <= SCORE_TOLERANCE, worst
+    check_scores(reference, js)
 
 
 def test_js_rule_decisions_equal_python_on_the_sessions(parity):
     _, reference, js = parity
-    fired = set()
-    for py_rows, js_rows in zip(reference, js["sessions"]):
-        for py, out in zip(py_rows, js_rows):
-            if py["status"] == "applied":
-                assert (out["decision"], out["rule_reason"]) == (py["decision"], py["rule_reason"]), py["event_id"]
-                if py["decision"]:
-                    fired.add(py["decision"]["rule_id"])
-    # the article visitor gets the deep-engagement action, the quick leaver the simple page
-    assert {"deep_engagement_product", "shallow_engagement"} <= fired
+    check_session_decisions(reference, js)
 
 
 def test_js_rule_evaluator_equals_python_on_every_condition_kind(parity):
     fixture, _, js = parity
-    seen_reasons = set()
-    for group, outs in zip(fixture["rule_cases"], js["rule_cases"]):
-        engine = RuleEngine(group["ruleset"])
-        assert len(outs) == len(group["cases"])
-        for case, out in zip(group["cases"], outs):
-            decision, reason = engine.evaluate_vector_with_reason(
-                np.asarray(case["vector"], dtype=np.float32), case["intent_score"], case["event"], case["last_fired"])
-            expected = None if decision is None else {**decision.as_dict(), "event_ts_ms": decision.event_ts_ms}
-            assert (out["decision"], out["reason"]) == (expected, reason), case
-            seen_reasons.add(reason.split(":")[0] if decision is None else decision.rule_id)
-    assert {"no_match", "cooldown", "a_any_not", "b_role", "c_has", "e_adaptive_no_explore",
-            "rerank_compared_item", "deep_engagement_product", "shallow_engagement"} <= seen_reasons, seen_reasons
+    check_rule_cases(fixture, js)
 
 
 def test_js_event_order_equals_python_event_order_key(parity):
     fixture, _, js = parity
-    for group, order in zip(fixture["shuffled"], js["orders"]):
-        assert order == [e["event_id"] for e in sorted(group["events"], key=event_order_key)]
+    check_orders(fixture, js)
 
 
 def test_a_changed_feature_is_caught(parity, tmp_path):
