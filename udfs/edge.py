@@ -9,7 +9,9 @@ intent score and the rule decision in the browser for a provisional action. This
   (``tests/unit/test_edge_parity.py``, ``tests/browser/test_edge_browser.py``).
 * :func:`feature_hash`: FNV-1a 32-bit of a float32 feature vector, the same as ``edge.js featureHash``.
 * :func:`check_intent`: compares an ``intent`` event (the browser's advisory score and decision) with
-  the server's own, for counting disagreements per model version.
+  the server's own, for counting disagreements per model version;
+* :func:`audit_intents`: those counts over recorded events (a backtest of the browsers' claims; the
+  live count belongs in the job, see docs/edge.md).
 
 Trust model (docs/edge.md): nothing the browser claims is used to decide. The job treats ``intent``
 events as non-behavioral (``SessionState`` ignores them: they change no feature, score or action), so
@@ -135,3 +137,50 @@ def check_intent(intent_props: Mapping[str, Any], server_vector: np.ndarray, ser
     same_rule = (intent_props.get("rule_id") or None) == (server_rule_id or None)
     disagrees = not (diff <= tolerance) or not same_rule
     return IntentCheck(str(intent_props.get("model_version") or ""), diff, same_features, same_rule, disagrees)
+
+
+def audit_intents(events: Iterable[Mapping[str, Any]], scorer, engine) -> dict[str, dict[str, Any]]:
+    """Count, per claimed model version, how the ``intent`` events among ``events`` compare with the
+    server's own computation on the same events (:func:`reference_replay` per session, :func:`check_intent`).
+
+    Args:
+        events: contract events of any number of sessions (behavioral signals and ``intent`` events).
+        scorer: an :class:`udfs.scoring.IntentScorer`.
+        engine: a :class:`udfs.rules.RuleEngine`.
+
+    Returns:
+        ``{model_version: {"intent": n, "disagree": n, "feature_mismatch": n, "rule_mismatch": n,
+        "unknown_trigger": n, "score_diff_max": float}}``; ``unknown_trigger`` counts intent events
+        whose ``trigger_event_id`` is not an applied event of their session (forged or lost), and
+        they count as disagreeing.
+    """
+    by_session: dict[str, list[Mapping[str, Any]]] = {}
+    for event in events:
+        by_session.setdefault(event["session_id"], []).append(event)
+    out: dict[str, dict[str, Any]] = {}
+    for session_events in by_session.values():
+        rows = {r["event_id"]: r for r in reference_replay(session_events, scorer, engine)}
+        for event in session_events:
+            if event.get("type") != "intent":
+                continue
+            props = event.get("props") or {}
+            counts = out.setdefault(str(props.get("model_version") or ""), {
+                "intent": 0, "disagree": 0, "feature_mismatch": 0, "rule_mismatch": 0, "unknown_trigger": 0,
+                "score_diff_max": 0.0})
+            counts["intent"] += 1
+            row = rows.get(props.get("trigger_event_id"))
+            if row is None or row["status"] != STATUS_APPLIED:
+                counts["unknown_trigger"] += 1
+                counts["disagree"] += 1
+                continue
+            rule_id = row["decision"]["rule_id"] if row["decision"] else None
+            check = check_intent(props, np.asarray(row["features"], dtype=FEATURE_DTYPE), row["intent_score"], rule_id)
+            counts["disagree"] += check.disagrees
+            counts["feature_mismatch"] += not check.same_features
+            counts["rule_mismatch"] += not check.same_rule
+            if math.isfinite(check.score_diff):
+                counts["score_diff_max"] = max(counts["score_diff_max"], check.score_diff)
+            else:
+                counts["score_diff_max"] = math.inf
+    return out
+

@@ -110,3 +110,32 @@ def test_feature_hash_is_fnv1a_of_the_float32_bytes(vector):
         h = ((h ^ byte) * 0x01000193) % 2**32
     assert feature_hash(vector) == f"fnv1a32:{h:08x}"
     assert feature_hash(vector.astype(np.float64)) == feature_hash(vector)
+
+
+def test_audit_counts_honest_and_forged_intent_events_per_model_version():
+    from udfs.edge import audit_intents, reference_replay
+
+    scorer = ReloadingScorer().scorer
+    engine = RuleEngine.default()
+    events = article_session("article-audit", T0_MS)
+    rows = {r["event_id"]: r for r in reference_replay(events, scorer, engine)}
+    honest = []
+    for i, e in enumerate(events):
+        row = rows[e["event_id"]]
+        if row["status"] != "applied":
+            continue
+        honest.append({**e, "event_id": str(uuid.uuid4()), "type": "intent", "seq": 100 + i, "ts_ms": e["ts_ms"],
+                       "props": {"intent_score": row["intent_score"], "model_version": "intent-lr/1",
+                                 "feature_hash": feature_hash(np.asarray(row["features"], dtype=np.float32)),
+                                 "trigger_event_id": e["event_id"],
+                                 "rule_id": row["decision"]["rule_id"] if row["decision"] else None}})
+    forged = [_forged_intent(events[1], events[1]["ts_ms"], 200),
+              {**_forged_intent(events[2], events[2]["ts_ms"], 201), "props": {
+                  **_forged_intent(events[2], 0, 0)["props"], "trigger_event_id": "no-such-event"}}]
+    counts = audit_intents(events + honest + forged, scorer, engine)
+    assert set(counts) == {"intent-lr/1"}
+    c = counts["intent-lr/1"]
+    assert c["intent"] == len(honest) + 2
+    assert c["disagree"] == 2 and c["unknown_trigger"] == 1
+    assert c["feature_mismatch"] == 1 and c["rule_mismatch"] == 1
+    assert c["score_diff_max"] > 0.5
