@@ -150,3 +150,54 @@ test('tracker with edge: events captured before the engine loads are replayed in
   await e._chain;
   assert.equal(e.features.featureDict().max_scroll_depth_pct, 40);
 });
+
+/** The collector's edge endpoints as a fake fetch (bodies from the checkout; ETag = a content digest). */
+async function fakeCollector() {
+  const { createHash } = await import('node:crypto');
+  const blob = readFileSync(join(ROOT, 'models', 'intent-lr', '1', 'model.onnx'));
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'models', 'intent-lr', '1', 'manifest.json'), 'utf8'));
+  const model = { name: 'intent-lr', version: 1, model_version: 'intent-lr/1', sha256: manifest.sha256,
+    features: manifest.features.map((f) => f.name), input_name: 'features', output_name: 'intent_score',
+    model_base64: blob.toString('base64') };
+  const bodies = { '/sdk/edge-spec.v1.json': SPEC, '/v1/models/intent-lr/current': model, '/v1/rules': RULESET };
+  const requests = [];
+  const fetch = async (url, init = {}) => {
+    const path = url.replace('http://collector', '');
+    const text = bodies[path] === undefined ? '' : JSON.stringify(bodies[path]);
+    const etag = `"${createHash('sha256').update(text).digest('hex').slice(0, 16)}"`;
+    const conditional = (init.headers || {})['If-None-Match'];
+    requests.push([path, conditional ? 'conditional' : 'plain']);
+    const status = bodies[path] === undefined ? 404 : conditional === etag ? 304 : 200;
+    return { status, ok: status === 200, headers: { get: (h) => (h === 'ETag' ? etag : null) }, text: async () => text };
+  };
+  return { bodies, fetch, requests };
+}
+
+test('loadEdge + refresh: conditional GETs, a newer ruleset is taken, features and cool-downs kept', async () => {
+  const { createRequire } = await import('node:module');
+  const ort = await import(createRequire(join(ROOT, 'web', 'package.json')).resolve('onnxruntime-web'));
+  ort.env.wasm.numThreads = 1;
+  const { loadEdge } = await import('../../web/sdk/edge.js');
+  const c = await fakeCollector();
+  const { engine } = await loadEdge({ baseUrl: 'http://collector', ort, fetch: c.fetch });
+  for (const x of ARTICLE.slice(0, 3)) await engine.onEvent(x);
+  assert.deepEqual(await engine.refresh(), { rules: false, model: false });
+  assert.deepEqual(c.requests.slice(-2).map((r) => r[1]), ['conditional', 'conditional']);
+
+  const newer = JSON.parse(JSON.stringify(RULESET));
+  newer.rules_version = '2026-12-02.9';
+  newer.rules.find((r) => r.id === 'deep_engagement_product').cooldown_ms = 0;
+  c.bodies['/v1/rules'] = newer;
+  const before = Array.from(engine.features.vector());
+  assert.deepEqual(await engine.refresh(), { rules: true, model: false });
+  assert.equal(engine.rulesVersion, '2026-12-02.9');
+  assert.deepEqual(Array.from(engine.features.vector()), before);
+  assert.equal(engine.lastFired.deep_engagement_product, T0 + 2000);
+  const r = await engine.onEvent(ev(5, 'hover', { element_id: 'card', element_role: 'product_card', hover_ms: 300 }));
+  assert.equal(r.decision.rules_version, '2026-12-02.9', 'the new ruleset (no cool-down) decides');
+  assert.ok(r.intent_score > 0 && r.intent_score < 1);
+
+  c.bodies['/v1/rules'] = undefined;
+  await assert.rejects(engine.refresh(), /HTTP 404/);
+  assert.equal(engine.rulesVersion, '2026-12-02.9', 'a failed refresh keeps what the engine had');
+});

@@ -736,6 +736,34 @@ export class EdgeEngine {
     }
   }
 
+  /**
+   * Switch to a newer ruleset and model if the collector has them (conditional GETs with the ETags
+   * of the current ones: unchanged costs a 304 each). Features and cool-downs are kept. Only for an
+   * engine built by {@link loadEdge} (else nothing to ask).
+   * @returns {Promise<{rules: boolean, model: boolean}>} what changed
+   * @throws {Error} a request fails (not 200/304) or the new model does not load (the old one stays)
+   */
+  async refresh() {
+    const src = this.source;
+    if (!src) return { rules: false, model: false };
+    const get = async (path, etag) => {
+      const res = await src.fetch(src.base + path, { credentials: 'omit', headers: etag ? { 'If-None-Match': etag } : {} });
+      if (res.status === 304) return null;
+      if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+      return { body: JSON.parse(await res.text()), etag: res.headers.get('ETag') };
+    };
+    const [rules, model] = await Promise.all([get(EDGE_PATHS.rules, src.rulesEtag), get(src.modelPath, src.modelEtag)]);
+    if (rules) {
+      this.rules = new RuleEvaluator(rules.body, src.featureNames);
+      src.rulesEtag = rules.etag;
+    }
+    if (model) {
+      this.scorer = await EdgeScorer.load(src.ort, model.body, src.featureNames);
+      src.modelEtag = model.etag;
+    }
+    return { rules: !!rules, model: !!model };
+  }
+
   /** Replace the ruleset (a newer one from `GET /v1/rules`); cool-downs are kept by rule id. */
   setRules(rules) { this.rules = rules; }
 
@@ -798,7 +826,7 @@ export async function loadEdge(options = {}) {
     const res = await doFetch(base + path, { credentials: 'omit' });
     if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
     const text = await res.text();
-    return { body: JSON.parse(text), bytes: text.length };
+    return { body: JSON.parse(text), bytes: text.length, etag: res.headers.get('ETag') };
   };
   const modelPath = options.modelName ? `/v1/models/${options.modelName}/current` : EDGE_PATHS.model;
   let ort = options.ort;
@@ -817,6 +845,7 @@ export async function loadEdge(options = {}) {
   const tLoaded = performance.now();
   const engine = new EdgeEngine({ spec: spec.body, scorer, rules: new RuleEvaluator(ruleset.body, featureNames),
     visitCount: options.visitCount || 1 });
+  engine.source = { base, fetch: doFetch, ort, modelPath, featureNames, modelEtag: model.etag, rulesEtag: ruleset.etag };
   return { engine, timings_ms: { fetch: tFetched - t0, session_create: tLoaded - tFetched, total: tLoaded - t0 },
     bytes: { model_json: model.bytes, spec_json: spec.bytes, rules_json: ruleset.bytes } };
 }

@@ -67,6 +67,13 @@ const PAUSE_MIN_MS = 100;
  */
 const EDGE_INTENT_MIN_SCORE_DELTA = 0.05;
 
+/**
+ * Edge scoring: how often a visible page asks the collector for a newer ruleset and model (conditional
+ * GETs, a 304 when unchanged). Ours: 30 s; the job applies a published ruleset within seconds and a new
+ * model within 5 s, so a page's provisional decisions lag the server's by at most about half a minute.
+ */
+const EDGE_REFRESH_MS = 30_000;
+
 /** Scroll sentinels every this many percent of the document height (IntersectionObserver). */
 const SCROLL_SENTINEL_STEP_PCT = 5;
 
@@ -731,6 +738,10 @@ class Tracker {
         try { saved = JSON.parse(storageGet('sessionStorage', STORAGE_KEYS.edge) || 'null'); } catch (_e) { saved = null; }
         if (saved && saved.features && saved.features.session_id === this.sessionId) engine.restore(saved);
         this.edge = engine;
+        this._edgeRefreshTimer = setInterval(() => {
+          if (globalThis.document && globalThis.document.visibilityState === 'hidden') return;
+          engine.refresh().catch((err) => { this.edgeError = String(err && err.message ? err.message : err); });
+        }, EDGE_REFRESH_MS);
         /** How loading went: phases in ms, JSON sizes in bytes. */
         this.edgeLoad = { timings_ms: timingsMs, bytes };
         const backlog = this._edgeBacklog || [];
@@ -828,6 +839,7 @@ class Tracker {
     if (this._ro) this._ro.disconnect();
     for (const s of this._sentinels || []) s.remove();
     if (this._traj.raf) cancelAnimationFrame(this._traj.raf);
+    if (this._edgeRefreshTimer) clearInterval(this._edgeRefreshTimer);
     if (globalThis.__intentflowTracker === this) globalThis.__intentflowTracker = null;
   }
 
@@ -1084,7 +1096,7 @@ class Tracker {
   }
 }
 
-  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, EDGE_INTENT_MIN_SCORE_DELTA, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, cut, resolveSession, init, Tracker };
+  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, EDGE_INTENT_MIN_SCORE_DELTA, EDGE_REFRESH_MS, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, cut, resolveSession, init, Tracker };
   const script = typeof document !== 'undefined' ? document.currentScript : null;
   if (script && script.dataset && script.dataset.endpoint) {
     const opts = { endpoint: script.dataset.endpoint };

@@ -64,6 +64,13 @@ export const PAUSE_MIN_MS = 100;
  */
 export const EDGE_INTENT_MIN_SCORE_DELTA = 0.05;
 
+/**
+ * Edge scoring: how often a visible page asks the collector for a newer ruleset and model (conditional
+ * GETs, a 304 when unchanged). Ours: 30 s; the job applies a published ruleset within seconds and a new
+ * model within 5 s, so a page's provisional decisions lag the server's by at most about half a minute.
+ */
+export const EDGE_REFRESH_MS = 30_000;
+
 /** Scroll sentinels every this many percent of the document height (IntersectionObserver). */
 export const SCROLL_SENTINEL_STEP_PCT = 5;
 
@@ -728,6 +735,10 @@ export class Tracker {
         try { saved = JSON.parse(storageGet('sessionStorage', STORAGE_KEYS.edge) || 'null'); } catch (_e) { saved = null; }
         if (saved && saved.features && saved.features.session_id === this.sessionId) engine.restore(saved);
         this.edge = engine;
+        this._edgeRefreshTimer = setInterval(() => {
+          if (globalThis.document && globalThis.document.visibilityState === 'hidden') return;
+          engine.refresh().catch((err) => { this.edgeError = String(err && err.message ? err.message : err); });
+        }, EDGE_REFRESH_MS);
         /** How loading went: phases in ms, JSON sizes in bytes. */
         this.edgeLoad = { timings_ms: timingsMs, bytes };
         const backlog = this._edgeBacklog || [];
@@ -825,6 +836,7 @@ export class Tracker {
     if (this._ro) this._ro.disconnect();
     for (const s of this._sentinels || []) s.remove();
     if (this._traj.raf) cancelAnimationFrame(this._traj.raf);
+    if (this._edgeRefreshTimer) clearInterval(this._edgeRefreshTimer);
     if (globalThis.__intentflowTracker === this) globalThis.__intentflowTracker = null;
   }
 
