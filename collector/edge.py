@@ -42,6 +42,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -96,8 +97,6 @@ class EdgeSettings:
 def edge_settings(env: dict[str, str] | None = None, **overrides: Any) -> EdgeSettings:
     """:class:`EdgeSettings` from the environment (``udfs.config.stack_settings`` and
     ``INTENTFLOW_MODELS_DIR``), then ``overrides``."""
-    import os
-
     env = os.environ if env is None else env
     st = stack_settings(env)
     kw: dict[str, Any] = {"kafka_bootstrap": st.kafka_bootstrap, "rules_topic": st.topics.rules}
