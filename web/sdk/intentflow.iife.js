@@ -1101,6 +1101,7 @@ class Tracker {
   if (script && script.dataset && script.dataset.endpoint) {
     const opts = { endpoint: script.dataset.endpoint };
     if (script.dataset.itemId) opts.itemId = script.dataset.itemId;
+    if (script.dataset.edge === 'true') opts.edge = true;
     api.tracker = init(opts);
   }
   globalThis.IntentFlow = api;
