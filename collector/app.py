@@ -636,6 +636,7 @@ def create_app(settings: CollectorSettings | None = None, producer: Producer | N
     app.on_cleanup.append(_close)
     if settings.mount_decision and importlib.util.find_spec("collector.decision") is not None:
         importlib.import_module("collector.decision").register(app)
+        importlib.import_module("collector.edge").register(app)  # edge scoring: model, rules, runtime
     return app
 
 

@@ -53,7 +53,7 @@ def latest_ruleset_record(bootstrap: str, topic: str, timeout_s: float = 10.0) -
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=int(timeout_s * 1000))
+                             consumer_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -6,8 +6,8 @@ here is the single definition; ``schemas/event.v1.json`` is generated from it by
 the file and the model agree.
 
 Public API:
-    EVENT_TYPES                     tuple of the ten event type names
-    Event                           pydantic discriminated union (by ``type``) of the ten event models
+    EVENT_TYPES                     tuple of the eleven event type names
+    Event                           pydantic discriminated union (by ``type``) of the eleven event models
     EVENT_ADAPTER                   ``pydantic.TypeAdapter(Event)``
     ContractError                   ``ValueError`` subclass with a ``reason`` code (see ``REASONS``)
     make_event(...)                 build + validate one event (every converter and the collector use it)
@@ -31,7 +31,7 @@ from udfs.limits import EVENT_MAX_BYTES, ID_MAX_CHARS, INT_MAX, INT_MIN, STRING_
 
 SCHEMA_VERSION = 1
 
-#: The ten event types of docs/contracts.md §1.
+#: The eleven event types of docs/contracts.md §1.
 EVENT_TYPES: tuple[str, ...] = (
     "page_view",
     "click",
@@ -43,6 +43,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "add_to_cart",
     "purchase",
     "exposure",
+    "intent",
 )
 
 DEVICE_CLASSES: tuple[str, ...] = ("desktop", "mobile", "tablet", "bot", "unknown")
@@ -230,6 +231,26 @@ class ExposureProps(_Props):
     content_id: ShortStr | None = None
 
 
+class IntentProps(_Props):
+    """The browser's own (edge) result after one of its signals (SDK option ``edge: true``, docs/edge.md).
+
+    Advisory only: the job never uses it to decide (``udfs.session`` ignores the type), so a forged
+    score changes no server action; it is there to compare with the server's computation.
+    ``intent_score`` 0-1 from ``model_version``; ``feature_hash`` = ``udfs.edge.feature_hash`` of the
+    browser's feature vector; ``trigger_event_id`` the signal it was computed after; ``action`` /
+    ``rule_id`` the provisional action (null when none); ``edge_latency_ms`` signal -> decision, ms.
+    """
+
+    intent_score: Annotated[float, Field(ge=0, le=1)]
+    model_version: ShortStr
+    rules_version: ShortStr | None = None
+    feature_hash: ShortStr | None = None
+    trigger_event_id: ShortStr | None = None
+    action: ShortStr | None = None
+    rule_id: ShortStr | None = None
+    edge_latency_ms: NonNegFloat | None = None
+
+
 PROPS_MODELS: dict[str, type[_Props]] = {
     "page_view": PageViewProps,
     "click": ClickProps,
@@ -241,6 +262,7 @@ PROPS_MODELS: dict[str, type[_Props]] = {
     "add_to_cart": AddToCartProps,
     "purchase": PurchaseProps,
     "exposure": ExposureProps,
+    "intent": IntentProps,
 }
 
 _UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -321,6 +343,11 @@ class ExposureEvent(EventBase):
     props: ExposureProps
 
 
+class IntentEvent(EventBase):
+    type: Literal["intent"]
+    props: IntentProps
+
+
 Event = Annotated[
     Union[
         PageViewEvent,
@@ -333,6 +360,7 @@ Event = Annotated[
         AddToCartEvent,
         PurchaseEvent,
         ExposureEvent,
+        IntentEvent,
     ],
     Field(discriminator="type"),
 ]

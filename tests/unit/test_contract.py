@@ -34,6 +34,9 @@ PROPS = {
     "add_to_cart": {"item_id": "42", "quantity": 2, "price": 19.99},
     "purchase": {"order_id": "o1", "value": 39.98, "currency": "EUR", "item_ids": ["42"]},
     "exposure": {"experiment_id": "exp1", "variant": "B", "content_id": "hero"},
+    "intent": {"intent_score": 0.42, "model_version": "intent-lr/1", "rules_version": "2026-11-30.1",
+               "feature_hash": "fnv1a32:0badf00d", "trigger_event_id": "e1", "action": None, "rule_id": None,
+               "edge_latency_ms": 1.5},
 }
 
 

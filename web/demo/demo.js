@@ -3,19 +3,24 @@
  *
  * Query parameters (all optional): `poll_ms` (decision poll interval, ms, default 200: below the seed
  * article's 200-300 ms "perceived responsiveness" threshold), `endpoint` (collector URL, default
- * `/v1/events`), `decision` (decision API URL, default `/v1/decision`).
+ * `/v1/events`), `decision` (decision API URL, default `/v1/decision`), `edge=1` (score in the
+ * browser too: a provisional action is shown at once, marked "edge", until the server's decision for
+ * that signal or a later one replaces it; docs/edge.md).
  *
  * State for tests and the console: `window.intentflowDemo` = {tracker, applied: [{action, source,
- * rule_id, decided_at_ms, applied_at_ms}], lastDecision}; `<body data-if-action>` names the action
- * rendered, `#decision-status` shows it.
+ * rule_id, decided_at_ms, applied_at_ms, applied_at_perf_ms}], lastDecision, provisional}; `<body data-if-action>`
+ * names the action rendered, `#decision-status` shows it and where it came from
+ * (`data-if-decision-source`: `edge` while provisional, then the server's `redis`).
  */
 import { init, nowMs } from '/sdk/intentflow.js';
 
 const query = new URLSearchParams(location.search);
 const POLL_MS = Number(query.get('poll_ms') || 200);
 const DECISION_URL = query.get('decision') || '/v1/decision';
-const tracker = init({ endpoint: query.get('endpoint') || '/v1/events' });
-const state = { tracker, applied: [], lastDecision: null, polls: 0, pollErrors: 0 };
+const EDGE = query.get('edge') === '1';
+const tracker = init({ endpoint: query.get('endpoint') || '/v1/events', edge: EDGE,
+  onEdgeDecision: EDGE ? (d) => applyProvisional(d) : undefined });
+const state = { tracker, applied: [], lastDecision: null, polls: 0, pollErrors: 0, provisional: null };
 window.intentflowDemo = state;
 
 const $ = (id) => document.getElementById(id);
@@ -26,7 +31,9 @@ const RELATED_ORDER = Array.from($('related-list').children).map((li) => li.data
  * about, so a re-rank after "show video demo" keeps the video (the job sends one action per event,
  * the latest wins in Redis, docs/contracts.md §5).
  */
-const view = { video: false, simple: false, rerankItem: null };
+let view = { video: false, simple: false, rerankItem: null };
+/** The server's view while a provisional (edge) action is shown on top of it. */
+let serverView = null;
 
 function render() {
   document.body.classList.toggle('layout-simple', view.simple);
@@ -75,9 +82,37 @@ const ACTIONS = {
   },
 };
 
+/**
+ * A provisional action computed in the browser (SDK option `edge: true`): shown at once, on top of
+ * what the server decided so far; the server's decision for this signal (or a later one) replaces it.
+ */
+function applyProvisional(decision) {
+  if (!(decision.action in ACTIONS)) return;
+  if (serverView === null) serverView = { ...view };
+  ACTIONS[decision.action](decision.params || {});
+  render();
+  state.provisional = decision;
+  document.body.dataset.ifAction = decision.action;
+  const status = $('decision-status');
+  status.dataset.ifDecisionSource = 'edge';
+  status.textContent = `decision: ${decision.action} (edge, provisional, ${decision.rule_id})`;
+  state.applied.push({ action: decision.action, source: 'edge', rule_id: decision.rule_id,
+    decided_at_ms: null, event_ts_ms: decision.event_ts_ms, applied_at_ms: nowMs(),
+    applied_at_perf_ms: performance.now(), intent_score: decision.intent_score, event_id: decision.event_id });
+}
+
 function apply(decision) {
   const action = decision.action in ACTIONS ? decision.action : 'default';
   const status = $('decision-status');
+  const provisional = state.provisional;
+  // the server has decided on the provisional action's signal or a later one: its view replaces it
+  if (provisional && action !== 'default' && (decision.event_ts_ms || 0) >= provisional.event_ts_ms) {
+    view = serverView || view;
+    serverView = null;
+    state.provisional = null;
+    state.appliedKey = null;
+  }
+  if (state.provisional) return; // the server has not caught up yet: keep the provisional action
   status.dataset.ifDecisionSource = decision.source || 'unknown';
   if (action === 'default') return; // no decision (yet, or expired): keep what is shown
   const key = `${action}|${decision.rule_id || ''}|${decision.decided_at_ms || ''}|${decision.event_id || ''}`;
@@ -92,7 +127,8 @@ function apply(decision) {
   status.textContent = `decision: ${action} (${decision.source}${decision.rule_id ? `, ${decision.rule_id}` : ''})`;
   const appliedAtMs = nowMs();
   state.applied.push({ action, source: decision.source, rule_id: decision.rule_id || null,
-    decided_at_ms: decision.decided_at_ms || null, event_ts_ms: decision.event_ts_ms || null, applied_at_ms: appliedAtMs });
+    decided_at_ms: decision.decided_at_ms || null, event_ts_ms: decision.event_ts_ms || null, applied_at_ms: appliedAtMs,
+    applied_at_perf_ms: performance.now(), intent_score: decision.intent_score ?? null });
   // feedback loop: what the visitor was shown is an event too
   for (const contentId of changed ? shown : []) {
     tracker.track('exposure', { experiment_id: decision.rule_id || 'default', variant: action, content_id: contentId });

@@ -8,6 +8,8 @@
  *
  *     <script src="/sdk/intentflow.iife.js" data-endpoint="/v1/events" data-item-id="laptop-1"></script>
  *
+ * `data-edge="true"` turns on edge scoring (docs/edge.md).
+ *
  * Usage: `node web/sdk/build.mjs` (writes the file) or `node web/sdk/build.mjs --check` (exit 1 when
  * the committed bundle is stale; tests/unit/test_sdk.mjs runs the same check).
  */
@@ -33,6 +35,7 @@ export function buildIife(source) {
   if (script && script.dataset && script.dataset.endpoint) {
     const opts = { endpoint: script.dataset.endpoint };
     if (script.dataset.itemId) opts.itemId = script.dataset.itemId;
+    if (script.dataset.edge === 'true') opts.edge = true;
     api.tracker = init(opts);
   }
   globalThis.IntentFlow = api;`;

@@ -60,6 +60,20 @@ const TRAJECTORY_MIN_SAMPLES = 4;
 const PAUSE_SPEED_PX_S = 20;
 const PAUSE_MIN_MS = 100;
 
+/**
+ * Edge scoring (option `edge: true`): an `intent` event is sent after a provisional action, and after
+ * a score that moved by at least this much since the last one sent (ours: 0.05 keeps it to a few per
+ * session while the rules' score thresholds are whole tenths, rules/default.v1.json).
+ */
+const EDGE_INTENT_MIN_SCORE_DELTA = 0.05;
+
+/**
+ * Edge scoring: how often a visible page asks the collector for a newer ruleset and model (conditional
+ * GETs, a 304 when unchanged). Ours: 30 s; the job applies a published ruleset within seconds and a new
+ * model within 5 s, so a page's provisional decisions lag the server's by at most about half a minute.
+ */
+const EDGE_REFRESH_MS = 30_000;
+
 /** Scroll sentinels every this many percent of the document height (IntersectionObserver). */
 const SCROLL_SENTINEL_STEP_PCT = 5;
 
@@ -71,6 +85,7 @@ const STORAGE_KEYS = Object.freeze({
   session: 'intentflow:session',
   anonymous: 'intentflow:anonymous_id',
   outbox: 'intentflow:outbox',
+  edge: 'intentflow:edge',
 });
 
 /** Selector of tracked elements: any element with `data-if-id` or `data-if-role`. */
@@ -177,6 +192,18 @@ function summarizeTrajectory(samples, options = {}) {
   out.pause_count = pauses;
   out.duration_ms = Math.round(durationMs);
   return out;
+}
+
+/** `performance.now()` in ms (monotonic, sub-ms), or Date.now() without it. */
+function perfNowMs() {
+  const perf = globalThis.performance;
+  return perf && typeof perf.now === 'function' ? perf.now() : Date.now();
+}
+
+/** Origin of an absolute collector URL ('' for a relative one: same origin as the page). */
+function edgeBaseFrom(endpoint) {
+  const m = /^(https?:\/\/[^/]+)/i.exec(endpoint || '');
+  return m ? m[1] : '';
 }
 
 function round3(x) {
@@ -346,6 +373,14 @@ function resolveSession(tMs, inactivityMs = SESSION_INACTIVITY_MS, stored = unde
  * @param {boolean} [options.mouse=true] sample mouse trajectories
  * @param {(info:object)=>void} [options.onSend] called after each request with
  *   `{transport, bytes, event_ids, ok, status}` (debugging and tests)
+ * @param {boolean} [options.edge=false] score in the browser (web/sdk/edge.js: the same features,
+ *   model and rules as the server, loaded from the collector) and report a provisional action at once;
+ *   needs personalization consent. The server stays the authority (docs/edge.md).
+ * @param {string} [options.edgeBaseUrl] collector origin for the model, rules, runtime and edge.js;
+ *   default: the origin of `endpoint` when it is absolute, else this page's
+ * @param {(decision:object)=>void} [options.onEdgeDecision] called with each provisional action:
+ *   `{action, params, rule_id, rule_version, rules_version, event_ts_ms, event_id, intent_score,
+ *   model_version, feature_hash, edge_latency_ms, source: 'edge'}`
  * @returns {Tracker}
  */
 function init(options = {}) {
@@ -374,7 +409,16 @@ class Tracker {
       autoPageView: options.autoPageView !== false,
       mouse: options.mouse !== false,
       onSend: options.onSend || null,
+      edge: options.edge === true,
+      edgeBaseUrl: options.edgeBaseUrl ?? edgeBaseFrom(options.endpoint || '/v1/events'),
+      onEdgeDecision: options.onEdgeDecision || null,
     };
+    /** Edge scoring: the engine once loaded (null before, or when loading failed: see `edgeError`). */
+    this.edge = null;
+    /** Promise of the engine (null without `edge: true`). */
+    this.edgeReady = null;
+    this._edgeBacklog = null;
+    this._edgeLastSentScore = null;
     /** Events waiting to be sent, oldest first. */
     this.queue = [];
     /** Counters: events captured/sent, requests by transport, failures. */
@@ -483,11 +527,16 @@ class Tracker {
    * Queue one event of the contract.
    * @param {string} type one of the contract's types
    * @param {object} props type-specific fields (units in the names)
-   * @param {number} [tMs=nowMs()] epoch ms when it happened (client clock)
+   * @param {number} [tMs=nowMs()] epoch ms when it happened (client clock). Event times never go
+   *   backwards in capture order: a time before the newest captured one is raised to it (a hover closed
+   *   by a click is stamped with the click's time after a trajectory stamped a ms later), so the job's
+   *   event-time order is the capture order, which the edge engine relies on.
    * @returns {object|null} the event as queued; null (nothing captured) without analytics consent
    */
   track(type, props = {}, tMs = nowMs()) {
     if (this.options.consent.analytics === false) return null; // no consent: capture nothing
+    if (this._newestTsMs !== undefined && tMs < this._newestTsMs) tMs = this._newestTsMs;
+    this._newestTsMs = tMs;
     const session = this._session(tMs, true);
     const event = {
       event_id: uuid4(),
@@ -508,6 +557,7 @@ class Tracker {
     };
     this.queue.push(event);
     this.stats.captured += 1;
+    if (this.options.edge && type !== 'intent') this._edgeEvent(event, perfNowMs());
     /** `client_ts_ms` of the newest event captured (epoch ms, client clock). */
     this.lastCapturedTsMs = event.client_ts_ms;
     if (this.options.immediateTypes.includes(type) || this.queue.length >= this.options.maxBatchEvents) {
@@ -673,6 +723,75 @@ class Tracker {
     }
   }
 
+  // --- edge scoring -----------------------------------------------------------------------------
+
+  /** Load web/sdk/edge.js and its model, rules and runtime from the collector; events captured
+   * meanwhile are kept and replayed into the engine once it is ready. */
+  _startEdge() {
+    const base = this.options.edgeBaseUrl;
+    this._edgeBacklog = [];
+    this.edgeReady = import(`${base}/sdk/edge.js`)
+      .then((mod) => mod.loadEdge({ baseUrl: base }))
+      .then(({ engine, timings_ms: timingsMs, bytes }) => {
+        // the session's features so far, from its earlier pages (the server's session spans pages too)
+        let saved = null;
+        try { saved = JSON.parse(storageGet('sessionStorage', STORAGE_KEYS.edge) || 'null'); } catch (_e) { saved = null; }
+        if (saved && saved.features && saved.features.session_id === this.sessionId) engine.restore(saved);
+        this.edge = engine;
+        this._edgeRefreshTimer = setInterval(() => {
+          if (globalThis.document && globalThis.document.visibilityState === 'hidden') return;
+          engine.refresh().catch((err) => { this.edgeError = String(err && err.message ? err.message : err); });
+        }, EDGE_REFRESH_MS);
+        /** How loading went: phases in ms, JSON sizes in bytes. */
+        this.edgeLoad = { timings_ms: timingsMs, bytes };
+        const backlog = this._edgeBacklog || [];
+        this._edgeBacklog = null;
+        for (const [event, capturedAt] of backlog) this._edgeEvent(event, capturedAt);
+        return engine;
+      })
+      .catch((err) => {
+        this.edgeError = String(err && err.message ? err.message : err);
+        this._edgeBacklog = null;
+        return null; // capture goes on; only the provisional actions are missing
+      });
+  }
+
+  /** Keep the edge state for the next page of this session (sessionStorage, `STORAGE_KEYS.edge`). */
+  _saveEdge() {
+    if (!this.edge) return;
+    try { storageSet('sessionStorage', STORAGE_KEYS.edge, JSON.stringify(this.edge.snapshot())); } catch (_e) { /* full */ }
+  }
+
+  _edgeEvent(event, capturedAt) {
+    if (!this.edge) {
+      if (this._edgeBacklog) this._edgeBacklog.push([event, capturedAt]);
+      return;
+    }
+    this.edge.onEvent(event, capturedAt).then((r) => { if (r) this._edgeResult(r); })
+      .catch((err) => { this.edgeError = String(err && err.message ? err.message : err); });
+  }
+
+  _edgeResult(r) {
+    const latencyMs = Math.round((r.decided_at - r.captured_at) * 1000) / 1000;
+    /** The newest edge result: `{event_id, intent_score, feature_hash, features (array), decision, edge_latency_ms}`. */
+    this.lastEdgeResult = { event_id: r.event.event_id, intent_score: r.intent_score, feature_hash: r.feature_hash,
+      features: Array.from(r.vector), decision: r.decision, edge_latency_ms: latencyMs };
+    const d = r.decision;
+    if (d && this.options.onEdgeDecision) {
+      try {
+        this.options.onEdgeDecision({ ...d, event_id: r.event.event_id, intent_score: r.intent_score,
+          model_version: r.model_version, feature_hash: r.feature_hash, edge_latency_ms: latencyMs, source: 'edge' });
+      } catch (_e) { /* a page's handler never breaks capture */ }
+    }
+    const last = this._edgeLastSentScore;
+    if (d || last === null || Math.abs(r.intent_score - last) >= EDGE_INTENT_MIN_SCORE_DELTA) {
+      this._edgeLastSentScore = r.intent_score;
+      this.track('intent', { intent_score: r.intent_score, model_version: r.model_version,
+        rules_version: r.rules_version, feature_hash: r.feature_hash, trigger_event_id: r.event.event_id,
+        action: d ? d.action : null, rule_id: d ? d.rule_id : null, edge_latency_ms: latencyMs });
+    }
+  }
+
   _notify(info) {
     if (this.options.onSend) {
       try { this.options.onSend(info); } catch (_e) { /* never break capture */ }
@@ -694,6 +813,7 @@ class Tracker {
     this._loadOutbox();
     this._visibilityState = doc.visibilityState === 'hidden' ? 'hidden' : 'visible';
     if (this._visibilityState === 'visible') this._visibleSinceMs = nowMs();
+    if (this.options.edge && this.options.consent.personalization !== false) this._startEdge();
     if (this.options.autoPageView) this.track('page_view', { title: cut(doc.title || '') });
 
     this._on(doc, 'click', (e) => this._onClick(e), true);
@@ -719,6 +839,7 @@ class Tracker {
     if (this._ro) this._ro.disconnect();
     for (const s of this._sentinels || []) s.remove();
     if (this._traj.raf) cancelAnimationFrame(this._traj.raf);
+    if (this._edgeRefreshTimer) clearInterval(this._edgeRefreshTimer);
     if (globalThis.__intentflowTracker === this) globalThis.__intentflowTracker = null;
   }
 
@@ -814,6 +935,7 @@ class Tracker {
     this._endTrajectory();
     this._emitScroll(true);
     this.track('visibility', { state: 'hidden', visible_ms: Math.round(this._visibleMs) }, t);
+    this._saveEdge();
   }
 
   _markVisible(t) {
@@ -974,11 +1096,12 @@ class Tracker {
   }
 }
 
-  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, cut, resolveSession, init, Tracker };
+  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, EDGE_INTENT_MIN_SCORE_DELTA, EDGE_REFRESH_MS, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, cut, resolveSession, init, Tracker };
   const script = typeof document !== 'undefined' ? document.currentScript : null;
   if (script && script.dataset && script.dataset.endpoint) {
     const opts = { endpoint: script.dataset.endpoint };
     if (script.dataset.itemId) opts.itemId = script.dataset.itemId;
+    if (script.dataset.edge === 'true') opts.edge = true;
     api.tracker = init(opts);
   }
   globalThis.IntentFlow = api;
