@@ -36,6 +36,10 @@ from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.rules import RuleEngine
 from udfs.session import LATE, STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, Outcome, SessionState, event_order_key
 
+#: Applied events per edge-scoring session whose server result is kept to check the browser's ``intent``
+#: events against (an intent event follows its trigger within one SDK flush; our choice, bounded state).
+EDGE_RECENT_EVENTS = 16
+
 #: Per-session counters kept in keyed state: every event of a session ends in exactly one of them.
 COUNT_FIELDS = ("applied", "suppressed", "ignored", "deduplicated", "late")
 _APPLIED, _SUPPRESSED, _IGNORED, _DEDUP, _LATE = range(len(COUNT_FIELDS))
@@ -68,7 +72,7 @@ class SessionEntry:
         last_intent_score: score of the latest applied event (-1.0 before any).
     """
 
-    __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score")
+    __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score", "edge_recent")
 
     def __init__(self) -> None:
         self.state = SessionState()
@@ -78,12 +82,17 @@ class SessionEntry:
         self.last_fired: dict[str, int] = {}
         self.counts = [0] * len(COUNT_FIELDS)
         self.last_intent_score = -1.0
+        #: None until the session sends its first ``intent`` event (edge scoring); then the server's
+        #: ``{event_id: (score, rule_id, features)}`` of its last :data:`EDGE_RECENT_EVENTS` applied events.
+        self.edge_recent: dict[str, tuple[float, str | None, np.ndarray]] | None = None
 
     def __getstate__(self):
-        return (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score)
+        return (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
+                self.edge_recent)
 
     def __setstate__(self, st) -> None:
-        (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score) = st
+        (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
+         self.edge_recent) = st if len(st) == 8 else (*st, None)
 
     def remember(self, event_id: str, ts_ms: int, ttl_ms: int, max_ids: int) -> bool:
         """Record ``event_id``; False when it was seen already (a duplicate)."""
@@ -215,6 +224,7 @@ class Decider:
         touched = result.touched
         counters = result.counters
         pending: list[tuple[SessionEntry, Mapping[str, Any], np.ndarray]] = []
+        intents: list[tuple[SessionEntry, Mapping[str, Any]]] = []
         window_ms = cfg.window_ms
         trace_n = cfg.trace_every_n
         for event in events:
@@ -232,6 +242,10 @@ class Decider:
                 entry.counts[_DEDUP] += 1
                 counters["deduplicated"] += 1
                 continue
+            if event["type"] == "intent":  # the browser's advisory edge result: checked, never used
+                if entry.edge_recent is None:
+                    entry.edge_recent = {}
+                intents.append((entry, event))
             outcome, features = entry.apply(event, cfg.allowed_lateness_ms)
             status = outcome.status
             if status == STATUS_APPLIED:
@@ -260,6 +274,7 @@ class Decider:
                 counters["suppressed"] += 1
                 counters["suppressed:" + outcome.reason] += 1
         if not pending:
+            self._check_intents(intents, counters)
             return result
 
         batch = np.empty((len(pending), N_FEATURES), dtype=FEATURE_DTYPE)
@@ -272,6 +287,11 @@ class Decider:
         for (entry, event, vector), score in zip(pending, scores.tolist()):
             entry.last_intent_score = score
             decision, reason = engine.evaluate_vector_with_reason(vector, score, event, entry.last_fired)
+            if entry.edge_recent is not None:
+                recent = entry.edge_recent
+                recent[event["event_id"]] = (score, decision.rule_id if decision else None, vector)
+                while len(recent) > EDGE_RECENT_EVENTS:
+                    del recent[next(iter(recent))]
             if decision is None:
                 if reason.startswith("cooldown"):
                     counters["cooldown"] += 1
@@ -285,7 +305,29 @@ class Decider:
             action["client_ts_ms"] = event.get("client_ts_ms")
             result.actions.append(action)
             counters["actions"] += 1
+        self._check_intents(intents, counters)
         return result
+
+    @staticmethod
+    def _check_intents(intents: list[tuple[SessionEntry, Mapping[str, Any]]], counters: Counter) -> None:
+        """Count how each ``intent`` event's claims compare with the server's result for its trigger
+        event (:func:`udfs.edge.check_intent`): ``edge_intent:<model version>``,
+        ``edge_disagree:<model version>``, and ``edge_unchecked`` when the trigger is not among the
+        session's recent applied events (sent before edge checks began for it, forged, or lost)."""
+        if not intents:
+            return
+        from udfs.edge import check_intent
+
+        for entry, event in intents:
+            props = event.get("props") or {}
+            known = (entry.edge_recent or {}).get(props.get("trigger_event_id") or "")
+            if known is None:
+                counters["edge_unchecked"] += 1
+                continue
+            check = check_intent(props, known[2], known[0], known[1])
+            counters["edge_intent:" + check.model_version] += 1
+            if check.disagrees:
+                counters["edge_disagree:" + check.model_version] += 1
 
 
 def session_summaries(entries: Mapping[str, SessionEntry], model_version: str,

@@ -11,7 +11,7 @@ intent score and the rule decision in the browser for a provisional action. This
 * :func:`check_intent`: compares an ``intent`` event (the browser's advisory score and decision) with
   the server's own, for counting disagreements per model version;
 * :func:`audit_intents`: those counts over recorded events (a backtest of the browsers' claims; the
-  live count belongs in the job, see docs/edge.md).
+  job counts them live: ``udfs.decide.Decider``, docs/edge.md).
 
 Trust model (docs/edge.md): nothing the browser claims is used to decide. The job treats ``intent``
 events as non-behavioral (``SessionState`` ignores them: they change no feature, score or action), so

@@ -139,3 +139,44 @@ def test_audit_counts_honest_and_forged_intent_events_per_model_version():
     assert c["disagree"] == 2 and c["unknown_trigger"] == 1
     assert c["feature_mismatch"] == 1 and c["rule_mismatch"] == 1
     assert c["score_diff_max"] > 0.5
+
+
+def test_the_job_counts_agreeing_and_disagreeing_intent_events_per_model_version():
+    """Issue 12 item 4: the decider checks each intent event against its own result for the trigger event
+    and counts agreement per claimed model version; an unknown trigger is counted as unchecked."""
+    from udfs.edge import reference_replay
+
+    received_at_ms = T0_MS + 60_000
+    article = [normalize_event(_as_sent(e), received_at_ms=received_at_ms)
+               for e in article_session("article-edge", T0_MS)]
+    from udfs.scoring import ModelRegistry
+
+    scorer, engine = ReloadingScorer(), RuleEngine.default()
+    steps = {step["event_id"]: step for step in reference_replay(article, ModelRegistry().load(), engine)}
+    honest = []
+    for i, event in enumerate(article):
+        step = steps[event["event_id"]]
+        if "intent_score" not in step:
+            continue
+        props = {"intent_score": step["intent_score"], "model_version": "intent-lr/1",
+                 "feature_hash": feature_hash(np.asarray(step["features"], dtype=np.float32)),
+                 "trigger_event_id": event["event_id"],
+                 "rule_id": (step["decision"] or {}).get("rule_id"), "action": (step["decision"] or {}).get("action")}
+        honest.append(normalize_event({**_forged_intent(event, event["ts_ms"] + 1, 200 + i), "props": props},
+                                      received_at_ms=received_at_ms))
+    assert len(honest) >= 3
+    forged = normalize_event(_forged_intent(article[-1], article[-1]["ts_ms"] + 2, 300), received_at_ms=received_at_ms)
+    orphan = normalize_event({**_forged_intent(article[0], article[-1]["ts_ms"] + 3, 301),
+                              "props": {**_forged_intent(article[0], 0, 0)["props"], "trigger_event_id": "nope"}},
+                             received_at_ms=received_at_ms)
+    events = sorted(article + honest + [forged, orphan], key=lambda e: (e["ts_ms"], e["seq"]))
+    decider = Decider(JobConfig(), scorer, engine, clock_ms=lambda: 0)
+    result = decider.decide(events, {}.get)
+    counters = result.counters
+    # the first intent event opens the checks: its own trigger came before it in the same batch, so all
+    # honest ones are checked
+    assert counters["edge_intent:intent-lr/1"] == len(honest) + 1
+    assert counters["edge_disagree:intent-lr/1"] == 1  # the forged one
+    assert counters["edge_unchecked"] == 1
+    honest_only, _, _ = _decide(article)
+    assert [a["event_id"] for a in result.actions] == [a["event_id"] for a in honest_only]
