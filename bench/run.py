@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -310,7 +311,8 @@ def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, win
         # The job's own command (jobs.personalization:job_cmd) plus Flink settings: always
         # REST_BIND_CONF, so a mini-cluster of someone else on this machine holding 8081 does not fail us.
         cmd = [sys.executable, "-c", "from bench.run import job_with_conf; job_with_conf()",
-               json.dumps({**REST_BIND_CONF, **flink_conf}), *args]
+               json.dumps({**REST_BIND_CONF, **flink_conf}), *args,
+               *shlex.split(os.environ.get("INTENTFLOW_BENCH_JOB_ARGS", ""))]
     elif target == "quix":
         cmd = [quix_python(), "-m", "bench.quix_target", *common]
         if from_beginning:

@@ -109,7 +109,6 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     from pyflink.java_gateway import get_gateway
 
     from operators.personalization import BATCH_TYPE, OUTPUT_TYPE, RULES_STATE, DecideMicroBatch
-    from udfs.partitioning import session_shard_keys
     from udfs.rules import RuleEngine
 
     cfg = pipeline.config
@@ -145,11 +144,12 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     # Java side: raw values -> Row(shard key, [timestamps, value, ...]) per micro-batch, chained to the
     # source; keyed by PyFlink's own KeyByKeySelector (field 0), so no Python key-selector operator.
     jvm = get_gateway().jvm
-    keys_csv = ",".join(str(k) for k in session_shard_keys(cfg.max_parallelism))
+    batcher = jvm.io.intentflow.flink.SessionShardMicroBatcher
+    keys_csv = batcher.shardKeysCsv(cfg.max_parallelism)  # one per key group, by Flink's own assignment
     row_type = Types.ROW([Types.INT(), BATCH_TYPE])
     j_batches = raw._j_data_stream.transform(
         "micro-batch-per-session-shard", row_type.get_java_type_info(),
-        jvm.io.intentflow.flink.SessionShardMicroBatcher(keys_csv, cfg.window_ms, cfg.max_batch_size))
+        batcher(keys_csv, cfg.window_ms, cfg.max_batch_size, cfg.parallelism, cfg.max_parallelism))
     j_batches.uid("micro-batcher")
     batches = DataStream(j_batches)
     key_selector, key_type = jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info()
@@ -162,7 +162,8 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
         j_keyed = j_batches.keyBy(key_selector, key_type)
     keyed = KeyedStream(j_keyed, BATCH_TYPE, batches)
     decided = (keyed.connect(rules.broadcast(RULES_STATE))
-               .process(DecideMicroBatch(cfg, pipeline.sinks.redis_url, rules_json, pipeline.models_root),
+               .process(DecideMicroBatch(cfg, pipeline.sinks.redis_url, rules_json, pipeline.models_root,
+                                         shard_keys=[int(k) for k in keys_csv.split(",")]),
                         output_type=OUTPUT_TYPE)
                .name("session-features-score-rules").uid("decide-micro-batch"))
     # Java side again: one String[] per batch -> actions (main output) and DLQ records (side output).
@@ -206,6 +207,11 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="Micro-batch window, ms (10-50 recommended).")
 @click.option("--max-batch-size", type=int, default=JobConfig.max_batch_size, show_default=True)
 @click.option("--parallelism", type=int, default=JobConfig.parallelism, show_default=True)
+@click.option("--max-parallelism", type=int, default=JobConfig.max_parallelism, show_default=True,
+              help="Flink max parallelism = number of session shards; fixed for the life of the job's state "
+                   "(a savepoint restores only with the same value).")
+@click.option("--state-write-interval-ms", type=int, default=JobConfig.state_write_interval_ms, show_default=True,
+              help="Changed sessions are pickled into keyed state this often (per shard, spread over the interval).")
 @click.option("--allowed-lateness-ms", type=int, default=JobConfig.allowed_lateness_ms, show_default=True)
 @click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
 @click.option("--session-ttl-s", type=int, default=JobConfig.session_ttl_s, show_default=True,
@@ -219,11 +225,12 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="Override execution.checkpointing.interval of flink-conf (10 s).")
 @click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
-            allowed_lateness_ms, redis_prefix, session_ttl_s, rules_file, models_root, trace_every_n, checkpoint_dir,
+            max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, rules_file, models_root, trace_every_n, checkpoint_dir,
             checkpoint_interval_ms, from_savepoint) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
+                  max_parallelism=max_parallelism, state_write_interval_ms=state_write_interval_ms,
                   allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n,
                   session_ttl_s=session_ttl_s)
     if events_file:

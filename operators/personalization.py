@@ -12,7 +12,8 @@ Java->Python crossing:
 2. parse/validate (``udfs.microbatch.decode_batch``; bad values -> DLQ records with the reason);
 3. decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
-4. ONE Redis pipeline (actions, aggregates, counters; session summaries when state is written);
+4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
+   the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
 5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state and the list state
    cleared; every ``summary_interval_ms`` (1 s): their summaries to Redis (in that batch's pipeline);
 6. ONE output element: a ``String[]`` of ``"A" + action JSON`` / ``"D" + DLQ JSON``, split on the Java
@@ -36,7 +37,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, St
 
 from udfs.config import JobConfig
 from udfs.decide import Decider, session_summaries
-from udfs.microbatch import ShardSessions, decode_batch
+from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, last_of_flush
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,13 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         models_root: folder of model versions (default: models/ of this checkout).
     """
 
-    def __init__(self, config: JobConfig, redis_url: str, rules_json: str, models_root: str | None = None):
+    def __init__(self, config: JobConfig, redis_url: str, rules_json: str, models_root: str | None = None,
+                 shard_keys: list[int] | None = None):
         self.config = config
         self.redis_url = redis_url
         self.rules_json = rules_json
         self.models_root = models_root
+        self.shard_keys = list(shard_keys or [])
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from operators.redis_actions import RedisActionWriter
@@ -98,6 +101,11 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
                                         cfg.actions_stream_maxlen)
         #: {shard key: the Python copy of its sessions}
         self.shards: dict[int, ShardSessions] = {}
+        keys = self.shard_keys
+        #: {shard key: its index / number of shards}: spreads the shards' state writes over the interval
+        self.shard_phase = {k: i / len(keys) for i, k in enumerate(keys)}
+        #: Redis writes of the batches of the current flush, sent in one pipeline at its last batch
+        self.writes = WriteBuffer()
 
     # -- rules (broadcast) ----------------------------------------------------------------------
 
@@ -126,8 +134,9 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         carried: list = []
         if shard is None:
             cfg = self.config
-            shard = self.shards[key] = ShardSessions(cfg.session_ttl_s * 1000, cfg.state_write_interval_ms,
-                                                     cfg.summary_interval_ms)
+            shard = self.shards[key] = ShardSessions(
+                cfg.session_ttl_s * 1000, cfg.state_write_interval_ms, cfg.summary_interval_ms,
+                now_ms=int(time.time() * 1000), phase=self.shard_phase.get(key, 0.0))
         if not shard.restored:
             shard.restored = True
             stored = ctx.get_broadcast_state(RULES_STATE).get("ruleset")
@@ -145,33 +154,39 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         shard, carried = self._shard(ctx)
         self.pending.add(batch)
         out: list[str] = []
+        now_ms = int(time.time() * 1000)
         for earlier in carried:
-            self._write(self._decide(shard, earlier, out))
-        decided = self._decide(shard, batch, out)
-        self._write(decided, self._after_batch(shard, ctx))
+            self.writes.add(now_ms, *self._decide(shard, earlier, out))
+        self.writes.add(now_ms, *self._decide(shard, batch, out))
+        self._after_batch(shard, ctx)
+        # one pipeline per flush of the batcher (all shards of this subtask), not per shard batch
+        since_ms = self.writes.since_ms
+        if since_ms is not None and (last_of_flush(batch) or now_ms - since_ms >= self.config.window_ms):
+            self._send_writes()
         if out:
             yield out
 
     def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext):
         shard, carried = self._shard(ctx)
         out: list[str] = []
+        now_ms = int(time.time() * 1000)
         for earlier in carried:
-            self._write(self._decide(shard, earlier, out))
+            self.writes.add(now_ms, *self._decide(shard, earlier, out))
         end_of_input = timestamp == _END_OF_INPUT_TIMER_MS
         if end_of_input:
             shard.end_timer_registered = False
         elif timestamp == shard.write_timer_ms:
             shard.write_timer_ms = None
-        summaries = self._after_batch(shard, ctx, force_write=end_of_input)
-        if summaries:
-            self._write(((), {}, {}, ()), summaries)
+        self._after_batch(shard, ctx, force_write=end_of_input)
+        self._send_writes()
         if out:
             yield out
 
-    def _write(self, decided: tuple, summaries: dict | None = None) -> None:
-        """One Redis pipeline: ``decided`` = ``(actions, aggregates, counters, trace)`` of :meth:`_decide`."""
-        actions, aggregates, counters, trace = decided
-        self.writer.write(actions, summaries or {}, aggregates, counters, trace)
+    def _send_writes(self) -> None:
+        """Send the queued Redis writes in one pipeline (RedisActionWriter retries through an outage)."""
+        queued = self.writes.take()
+        if queued is not None:
+            self.writer.write(*queued)
 
     def _decide(self, shard: ShardSessions, batch, out: list[str]):
         """Parse and decide one batch; marked outputs appended to ``out``.
@@ -194,15 +209,17 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             out.append(DLQ_MARK + orjson.dumps(record).decode())
         return result.actions, result.aggregates, counters, result.trace
 
-    def _after_batch(self, shard: ShardSessions, ctx, force_write: bool = False) -> dict:
-        """Write the shard's changed sessions to map state and return their Redis summaries when each is
-        due; make sure a timer does it if the shard goes quiet. Expire idle sessions."""
+    def _after_batch(self, shard: ShardSessions, ctx, force_write: bool = False) -> None:
+        """Queue the Redis summaries of the shard's changed sessions when due; write the changed sessions
+        to map state when due (after sending every queued Redis write: once the list state is cleared,
+        nothing would decide those batches again); make sure a timer does both if the shard goes quiet;
+        expire idle sessions."""
         now_ms = int(time.time() * 1000)
-        summaries: dict = {}
         if shard.summary_due(now_ms, force_write):
-            summaries = session_summaries(shard.take_summary_dirty(now_ms), self.scorer.model_version,
-                                          self.decider.engine.rules_version)
+            self.writes.add(now_ms, summaries=session_summaries(
+                shard.take_summary_dirty(now_ms), self.scorer.model_version, self.decider.engine.rules_version))
         if shard.write_due(now_ms, force_write):
+            self._send_writes()
             self.sessions.put_all(shard.take_dirty(now_ms))
             self.pending.clear()
         due_ms = shard.next_due_ms()
@@ -211,9 +228,11 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             ctx.timer_service().register_processing_time_timer(shard.write_timer_ms)
         for session_id in shard.expire(now_ms):
             self.sessions.remove(session_id)
-        return summaries
 
     def close(self) -> None:
         writer = getattr(self, "writer", None)
         if writer is not None:
-            writer.close()
+            try:
+                self._send_writes()  # best effort: a restore decides these batches again anyway
+            finally:
+                writer.close()

@@ -111,7 +111,7 @@ class JobConfig:
         rules_path: the ruleset used until one arrives on the rules topic.
         parallelism: operator parallelism (2 cores here: 1 or 2).
         max_parallelism: Flink's ``pipeline.max-parallelism`` of the job and its number of session
-            shards (one per key group, :func:`udfs.partitioning.session_shard_keys`): the job can be
+            shards (one per key group, udfs/partitioning.py): the job can be
             rescaled from a savepoint up to this parallelism, every session moving with its shard.
             Fixed for the life of a job's state (Flink refuses a savepoint taken with another value).
             8: room for 8 TaskManagers; each subtask makes at most one Python call per shard it owns

@@ -5,7 +5,8 @@ this, and the unit tests run it without a JVM.
 
 **Batch layout** (made by the Java operator ``io.intentflow.flink.SessionShardMicroBatcher``,
 operators/java): a list of str, ``batch[0]`` the comma-joined Kafka timestamps (epoch ms; an empty
-entry for a record without one) and ``batch[1:]`` the raw Kafka values in arrival order. All values
+entry for a record without one), prefixed with ``"L"`` when the batch is the last of its flush for this
+subtask (:func:`last_of_flush`), and ``batch[1:]`` the raw Kafka values in arrival order. All values
 of a batch belong to one session shard (:func:`udfs.partitioning.shard_of`).
 
 **Session cache** (:class:`ShardSessions`): the operator decides from Python objects and writes the
@@ -15,6 +16,7 @@ event itself, and a restore decides those batches again (Redis writes are idempo
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,7 +43,8 @@ def decode_batch(batch: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[
     if not batch:
         raise ValueError("a micro-batch has at least its timestamp entry")
     n = len(batch) - 1
-    stamps = batch[0].split(",") if n else []
+    head = batch[0][1:] if batch[0].startswith("L") else batch[0]
+    stamps = head.split(",") if n else []
     if len(stamps) != n:  # never from our batcher; keep every value, without timestamps
         stamps = [""] * n
     events: list[dict[str, Any]] = []
@@ -63,6 +66,52 @@ def decode_batch(batch: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[
     return events, dlq
 
 
+def last_of_flush(batch: Sequence[str]) -> bool:
+    """True when ``batch`` is the last one of its batcher flush for this subtask (``"L"`` mark): the
+    moment to send the Redis writes of the whole flush in one pipeline."""
+    return bool(batch) and batch[0].startswith("L")
+
+
+class WriteBuffer:
+    """The Redis writes of the batches of one flush, merged into one ``RedisActionWriter.write`` call.
+
+    Attributes:
+        actions, trace: concatenated in batch order; aggregates: ``{key: union of session ids}``;
+        counters: summed; summaries: ``{session_id: fields}``, the latest wins; since_ms: processing
+        time of the first write waiting (None when empty).
+    """
+
+    __slots__ = ("actions", "aggregates", "counters", "trace", "summaries", "since_ms")
+
+    def __init__(self) -> None:
+        self.actions: list = []
+        self.aggregates: dict = {}
+        self.counters: Counter = Counter()
+        self.trace: list = []
+        self.summaries: dict = {}
+        self.since_ms: int | None = None
+
+    def add(self, now_ms: int, actions=(), aggregates=None, counters=None, trace=(), summaries=None) -> None:
+        """Queue one batch's writes (shapes as ``RedisActionWriter.write``)."""
+        if self.since_ms is None:
+            self.since_ms = now_ms
+        self.actions.extend(actions)
+        for key, members in (aggregates or {}).items():
+            self.aggregates.setdefault(key, set()).update(members)
+        self.counters.update(counters or {})
+        self.trace.extend(trace)
+        self.summaries.update(summaries or {})
+
+    def take(self) -> tuple[list, dict, dict, Counter, list] | None:
+        """``(actions, summaries, aggregates, counters, trace)`` to write now and empty the buffer, or
+        None when nothing waits."""
+        if self.since_ms is None:
+            return None
+        out = (self.actions, self.summaries, self.aggregates, self.counters, self.trace)
+        self.__init__()
+        return out
+
+
 class ShardSessions:
     """The Python copy of one session shard's sessions, with what is due to be written back.
 
@@ -73,6 +122,12 @@ class ShardSessions:
         ttl_ms: a session untouched this long (processing time) is expired (``JobConfig.session_ttl_s``).
         write_interval_ms: ``JobConfig.state_write_interval_ms``.
         summary_interval_ms: ``JobConfig.summary_interval_ms``.
+        now_ms: processing time of creation, epoch ms.
+        phase: in [0, 1): the first writes are due this fraction of an interval after ``now_ms``
+            (the shard's index / the number of shards, to spread the writes of a subtask's shards).
+
+    Raises:
+        ValueError: a non-positive interval or TTL, or a phase outside [0, 1).
 
     Attributes:
         entries: ``{session_id: SessionEntry}`` decided from.
@@ -90,10 +145,13 @@ class ShardSessions:
                  "summary_dirty", "stored_ids", "last_write_ms", "last_summary_ms", "last_sweep_ms", "restored",
                  "write_timer_ms", "end_timer_registered")
 
-    def __init__(self, ttl_ms: int, write_interval_ms: int, summary_interval_ms: int = 1000) -> None:
+    def __init__(self, ttl_ms: int, write_interval_ms: int, summary_interval_ms: int = 1000,
+                 now_ms: int = 0, phase: float = 0.0) -> None:
         if ttl_ms <= 0 or write_interval_ms <= 0 or summary_interval_ms <= 0:
             raise ValueError(f"ttl_ms, write_interval_ms and summary_interval_ms must be > 0, got {ttl_ms}, "
                              f"{write_interval_ms}, {summary_interval_ms}")
+        if not 0.0 <= phase < 1.0:
+            raise ValueError(f"phase must be within [0, 1), got {phase}")
         self.ttl_ms = ttl_ms
         self.write_interval_ms = write_interval_ms
         self.summary_interval_ms = summary_interval_ms
@@ -102,8 +160,11 @@ class ShardSessions:
         self.dirty: set[str] = set()
         self.summary_dirty: set[str] = set()
         self.stored_ids: set[str] = set()
-        self.last_write_ms = 0
-        self.last_summary_ms = 0
+        # The first writes are due ``phase`` of an interval after ``now_ms``: shards created together
+        # (all of a subtask's, at its first batch) write at different moments, so no callback pickles
+        # every shard's sessions at once (a latency spike of the whole subtask).
+        self.last_write_ms = now_ms - write_interval_ms + int(phase * write_interval_ms)
+        self.last_summary_ms = now_ms - summary_interval_ms + int(phase * summary_interval_ms)
         self.last_sweep_ms = 0
         self.restored = False
         self.write_timer_ms: int | None = None

@@ -2,8 +2,10 @@
 
 The decision operator is called once per micro-batch of one *session shard* (one ONNX call and one
 Redis pipeline per batch), so its stream is keyed by an int shard key and the shard's sessions live in
-map state under that key. There is one shard per Flink key group: ``max_parallelism`` shards, with
-``keys = session_shard_keys(max_parallelism)`` and ``shard_of(session_id, keys)``. The shard of a session
+map state under that key. There is one shard per Flink key group: ``max_parallelism`` shards; the key of shard ``g`` is the
+smallest int whose stream key ``Row.of(int)`` is in key group ``g``, computed by Flink's own assignment
+(``SessionShardMicroBatcher.shardKeysCsv`` in operators/java), and ``shard_of(session_id, keys)`` picks
+the shard. The shard of a session
 therefore never depends on the job's parallelism, and a rescale (which moves whole key groups between
 subtasks) moves every session's state with its shard; Flink itself refuses to restore a savepoint with
 another max parallelism. The Java micro-batcher (operators/java) routes with the same CRC-32 rule.
@@ -74,17 +76,6 @@ def shard_keys(parallelism: int, max_parallelism: int = DEFAULT_MAX_PARALLELISM)
             keys[idx] = candidate
         candidate += 1
     return [int(k) for k in keys]  # type: ignore[arg-type]
-
-
-def session_shard_keys(max_parallelism: int) -> list[int]:
-    """One int key per key group: ``keys[g]`` is the smallest non-negative int in key group ``g``.
-
-    Raises:
-        ValueError: max_parallelism outside 1..32768 (Flink's bound, ``KeyGroupRangeAssignment``).
-    """
-    if not 1 <= max_parallelism <= 32768:
-        raise ValueError(f"max_parallelism must be within 1..32768, got {max_parallelism}")
-    return shard_keys(max_parallelism, max_parallelism)
 
 
 def shard_of(session_id: str, keys: list[int]) -> int:

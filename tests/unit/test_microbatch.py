@@ -6,8 +6,8 @@ import pytest
 
 from udfs.config import JobConfig
 from udfs.decide import Decider, SessionEntry, decide_all
-from udfs.microbatch import ShardSessions, decode_batch
-from udfs.partitioning import session_shard_keys, shard_of, subtask_of_int_key
+from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, last_of_flush
+from udfs.partitioning import shard_of
 from udfs.rules import RuleEngine
 from udfs.scenarios import article_session, shallow_session
 from udfs.scoring import ReloadingScorer
@@ -39,17 +39,26 @@ def test_decode_batch_without_timestamps_and_empty():
         decode_batch([])
 
 
-def test_session_shard_keys_one_per_key_group_and_stable_shards():
-    for max_p in (1, 2, 8, 128):
-        keys = session_shard_keys(max_p)
-        assert sorted(subtask_of_int_key(k, max_p, max_p) for k in keys) == list(range(max_p))
-    keys = session_shard_keys(8)
-    # a session's shard does not depend on the parallelism: the keys are fixed by max parallelism
-    owners_p1 = {sid: subtask_of_int_key(shard_of(sid, keys), 1, 8) for sid in map(str, range(200))}
-    owners_p2 = {sid: subtask_of_int_key(shard_of(sid, keys), 2, 8) for sid in map(str, range(200))}
-    assert set(owners_p1.values()) == {0} and set(owners_p2.values()) == {0, 1}
-    with pytest.raises(ValueError):
-        session_shard_keys(0)
+def test_last_of_flush_mark_and_decode_ignore_it():
+    event = _events()[0]
+    value = orjson.dumps(event).decode()
+    assert last_of_flush(["L7", value]) and not last_of_flush(["7", value]) and not last_of_flush([])
+    assert decode_batch(["L7", value])[0][0]["_kafka_ts_ms"] == 7
+
+
+def test_write_buffer_merges_the_writes_of_a_flush():
+    buf = WriteBuffer()
+    assert buf.take() is None
+    buf.add(100, [{"a": 1}], {("c", 0, "click"): {"s1"}}, {"events": 2}, [("e1", 1, 1, 1)])
+    buf.add(105, [{"a": 2}], {("c", 0, "click"): {"s2"}, ("d", 0, "click"): {"s3"}}, {"events": 3, "late": 1},
+            [("e2", 2, 2, 2)], summaries={"s1": {"applied": 1}})
+    buf.add(106, summaries={"s1": {"applied": 2}})
+    assert buf.since_ms == 100
+    actions, summaries, aggregates, counters, trace = buf.take()
+    assert actions == [{"a": 1}, {"a": 2}] and [t[0] for t in trace] == ["e1", "e2"]
+    assert aggregates == {("c", 0, "click"): {"s1", "s2"}, ("d", 0, "click"): {"s3"}}
+    assert counters == {"events": 5, "late": 1} and summaries == {"s1": {"applied": 2}}
+    assert buf.take() is None and buf.since_ms is None
 
 
 def test_shard_sessions_reads_keyed_state_only_for_restored_sessions():
@@ -71,7 +80,7 @@ def test_shard_sessions_write_rhythms_and_expiry():
     shard = ShardSessions(ttl_ms=10_000, write_interval_ms=1_000, summary_interval_ms=300)
     entry = SessionEntry()
     shard.update({"a": entry}, now_ms=5_000)
-    assert shard.next_due_ms() == 300
+    assert shard.next_due_ms() == 0  # created at 0 with phase 0: the first writes are due at once
     assert shard.write_due(5_000) and shard.take_dirty(5_000) == {"a": entry}
     assert shard.summary_due(5_000) and shard.take_summary_dirty(5_000) == {"a": entry}
     assert shard.next_due_ms() is None and not shard.write_due(5_500)
@@ -87,6 +96,18 @@ def test_shard_sessions_write_rhythms_and_expiry():
     assert shard.expire(70_000) == ["b"] and shard.expire(70_001) == []
     with pytest.raises(ValueError):
         ShardSessions(0, 1)
+    with pytest.raises(ValueError):
+        ShardSessions(1, 1, phase=1.0)
+
+
+def test_shards_created_together_write_at_spread_moments():
+    shards = [ShardSessions(60_000, 10_000, 1_000, now_ms=100_000, phase=i / 8) for i in range(8)]
+    for shard in shards:
+        shard.update({"s": SessionEntry()}, now_ms=100_000)
+    due = [shard.last_write_ms + shard.write_interval_ms for shard in shards]
+    assert due == [100_000 + 1_250 * i for i in range(8)]
+    assert [s.write_due(100_000) for s in shards] == [True] + [False] * 7
+    assert all(s.write_due(100_000 + 1_250 * i) for i, s in enumerate(shards))
 
 
 def test_deciding_shard_by_shard_equals_deciding_all_at_once():
@@ -98,7 +119,7 @@ def test_deciding_shard_by_shard_equals_deciding_all_at_once():
     events.sort(key=lambda e: e["client_ts_ms"])
     scorer = ReloadingScorer()
     ref_actions, _, _ = decide_all(Decider(cfg, scorer, RuleEngine.default(), clock_ms=lambda: 0), events, 10_000)
-    keys = session_shard_keys(cfg.max_parallelism)
+    keys = list(range(100, 100 + cfg.max_parallelism))
     decider = Decider(cfg, scorer, RuleEngine.default(), clock_ms=lambda: 0)
     shards: dict[int, ShardSessions] = {}
     actions = []

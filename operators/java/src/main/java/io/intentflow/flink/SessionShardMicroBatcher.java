@@ -2,6 +2,7 @@ package io.intentflow.flink;
 
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -18,15 +19,16 @@ import java.util.zip.CRC32;
  * Python operator after it is called once per batch instead of once per event.
  *
  * <p><b>Shards.</b> A session's shard is {@code crc32(utf8(session_id)) mod numShards} (the same as
- * {@code udfs.partitioning.shard_of}); shard {@code s} has the int key {@code shardKeys[s]}, chosen in
- * Python so that each shard owns its own Flink key group ({@code udfs.partitioning.shard_keys_per_key_group}).
- * The number of shards is the job's pinned max parallelism, which never changes with the parallelism:
- * a session always lands in the same shard, and a rescale moves whole key groups, so every session's
- * keyed state moves with it.
+ * {@code udfs.partitioning.shard_of}); shard {@code s} has the int key {@code shardKeys[s]}, chosen by
+ * {@link #shardKeysCsv} so that the stream's actual key, {@code Row.of(shardKeys[s])}, falls in key group
+ * {@code s} (Flink's own {@link KeyGroupRangeAssignment}). The number of shards is the job's pinned max
+ * parallelism, which never changes with the parallelism: a session always lands in the same shard, and a
+ * rescale moves whole key groups, so every session's keyed state moves with it.
  *
  * <p><b>Output.</b> {@code Row(shardKey: Integer, batch: String[])} where {@code batch[0]} is the
- * comma-joined Kafka timestamps (ms, empty entry when a record has none) and {@code batch[1..]} the raw
- * values in arrival order. The Row shape is the one PyFlink's {@code KeyByKeySelector} keys on, so the
+ * comma-joined Kafka timestamps (ms, empty entry when a record has none), prefixed with {@code "L"} when
+ * the batch is the last one of a flush for its downstream subtask (so the Python operator can send the
+ * Redis writes of a whole flush in one pipeline), and {@code batch[1..]} the raw values in arrival order. The Row shape is the one PyFlink's {@code KeyByKeySelector} keys on, so the
  * Python side keys the stream without a Python key-selector operator.
  *
  * <p><b>When a batch is emitted.</b> When its shard holds {@code maxBatchSize} values; every shard with
@@ -47,6 +49,8 @@ public class SessionShardMicroBatcher extends AbstractStreamOperator<Row>
     private final int[] shardKeys;
     private final long windowMs;
     private final int maxBatchSize;
+    /** Downstream subtask of each shard (the keyed Python operator's parallelism). */
+    private final int[] ownerOfShard;
 
     private transient ArrayList<String>[] values;
     private transient StringBuilder[] timestamps;
@@ -56,12 +60,46 @@ public class SessionShardMicroBatcher extends AbstractStreamOperator<Row>
     private transient Counter valuesOut;
 
     /**
+     * One int key per key group: {@code keys[g]} is the smallest non-negative int whose stream key
+     * {@code Row.of(int)} (what PyFlink's {@code KeyByKeySelector} keys by) is in key group {@code g}.
+     *
+     * @param maxParallelism the job's max parallelism (= number of key groups = number of shards)
+     * @return the keys, comma-separated, in key-group order
+     */
+    public static String shardKeysCsv(int maxParallelism) {
+        KeyGroupRangeAssignment.checkParallelismPreconditions(maxParallelism);
+        int[] keys = new int[maxParallelism];
+        java.util.Arrays.fill(keys, -1);
+        int found = 0;
+        for (int candidate = 0; found < maxParallelism; candidate++) {
+            int group = KeyGroupRangeAssignment.assignToKeyGroup(Row.of(candidate), maxParallelism);
+            if (keys[group] < 0) {
+                keys[group] = candidate;
+                found++;
+            }
+        }
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < keys.length; i++) {
+            out.append(i == 0 ? "" : ",").append(keys[i]);
+        }
+        return out.toString();
+    }
+
+    /** As {@link #SessionShardMicroBatcher(String, long, int, int, int)} for one downstream subtask. */
+    public SessionShardMicroBatcher(String shardKeysCsv, long windowMs, int maxBatchSize) {
+        this(shardKeysCsv, windowMs, maxBatchSize, 1, 1 << 15);
+    }
+
+    /**
      * @param shardKeysCsv the int key of each shard, comma-separated (its length is the shard count)
      * @param windowMs flush a shard at most this long (ms) after its first buffered value; 1..60000
      * @param maxBatchSize flush a shard when it holds this many values; >= 1
+     * @param downstreamParallelism parallelism of the keyed operator the batches go to
+     * @param maxParallelism the job's max parallelism (to find each shard's downstream subtask)
      * @throws IllegalArgumentException on an empty key list or a bound out of range
      */
-    public SessionShardMicroBatcher(String shardKeysCsv, long windowMs, int maxBatchSize) {
+    public SessionShardMicroBatcher(String shardKeysCsv, long windowMs, int maxBatchSize, int downstreamParallelism,
+                                    int maxParallelism) {
         String[] parts = shardKeysCsv.split(",");
         if (shardKeysCsv.isBlank() || parts.length == 0) {
             throw new IllegalArgumentException("at least one shard key is needed");
@@ -78,6 +116,15 @@ public class SessionShardMicroBatcher extends AbstractStreamOperator<Row>
         }
         this.windowMs = windowMs;
         this.maxBatchSize = maxBatchSize;
+        if (downstreamParallelism < 1 || downstreamParallelism > maxParallelism) {
+            throw new IllegalArgumentException("downstreamParallelism must be within 1..maxParallelism, got "
+                    + downstreamParallelism + " of " + maxParallelism);
+        }
+        this.ownerOfShard = new int[shardKeys.length];
+        for (int i = 0; i < shardKeys.length; i++) {
+            ownerOfShard[i] = downstreamParallelism == 1 ? 0 : KeyGroupRangeAssignment.assignKeyToParallelOperator(
+                    Row.of(shardKeys[i]), maxParallelism, downstreamParallelism);
+        }
     }
 
     @Override
@@ -120,7 +167,7 @@ public class SessionShardMicroBatcher extends AbstractStreamOperator<Row>
         }
         buffer.add(value);
         if (buffer.size() >= maxBatchSize) {
-            emit(shard);
+            emit(shard, true);
         } else if (timerAtMs < 0) {
             timerAtMs = getProcessingTimeService().getCurrentProcessingTime() + windowMs;
             getProcessingTimeService().registerTimer(timerAtMs, this);
@@ -153,17 +200,26 @@ public class SessionShardMicroBatcher extends AbstractStreamOperator<Row>
     }
 
     private void flushAll() {
-        for (int shard = 0; shard < values.length; shard++) {
+        // the last non-empty shard of each downstream subtask carries the "last of this flush" mark
+        int n = values.length;
+        int[] lastOfOwner = new int[n];
+        java.util.Arrays.fill(lastOfOwner, -1);
+        for (int shard = 0; shard < n; shard++) {
             if (!values[shard].isEmpty()) {
-                emit(shard);
+                lastOfOwner[ownerOfShard[shard] % n] = shard;
+            }
+        }
+        for (int shard = 0; shard < n; shard++) {
+            if (!values[shard].isEmpty()) {
+                emit(shard, lastOfOwner[ownerOfShard[shard] % n] == shard);
             }
         }
     }
 
-    private void emit(int shard) {
+    private void emit(int shard, boolean lastOfFlush) {
         ArrayList<String> buffer = values[shard];
         String[] batch = new String[buffer.size() + 1];
-        batch[0] = timestamps[shard].toString();
+        batch[0] = lastOfFlush ? "L" + timestamps[shard] : timestamps[shard].toString();
         for (int i = 0; i < buffer.size(); i++) {
             batch[i + 1] = buffer.get(i);
         }

@@ -61,7 +61,7 @@ class SessionShardMicroBatcherTest {
         assertEquals(1, out.size());
         assertEquals(expectedKey("s1"), out.get(0).getField(0));
         String[] batch = (String[]) out.get(0).getField(1);
-        assertArrayEquals(new String[] {"1001,1002,1003", event("s1", 1), event("s1", 2), event("s1", 3)}, batch);
+        assertArrayEquals(new String[] {"L1001,1002,1003", event("s1", 1), event("s1", 2), event("s1", 3)}, batch);
         h.close();
     }
 
@@ -89,10 +89,14 @@ class SessionShardMicroBatcherTest {
                 String sid = TopLevelJsonField.stringValue(batch[i], "session_id");
                 assertEquals(expectedKey(sid), key, "a session's events all go to its shard");
             }
-            assertEquals(batch.length - 1, batch[0].split(",").length);
+            assertEquals(batch.length - 1, batch[0].replace("L", "").split(",").length);
             total += batch.length - 1;
         }
         assertEquals(40, total);
+        // one downstream subtask: only the flush's last batch carries the mark
+        for (int i = 0; i < out.size(); i++) {
+            assertEquals(i == out.size() - 1, ((String[]) out.get(i).getField(1))[0].startsWith("L"));
+        }
         h.close();
     }
 
@@ -141,7 +145,7 @@ class SessionShardMicroBatcherTest {
         List<Row> out = batches(h);
         assertEquals(1, out.size());
         String[] batch = (String[]) out.get(0).getField(1);
-        assertEquals(",", batch[0]);
+        assertEquals("L,", batch[0]);
         assertEquals(3, batch.length);
         h.close();
     }
@@ -154,6 +158,53 @@ class SessionShardMicroBatcherTest {
         assertEquals(1, out.size());
         assertEquals(10, out.get(0).getField(0));
         assertInstanceOf(String[].class, out.get(0).getField(1));
+        h.close();
+    }
+
+    @Test
+    void shardKeysFallOneInEachKeyGroup() {
+        for (int maxParallelism : new int[] {1, 2, 8, 128}) {
+            String[] keys = SessionShardMicroBatcher.shardKeysCsv(maxParallelism).split(",");
+            assertEquals(maxParallelism, keys.length);
+            for (int group = 0; group < maxParallelism; group++) {
+                assertEquals(group, org.apache.flink.runtime.state.KeyGroupRangeAssignment.assignToKeyGroup(
+                        Row.of(Integer.parseInt(keys[group])), maxParallelism));
+            }
+        }
+    }
+
+    @Test
+    void marksTheLastBatchOfAFlushPerDownstreamSubtask() throws Exception {
+        String keys = SessionShardMicroBatcher.shardKeysCsv(8);
+        OneInputStreamOperatorTestHarness<String, Row> h = new OneInputStreamOperatorTestHarness<>(
+                new SessionShardMicroBatcher(keys, 20, 256, 2, 8));
+        h.open();
+        for (int i = 0; i < 200; i++) {
+            h.processElement(event("session-" + i, i), i);
+        }
+        h.setProcessingTime(20);
+        Map<Integer, Integer> lastMarks = new HashMap<>();
+        Map<Integer, Integer> seenPerOwner = new HashMap<>();
+        List<Row> out = batches(h);
+        assertEquals(8, out.size());
+        for (Row row : out) {
+            int owner = org.apache.flink.runtime.state.KeyGroupRangeAssignment.assignKeyToParallelOperator(
+                    Row.of(row.getField(0)), 8, 2);
+            seenPerOwner.merge(owner, 1, Integer::sum);
+            if (((String[]) row.getField(1))[0].startsWith("L")) {
+                lastMarks.merge(owner, 1, Integer::sum);
+            }
+        }
+        assertEquals(Map.of(0, 1, 1, 1), lastMarks, "one mark per downstream subtask");
+        // the marked batch is the last of its owner in emission order
+        Map<Integer, Integer> lastIndex = new HashMap<>();
+        for (int i = 0; i < out.size(); i++) {
+            lastIndex.put(org.apache.flink.runtime.state.KeyGroupRangeAssignment.assignKeyToParallelOperator(
+                    Row.of(out.get(i).getField(0)), 8, 2), i);
+        }
+        for (int owner : lastIndex.keySet()) {
+            assertTrue(((String[]) out.get(lastIndex.get(owner)).getField(1))[0].startsWith("L"));
+        }
         h.close();
     }
 
