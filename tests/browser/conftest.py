@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: skip cleanly when Chromium or playwright-core is missing."""
+"""Fixtures of the browser tests: skip cleanly when Chromium or playwright-core is missing (fail under CI)."""
 from __future__ import annotations
 
 import sys
@@ -14,9 +14,11 @@ from support import Browser, browser_missing_reason  # noqa: E402
 @pytest.fixture
 def browser():
     """A headless Debian Chromium (fresh profile) behind tests/browser/driver.mjs."""
+    from tests.conftest import skip_unless_ci
+
     reason = browser_missing_reason()
     if reason:
-        pytest.skip(reason)
+        skip_unless_ci(reason)
     with Browser() as b:
         yield b
         errors = b.call("page_errors")

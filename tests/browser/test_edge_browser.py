@@ -51,9 +51,11 @@ def _server_view(events: list[dict]) -> dict[str, dict]:
 def test_edge_shows_the_provisional_action_first_with_the_servers_features_and_score(stack, redis_client):
     reason = browser_missing_reason()
     if reason:
-        pytest.skip(reason)
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci(reason)
     if not edge.EdgeSettings().ort_dir.is_dir():
-        pytest.skip("onnxruntime-web missing: run `npm ci` in web/")
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci("onnxruntime-web missing: run `npm ci` in web/")
     redis, key_prefix = redis_client
     decision_settings = DecisionSettings(redis_url=stack.redis_url, redis_prefix=key_prefix + "if:")
     capture = CaptureCollector()
@@ -159,7 +161,8 @@ RUN_PARITY_IN_PAGE = """(async () => {
 def test_golden_fixtures_give_the_same_results_in_chromium(shared_data, browser):
     """The node parity run (tests/unit/test_edge_parity.py) again in Chromium's own wasm and V8."""
     if not edge.EdgeSettings().ort_dir.is_dir():
-        pytest.skip("onnxruntime-web missing: run `npm ci` in web/")
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci("onnxruntime-web missing: run `npm ci` in web/")
     from tests.unit import test_edge_parity as parity
 
     fixture, reference = parity.build_fixture(shared_data)

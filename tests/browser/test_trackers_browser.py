@@ -70,7 +70,8 @@ def _page_server(stack, topics, browser, extra=None):
 def test_tracker_signals_reach_signals_raw(stack, topics, tracker):
     reason = _skip_reason()
     if reason:
-        pytest.skip(reason)
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci(reason)
     with Browser(user_agent=VISITOR_UA, as_visitor=True) as browser:
         with _page_server(stack, topics, browser) as srv:
             article_visitor(browser, srv.base_url, tracker)
@@ -106,7 +107,8 @@ def _action_of(client, redis_prefix: str, session_id: str) -> list[str]:
 def test_trackers_reach_actions_through_the_job(stack, topics, redis_client):
     reason = _skip_reason()
     if reason:
-        pytest.skip(reason)
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci(reason)
     from tests.e2e_support import start_job
 
     client, key_prefix = redis_client

@@ -49,9 +49,11 @@ T0_MS = 1_764_000_000_000
 def _need_node() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node not installed")
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci("node not installed")
     if not (ROOT / "web" / "node_modules" / "onnxruntime-web").is_dir():
-        pytest.skip("onnxruntime-web missing: run `npm ci` in web/")
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci("onnxruntime-web missing: run `npm ci` in web/")
     return node
 
 

@@ -337,7 +337,7 @@ def test_missing_feature_raises_key_error_naming_it(engine):
 
 
 def test_vector_evaluation_equals_dict_evaluation(engine):
-    np = pytest.importorskip("numpy")
+    import numpy as np
     rng = random.Random(3)
     names = engine.feature_order
     fired = 0
@@ -428,7 +428,7 @@ def test_adapt_ignores_counts_of_an_older_rule_version():
 
 def test_article_scenario_through_session_state(engine):
     """The same scenario with features computed by udfs.session.SessionState (the job's code path)."""
-    session = pytest.importorskip("udfs.session")
+    import udfs.session as session
     state = session.SessionState()
     steps = [
         (event("page_view", T0_MS, title="Laptop 16GB"), 0.05),

@@ -32,7 +32,6 @@ def synthetic(n: int, seed: int):
 @pytest.fixture(scope="module")
 def trained():
     """A calibrated model fit on 600 synthetic rows and exported like models/train.py does."""
-    pytest.importorskip("sklearn")
     from models.train import export_onnx, fit_model
 
     X, y, groups = synthetic(800, seed=1)

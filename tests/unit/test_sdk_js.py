@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_sdk_javascript_unit_tests_pass():
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node not installed")
+        from tests.conftest import skip_unless_ci
+        skip_unless_ci("node not installed")
     proc = subprocess.run([node, "--test", str(ROOT / "tests" / "unit" / "test_sdk.mjs")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

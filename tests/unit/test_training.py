@@ -10,9 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-pytest.importorskip("sklearn")
-
-from models import train as T  # noqa: E402
+from models import train as T  # noqa: E402  (scikit-learn: the train extra, installed by make setup)
 from udfs.contract import make_event  # noqa: E402
 from udfs.features import FEATURE_NAMES, N_FEATURES  # noqa: E402
 from udfs.scoring import IntentScorer  # noqa: E402
