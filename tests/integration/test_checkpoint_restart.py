@@ -74,8 +74,8 @@ def test_kill_and_restart_from_checkpoint_loses_and_duplicates_nothing(stack, to
     # --start latest: only the checkpoint's offsets can bring back what the killed job had not read,
     # so a restore that silently started afresh would miss events and fail the counts below
     with LiveJob(topics, rp, *args, "--from-savepoint", str(checkpoint), start="latest") as restarted:
-        wait_for(lambda: _processed(client, rp) >= len(first) + len(second), 120,
-                 f"every event after restart ({len(first) + len(second)}; counted: see below)",
+        wait_for(lambda: _processed(client, rp) >= len(first) + len(second), 240,
+                 f"every event after restart ({len(first) + len(second)})",
                  restarted)
         time.sleep(1.0)  # anything double-counted would show up now
 
