@@ -184,6 +184,19 @@ def build_operators_jar(quiet: bool = True) -> Path:
 # --------------------------------------------------------------------------- kafka
 
 
+def kafka_cluster_id() -> str:
+    """A new KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+
+    An id that starts with ``-`` is drawn again: ``kafka-storage format -t <id>`` would read it as an
+    option ("argument --cluster-id/-t: expected one argument"), which is why Kafka's own
+    ``org.apache.kafka.common.Uuid.randomUuid()`` skips such ids too (1 draw in 64 did, and failed CI).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _kafka_cmd(*args: str) -> list[str]:
     java = shutil.which("java")
     if java is None:
@@ -218,8 +231,7 @@ def start_kafka() -> None:
     config.write_text((ROOT / "stack" / "kafka" / "server.properties").read_text() + f"\nlog.dirs={log_dir}\n")
     if not (log_dir / "meta.properties").exists():
         log_dir.mkdir(parents=True, exist_ok=True)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        res = subprocess.run(_kafka_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+        res = subprocess.run(_kafka_cmd("kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c", str(config)),
                              capture_output=True, text=True)
         if res.returncode != 0:
             raise StackError(f"formatting Kafka storage in {log_dir} failed:\n{res.stdout}\n{res.stderr}")

@@ -6,15 +6,13 @@ Kafka to go away starts one of these (the same jars and ``stack/kafka/server.pro
 """
 from __future__ import annotations
 
-import base64
 import signal
 import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
-from intentflow.stack import ROOT, _kafka_cmd
+from intentflow.stack import ROOT, _kafka_cmd, kafka_cluster_id
 
 #: Longest wait for the broker to answer after a (re)start, s (a cold JVM start takes ~5-15 s on 2 cores).
 START_TIMEOUT_S = 90.0
@@ -41,8 +39,8 @@ class OwnBroker:
         text = (ROOT / "stack" / "kafka" / "server.properties").read_text()
         text = text.replace("9093", str(self.controller_port)).replace("9092", str(self.port))
         self.config.write_text(text + f"\nlog.dirs={self.log_dir}\n")
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        res = subprocess.run(_kafka_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
+        res = subprocess.run(_kafka_cmd("kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c",
+                                        str(self.config)),
                              capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"formatting {self.log_dir} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
