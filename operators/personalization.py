@@ -210,15 +210,17 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         return result.actions, result.aggregates, counters, result.trace
 
     def _after_batch(self, shard: ShardSessions, ctx, force_write: bool = False) -> None:
-        """Queue the Redis summaries of the shard's changed sessions when due; write the changed sessions
-        to map state when due (after sending every queued Redis write: once the list state is cleared,
-        nothing would decide those batches again); make sure a timer does both if the shard goes quiet;
+        """Queue the Redis summaries of the shard's changed sessions when due (always with a state
+        write: ``ShardSessions.due``); write the changed sessions to map state when due (after sending
+        every queued Redis write: once the list state is cleared, nothing would decide those batches
+        again); make sure a timer does both if the shard goes quiet;
         expire idle sessions."""
         now_ms = int(time.time() * 1000)
-        if shard.summary_due(now_ms, force_write):
+        summaries_due, state_due = shard.due(now_ms, force_write)
+        if summaries_due:
             self.writes.add(now_ms, summaries=session_summaries(
                 shard.take_summary_dirty(now_ms), self.scorer.model_version, self.decider.engine.rules_version))
-        if shard.write_due(now_ms, force_write):
+        if state_due:
             self._send_writes()
             self.sessions.put_all(shard.take_dirty(now_ms))
             self.pending.clear()
