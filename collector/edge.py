@@ -233,7 +233,7 @@ def _lookup_rules(settings: EdgeSettings, previous: _RulesEntry | None) -> _Rule
 
     if settings.kafka_bootstrap and settings.rules_topic:
         try:
-            from intentflow.rules_cmd import latest_ruleset_record
+            from connectors.rules_topic import latest_ruleset_record
 
             record = latest_ruleset_record(settings.kafka_bootstrap, settings.rules_topic, timeout_s=2.0)
         except Exception as exc:  # noqa: BLE001 - any broker trouble: keep serving what we had

@@ -9,73 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-#: Kafka record key of every ruleset record.
-RULESET_KEY = b"ruleset"
-
+from connectors.rules_topic import MissingTopicError, latest_ruleset_record, publish_ruleset
 
 def _settings():
     from udfs.config import stack_settings  # noqa: PLC0415
 
     return stack_settings()
-
-
-def publish_ruleset(ruleset: dict[str, Any], bootstrap: str, topic: str, timeout_s: float = 10.0) -> tuple[int, int]:
-    """Validate ``ruleset`` and produce it to ``topic`` (acks=all); return ``(partition, offset)``.
-
-    Raises:
-        udfs.rules.RulesetError: the ruleset is invalid (nothing is produced).
-        kafka.errors.KafkaError: the broker did not take the record within ``timeout_s``.
-    """
-    from kafka import KafkaProducer  # noqa: PLC0415
-
-    from udfs.rules import validate_ruleset  # noqa: PLC0415
-
-    normalized = validate_ruleset(ruleset)
-    value = json.dumps(normalized, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    try:
-        future = producer.send(topic, key=RULESET_KEY, value=value,
-                               headers=[("rules_version", normalized["rules_version"].encode())])
-        meta = future.get(timeout=timeout_s)
-        producer.flush(timeout_s)
-        return meta.partition, meta.offset
-    finally:
-        producer.close(timeout=timeout_s)
-
-
-def latest_ruleset_record(bootstrap: str, topic: str, timeout_s: float = 10.0) -> tuple[bytes, int, int] | None:
-    """The value, partition and offset of the newest record (by record timestamp) on ``topic``, or None
-    when the topic is empty. Reads only the last record of each partition."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise click.ClickException(f"topic {topic!r} does not exist on {bootstrap}")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        wanted = {tp for tp in tps if ends[tp] > 0}
-        for tp in wanted:
-            consumer.seek(tp, ends[tp] - 1)
-        best = None
-        for record in consumer:
-            tp = TopicPartition(record.topic, record.partition)
-            if tp in wanted and record.offset == ends[tp] - 1:
-                if best is None or record.timestamp > best[0]:
-                    best = (record.timestamp, record.value, record.partition, record.offset)
-                wanted.discard(tp)
-            if not wanted:
-                break
-        return None if best is None else best[1:]
-    finally:
-        consumer.close()
 
 
 @click.group("rules")
@@ -127,7 +69,10 @@ def show_cmd(topic: str | None, bootstrap: str | None, timeout_s: float) -> None
     settings = _settings()
     topic = topic or settings.topics.rules
     bootstrap = bootstrap or settings.kafka_bootstrap
-    found = latest_ruleset_record(bootstrap, topic, timeout_s)
+    try:
+        found = latest_ruleset_record(bootstrap, topic, timeout_s)
+    except MissingTopicError as exc:
+        raise click.ClickException(str(exc)) from exc
     if found is None:
         raise click.ClickException(f"no ruleset on topic {topic!r}")
     value, partition, offset = found

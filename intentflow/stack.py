@@ -27,17 +27,9 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(os.environ.get("INTENTFLOW_HOME", Path(__file__).resolve().parents[1]))
-STACK = ROOT / ".stack"
-LIB = STACK / "lib"
-DATA = STACK / "data"
-LOGS = STACK / "logs"
-RUN = STACK / "run"
-FLINK_CONF_DIR = ROOT / "flink-conf"
-KAFKA_CONNECTOR_JAR = LIB / "flink" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
-#: The job's own Java operators (operators/java), built by :func:`build_operators_jar`.
-OPERATORS_SRC = ROOT / "operators" / "java"
-OPERATORS_JAR = OPERATORS_SRC / "target" / "intentflow-operators.jar"
+from operators.layout import (  # noqa: F401 - the stack's paths are the job's
+    DATA, FLINK_CONF_DIR, KAFKA_CONNECTOR_JAR, LIB, LOGS, OPERATORS_JAR, OPERATORS_SRC, ROOT, RUN, STACK,
+    flink_process_env, python_site_packages)
 
 KAFKA_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
@@ -328,33 +320,6 @@ def flink_home() -> Path:
     import pyflink
 
     return Path(pyflink.__file__).resolve().parent
-
-
-def python_site_packages() -> str:
-    """The site-packages of the running interpreter (PyFlink thread mode needs it on PYTHONPATH)."""
-    import sysconfig
-
-    return sysconfig.get_paths()["purelib"]
-
-
-def flink_process_env() -> dict[str, str]:
-    """Environment for Flink JVMs (mini-cluster gateway, standalone cluster, ``flink run``).
-
-    Thread mode embeds CPython in the JVM (PEMJA); it finds our packages only through PYTHONPATH,
-    which must hold the venv's site-packages and this checkout (``.pth`` files of an editable
-    install are not read from PYTHONPATH).
-    """
-    env = dict(os.environ)
-    env["FLINK_CONF_DIR"] = str(FLINK_CONF_DIR)
-    env["FLINK_LOG_DIR"] = str(LOGS / "flink")
-    env["FLINK_PID_DIR"] = str(RUN)
-    parts = [str(ROOT / "operators" / "embedded_site"), python_site_packages(), str(ROOT)]
-    if env.get("PYTHONPATH"):
-        parts.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    env["PYFLINK_PYTHON"] = sys.executable
-    (LOGS / "flink").mkdir(parents=True, exist_ok=True)
-    return env
 
 
 def standalone_flink_env() -> dict[str, str]:

@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal, Union
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from udfs.errors import ContractError
+from udfs.jsontext import clean_strings, loads_lenient
 from udfs.limits import EVENT_MAX_BYTES, ID_MAX_CHARS, INT_MAX, INT_MIN, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS
 
 SCHEMA_VERSION = 1
@@ -74,20 +76,6 @@ REASONS: dict[str, str] = {
 #: Where an event came from (``source`` of the envelope): our capture SDK or a tracker whose payload
 #: the collector maps (udfs/trackers, docs/contracts.md §6). Null: a replayed data set.
 EVENT_SOURCES: tuple[str, ...] = ("sdk", "snowplow", "segment", "rudderstack", "rrweb", "posthog")
-
-
-class ContractError(ValueError):
-    """An event violates the contract.
-
-    Attributes:
-        reason: one of :data:`REASONS` (stable code, used for metrics and DLQ records).
-        detail: human-readable detail (field path, offending value), at most a few hundred chars.
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -500,7 +488,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
 
     Fast path: ``orjson.loads`` + pydantic-core validation (measured by ``bench/parse_bench.py``).
     A value that is not valid UTF-8 or carries lone surrogates falls back to the slow path of
-    :func:`udfs.normalize.loads_lenient`, which cleans the bad string fields (flag ``text_cleaned``)
+    :func:`udfs.jsontext.loads_lenient`, which cleans the bad string fields (flag ``text_cleaned``)
     instead of losing the event.
 
     Raises:
@@ -510,8 +498,6 @@ def parse_event(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        from udfs.normalize import clean_strings, loads_lenient  # local import: normalize imports us
-
         obj, changed = clean_strings(loads_lenient(raw))
         if changed and isinstance(obj, dict) and isinstance(obj.get("flags"), list):
             if "text_cleaned" not in obj["flags"]:

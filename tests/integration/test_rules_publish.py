@@ -6,7 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from intentflow.rules_cmd import RULESET_KEY, latest_ruleset_record, rules_cmd
+from connectors.rules_topic import RULESET_KEY, latest_ruleset_record
+from intentflow.rules_cmd import rules_cmd
 from udfs.rules import DEFAULT_RULES_PATH, RuleEngine, reload
 
 pytestmark = pytest.mark.integration
