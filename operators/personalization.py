@@ -79,6 +79,14 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         from udfs.scoring import ModelRegistry, ReloadingScorer
 
         cfg = self.config
+        # Invariant of the shard-keyed state: one shard key per key group, chosen for this max
+        # parallelism (SessionShardMicroBatcher.shardKeysCsv). With another one, several shards would share
+        # a key group and the spread over subtasks would no longer be the one the keys were picked for.
+        max_p = runtime_context.get_max_number_of_parallel_subtasks()
+        if self.shard_keys and max_p != len(self.shard_keys):
+            raise ValueError(f"the job has {len(self.shard_keys)} session shards but runs with max parallelism "
+                             f"{max_p}: start it with --max-parallelism {max_p} (the value its state was "
+                             f"taken with) or from an empty state")
         # Background cleanup is disabled and incremental cleanup set explicitly: PyFlink's default
         # background strategies build a RocksDB filter setting through a Py4J gateway, which a
         # TaskManager of a standalone cluster does not have (FileNotFoundError launching one).
