@@ -1,12 +1,7 @@
 """The local stack: a real Kafka broker (KRaft), a real Redis server and, on demand, a standalone
 Flink cluster, started from this checkout and stopped by pid.
 
-Layout (all under ``.stack/``, ignored by git):
-    lib/kafka/   Apache Kafka broker jars (stack/pom.xml, profile ``kafka``)
-    lib/flink/   Flink's Kafka connector jar, handed to jobs through ``pipeline.jars``
-    data/        Kafka log dirs, Redis working dir, Flink checkpoints
-    logs/        kafka.log, redis.log, flink/ (standalone cluster)
-    run/         pid files and the generated broker config
+Where everything lives under ``.stack/`` (ignored by git): ``operators.layout``.
 
 ``up`` is idempotent: a service whose pid file names a live process that answers is left alone.
 ``down`` stops only processes whose pid files this module wrote.
