@@ -52,6 +52,7 @@ from typing import Any
 from aiohttp import web
 
 from udfs.config import stack_settings
+from udfs.rules import DEFAULT_RULES_PATH
 
 log = logging.getLogger("intentflow.collector.edge")
 
@@ -84,7 +85,7 @@ class EdgeSettings:
     """Where the edge endpoints read from. Times in s."""
 
     models_root: Path = ROOT / "models"
-    rules_file: Path = ROOT / "rules" / "default.v1.json"
+    rules_file: Path = DEFAULT_RULES_PATH
     #: Kafka bootstrap and rules topic; None = serve ``rules_file`` only (no topic lookup).
     kafka_bootstrap: str | None = "127.0.0.1:9092"
     rules_topic: str | None = "rules"

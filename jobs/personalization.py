@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import click  # noqa: E402
 
 from udfs.config import JobConfig, stack_settings  # noqa: E402
+from udfs.rules import DEFAULT_RULES_PATH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +99,7 @@ class RulesSource:
 
     bootstrap: str
     topic: str
-    initial_path: str = "rules/default.v1.json"
+    initial_path: str = str(DEFAULT_RULES_PATH)
     bounded: bool = False
 
     def stream(self, env, group_id: str, bounded: bool):
@@ -121,7 +122,7 @@ class CollectionRules:
     """Rulesets (JSON str) from an in-memory list, on top of ``initial_path``; for topology tests."""
 
     values: tuple[str, ...] = ()
-    initial_path: str = "rules/default.v1.json"
+    initial_path: str = str(DEFAULT_RULES_PATH)
 
     def stream(self, env, group_id: str, bounded: bool):
         from pyflink.common import Types
@@ -297,7 +298,7 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
 @click.option("--session-ttl-s", type=int, default=JobConfig.session_ttl_s, show_default=True,
               help="Keyed session state expires after this long without an event (processing time).")
-@click.option("--rules-file", default=str(ROOT / JobConfig.rules_path), show_default=True)
+@click.option("--rules-file", default=str(DEFAULT_RULES_PATH), show_default=True)
 @click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
 @click.option("--trace-every-n", type=int, default=0, show_default=True,
               help="Append every N-th event to the {prefix}trace Redis stream (latency benchmark).")

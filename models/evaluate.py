@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
+
+from udfs.datasets import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "models" / "intent-lr"
@@ -60,9 +61,6 @@ PUBLISHED = [
 ]
 
 
-def data_dir() -> Path:
-    """``$INTENTFLOW_DATA_DIR`` or ``../shared/data`` beside the checkout."""
-    return Path(os.environ.get("INTENTFLOW_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 
 
 def load_online_shoppers(path: str | Path) -> tuple[Any, dict[str, int]]:

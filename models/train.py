@@ -31,7 +31,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import click
 import numpy as np
 import orjson
 
+from udfs.datasets import data_dir
 from udfs.features import FEATURE_NAMES, FEATURES, N_FEATURES
 from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig
 from udfs.session import replay_session
@@ -415,9 +415,6 @@ def metrics(y: np.ndarray, p: np.ndarray, train_rate: float | None = None) -> di
 
 # -- the command -------------------------------------------------------------------------------------
 
-def data_dir() -> Path:
-    """The real data sets: ``$INTENTFLOW_DATA_DIR`` or ``../shared/data`` beside the checkout."""
-    return Path(os.environ.get("INTENTFLOW_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 
 
 def _file_info(path: Path) -> dict[str, Any]:

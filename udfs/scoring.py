@@ -33,7 +33,13 @@ from udfs.features import FEATURE_DTYPE, N_FEATURES, feature_indices
 log = logging.getLogger(__name__)
 
 #: Folder holding ``<name>/<version>/``: ``$INTENTFLOW_MODELS_DIR`` or ``models/`` of this checkout.
-DEFAULT_MODELS_DIR = Path(os.environ.get("INTENTFLOW_MODELS_DIR", Path(__file__).resolve().parents[1] / "models"))
+#: The models folder of this checkout (``$INTENTFLOW_MODELS_DIR`` overrides it: :func:`models_dir`).
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def models_dir() -> Path:
+    """``$INTENTFLOW_MODELS_DIR`` or :data:`DEFAULT_MODELS_DIR`, read at the call (never at import)."""
+    return Path(os.environ.get("INTENTFLOW_MODELS_DIR", DEFAULT_MODELS_DIR))
 
 #: The model the job uses unless configured otherwise.
 DEFAULT_MODEL_NAME = "intent-lr"
@@ -215,11 +221,11 @@ class ModelRegistry:
     """The model versions under a models folder (``<root>/<name>/<version>/manifest.json``).
 
     Args:
-        root: the models folder; default :data:`DEFAULT_MODELS_DIR`.
+        root: the models folder; default :func:`models_dir`.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root is not None else DEFAULT_MODELS_DIR
+        self.root = Path(root) if root is not None else models_dir()
 
     def versions(self, name: str) -> list[int]:
         """Integer versions of ``name`` that have a manifest and an ONNX file, ascending."""
