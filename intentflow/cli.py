@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "collector": "collector.app:collector_cmd",
     "job": "jobs.personalization:job_cmd",
     "train": "models.train:train_cmd",
+    "train-uci": "models.train_uci:train_uci_cmd",
     "evaluate": "models.evaluate:evaluate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",
     "demo": "intentflow.demo:demo_cmd",

@@ -127,11 +127,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "mean over the session's applied page_views that carry one of the page's bounce rate "
                 "(event field _page_bounce_rate, set by udfs.page_stats.PageStats from other sessions: "
                 "sessions that entered on the page and viewed no second page / sessions that entered "
-                "on it, trailing window); 0 before any"),
+                "on it, trailing window); udfs.session.DEFAULT_PAGE_BOUNCE_RATE (the UCI mean, 0.0222) before any"),
     FeatureSpec("page_exit_rate_mean_ratio", "ratio",
                 "mean over the session's applied page_views that carry one of the page's exit rate "
                 "(event field _page_exit_rate, udfs.page_stats.PageStats: views of the page not followed "
-                "by another page view of the session / views of the page, trailing window); 0 before any"),
+                "by another page view of the session / views of the page, trailing window); "
+                "udfs.session.DEFAULT_PAGE_EXIT_RATE (the UCI mean, 0.0430) before any"),
     # -- calendar, visitor -----------------------------------------------------------------------
     FeatureSpec("weekend_flag", "0/1",
                 "1 if the latest applied event's ts_ms falls on a Saturday or Sunday, UTC"),

@@ -39,7 +39,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from udfs.session import PAGE_BOUNCE_RATE_FIELD, PAGE_EXIT_RATE_FIELD, event_order_key
+from udfs.session import (DEFAULT_PAGE_BOUNCE_RATE, DEFAULT_PAGE_EXIT_RATE, PAGE_BOUNCE_RATE_FIELD,
+                           PAGE_EXIT_RATE_FIELD, event_order_key)
 
 #: Bucket length of the trailing window, ms: 1 h. Our choice: with 24 buckets the window is a day
 #: (a page's rate follows the day's traffic mix; a restart is forgotten within a day).
@@ -50,10 +51,9 @@ DEFAULT_N_BUCKETS = 24
 #: outweighs the prior.
 DEFAULT_PRIOR_WEIGHT = 20.0
 
-#: Priors: the means of ``BounceRates`` (0.0222) and ``ExitRates`` (0.0430) over the 12,316 kept rows of
-#: UCI Online Shoppers (models/evaluate.py ``load_online_shoppers``), the data the shipped model learned from.
-UCI_BOUNCE_PRIOR = 0.0222
-UCI_EXIT_PRIOR = 0.0430
+#: Priors: :data:`udfs.session.DEFAULT_PAGE_BOUNCE_RATE` / ``DEFAULT_PAGE_EXIT_RATE`` (the UCI means).
+UCI_BOUNCE_PRIOR = DEFAULT_PAGE_BOUNCE_RATE
+UCI_EXIT_PRIOR = DEFAULT_PAGE_EXIT_RATE
 
 #: Sessions whose latest page the stats remember (to count a continuation): bounded, oldest dropped.
 #: 100,000: our choice, ~10 MB of Python objects per subtask.

@@ -101,6 +101,15 @@ EPOCH_WEEKDAY = 3
 PAGE_BOUNCE_RATE_FIELD = "_page_bounce_rate"
 PAGE_EXIT_RATE_FIELD = "_page_exit_rate"
 
+#: Values of ``page_bounce_rate_mean_ratio`` / ``page_exit_rate_mean_ratio`` before any page view carried a
+#: rate (a session scored outside the job's PageStats, e.g. in the browser, or before its first page view),
+#: and the priors of :class:`udfs.page_stats.PageStats`: the means of ``BounceRates`` (0.0222) and
+#: ``ExitRates`` (0.0430) over the 12,316 kept rows of UCI Online Shoppers (models/evaluate.py
+#: ``load_online_shoppers``), the data the shipped model learned from. Not 0: a model trained on UCI reads a
+#: rate of 0 ("nobody leaves from here") as strong intent.
+DEFAULT_PAGE_BOUNCE_RATE = 0.0222
+DEFAULT_PAGE_EXIT_RATE = 0.0430
+
 _BEHAVIORAL_TYPES = frozenset(
     {"page_view", "click", "scroll", "hover", "visibility", "form", "mouse_trajectory", "add_to_cart",
      "purchase"}
@@ -217,6 +226,8 @@ class SessionState:
         self._v: list[float] = [0.0] * N_FEATURES
         self._v[_I_VISITS] = float(self.visit_count)
         self._v[_I_RETURNING] = 1.0 if self.visit_count > 1 else 0.0
+        self._v[_I_BOUNCE] = DEFAULT_PAGE_BOUNCE_RATE
+        self._v[_I_EXIT] = DEFAULT_PAGE_EXIT_RATE
         self._first_ts: int | None = None
         self._last_applied_ts: int | None = None
         self._last_seen_ts: int | None = None

@@ -123,6 +123,8 @@ export class SessionFeatures {
     this._v = new Float64Array(this.featureNames.length);
     this._v[this._i.visit_count] = this.visitCount;
     this._v[this._i.returning_visitor_flag] = this.visitCount > 1 ? 1.0 : 0.0;
+    this._v[this._i.page_bounce_rate_mean_ratio] = spec.session.default_page_bounce_rate;
+    this._v[this._i.page_exit_rate_mean_ratio] = spec.session.default_page_exit_rate;
     this._pageTimeIdx = null; // page-time feature of the current page's type; null: untyped page
     this._pageStartTs = 0;
     this._pageTimeClosed = 0.0;
