@@ -184,6 +184,11 @@ def validate_ruleset(ruleset: Any, known_features: Iterable[str] | None = None) 
                                    f" (known: {', '.join(sorted(features))})")
             if comparison is None:
                 continue
+            if "quantile" in comparison:  # issue 17: resolved against the model in force (udfs/thresholds.py)
+                if not math.isfinite(comparison["quantile"]) or "adaptive" in comparison:
+                    raise RulesetError(f"{where} field {field}.quantile: a finite quantile, without adaptive")
+                if "value" not in comparison:
+                    continue
             value = comparison["value"]
             if not math.isfinite(value):
                 raise RulesetError(f"{where} field {field}.value: must be a finite number, got {value!r}")
@@ -322,8 +327,9 @@ def _event_access(path: str) -> tuple[str, str]:
 class _Compiler:
     """Turns validated conditions into Python expression source."""
 
-    def __init__(self, feature_key) -> None:
+    def __init__(self, feature_key, quantiles=None) -> None:
         self.feature_key = feature_key  # name -> subscript used in the generated code
+        self.quantiles = quantiles  # udfs.thresholds.ScoreQuantiles for quantile thresholds, or None
         self.namespace: dict[str, Any] = {}
 
     def constant(self, value: Any) -> str:
@@ -353,6 +359,8 @@ class _Compiler:
         raise RulesetError(f"rule {rule_id!r}: unknown condition {node!r}")  # unreachable after validation
 
     def threshold(self, comparison: Mapping[str, Any], rule_id: str) -> str:
+        if "quantile" in comparison:
+            return repr(float(self.quantiles.value_at(float(comparison["quantile"]))))
         adaptive = comparison.get("adaptive")
         if adaptive is None or not adaptive.get("explore_pct", 0):
             return repr(float(comparison["value"]))
@@ -381,9 +389,19 @@ class RuleEngine:
         RulesetError: the ruleset is invalid.
     """
 
-    def __init__(self, ruleset: Mapping[str, Any], known_features: Iterable[str] | None = None) -> None:
+    def __init__(self, ruleset: Mapping[str, Any], known_features: Iterable[str] | None = None,
+                 score_quantiles=None) -> None:
         order = tuple(known_feature_names() if known_features is None else known_features)
         self.ruleset: dict[str, Any] = validate_ruleset(ruleset, order)
+        # quantile thresholds (issue 17) resolve against a model's validation scores: the given
+        # udfs.thresholds.ScoreQuantiles, else those of the default model's latest version
+        from udfs.thresholds import ScoreQuantiles, quantile_paths  # noqa: PLC0415
+
+        if quantile_paths(self.ruleset) and score_quantiles is None:
+            score_quantiles = ScoreQuantiles.of_model()
+        self.score_quantiles = score_quantiles if quantile_paths(self.ruleset) else None
+        #: the model version quantile thresholds were resolved for (None: the ruleset has none)
+        self.quantile_model_version: str | None = self.score_quantiles.model_version if self.score_quantiles else None
         self.rules_version: str = self.ruleset["rules_version"]
         self.feature_order: tuple[str, ...] = order
         enabled = [r for r in self.ruleset["rules"] if r["enabled"]]
@@ -432,7 +450,7 @@ class RuleEngine:
             explore_pct=float(adaptive["adaptive"].get("explore_pct", 0)) if adaptive else 0.0)
 
     def _compile_matcher(self, rules: Sequence[Mapping[str, Any]], feature_key):
-        compiler = _Compiler(feature_key)
+        compiler = _Compiler(feature_key, self.score_quantiles)
         lines = ["def _match(f, s, e, p, g):"]
         for i, rule in enumerate(rules):
             lines.append(f"    if {compiler.expr(rule['when'], rule['id'])}: return {i}")
@@ -508,7 +526,23 @@ class RuleEngine:
 
     def __reduce__(self):
         # The generated matcher functions do not pickle; rebuild from the (validated) ruleset instead.
-        return (RuleEngine, (self.ruleset, self.feature_order))
+        return (RuleEngine, (self.ruleset, self.feature_order, self.score_quantiles))
+
+    def for_model(self, manifest: Mapping[str, Any]) -> "RuleEngine":
+        """This ruleset with its quantile thresholds resolved for the model of ``manifest`` (its raw dict);
+        ``self`` when the ruleset has none or they already are for that model.
+
+        Raises:
+            udfs.thresholds.QuantilesError: the manifest records no score quantiles.
+        """
+        from udfs.thresholds import ScoreQuantiles  # noqa: PLC0415
+
+        if self.quantile_model_version is None:
+            return self
+        quantiles = ScoreQuantiles.from_manifest(manifest)
+        if quantiles.model_version == self.quantile_model_version:
+            return self
+        return RuleEngine(self.ruleset, self.feature_order, quantiles)
 
     def rule_ids(self) -> tuple[str, ...]:
         """Enabled rule ids in evaluation order (priority descending, then id)."""
