@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "models.train:train_cmd",
     "train-uci": "models.train_uci:train_uci_cmd",
     "evaluate": "models.evaluate:evaluate_cmd",
+    "gate": "models.gate_cmd:gate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",
     "demo": "intentflow.demo:demo_cmd",
     "bench": "bench.run:bench_cmd",

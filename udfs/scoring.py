@@ -40,6 +40,10 @@ DEFAULT_MODEL_NAME = "intent-lr"
 
 MANIFEST_FILE = "manifest.json"
 
+#: ``<models>/<name>/CURRENT``: the version in force, one integer (written by the promotion gate,
+#: models/gate_cmd.py). Without it the highest version is in force.
+CURRENT_FILE = "CURRENT"
+
 
 class ModelError(ValueError):
     """A model folder, manifest or ONNX file is unusable (missing field, wrong shape, sha256 mismatch)."""
@@ -233,11 +237,17 @@ class ModelRegistry:
         return sorted(found)
 
     def manifest_path(self, name: str, version: int | None = None) -> Path:
-        """Path of the manifest of ``name``/``version`` (latest version when None).
+        """Path of the manifest of ``name``/``version`` (the version in force when None: the one named by
+        ``<name>/CURRENT`` when that file exists, else the highest).
 
         Raises:
             FileNotFoundError: no such model or version.
+            ModelError: ``CURRENT`` does not hold a version number.
         """
+        if version is None:
+            current = self.current_version(name)
+            if current is not None:
+                version = current
         if version is None:
             versions = self.versions(name)
             if not versions:
@@ -248,8 +258,23 @@ class ModelRegistry:
             raise FileNotFoundError(path)
         return path
 
+    def current_version(self, name: str) -> int | None:
+        """The version named by ``<name>/CURRENT``, or None when there is no such file.
+
+        Raises:
+            ModelError: the file does not hold an integer.
+        """
+        path = self.root / name / CURRENT_FILE
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        if not text.isdigit():
+            raise ModelError(f"{path}: expected a version number, got {text[:40]!r}")
+        return int(text)
+
     def latest(self, name: str = DEFAULT_MODEL_NAME) -> ModelManifest:
-        """Manifest of the highest version of ``name``.
+        """Manifest of the version of ``name`` in force (``CURRENT``, else the highest).
 
         Raises:
             FileNotFoundError: no version exists.
