@@ -6,7 +6,9 @@ a time-based split), builds the scored moments exactly as ``intentflow train`` d
 (:func:`models.train.build_dataset`: one moment per applied event, labelled by a later conversion), scores
 them with both versions through :class:`udfs.scoring.IntentScorer`, and applies
 :func:`udfs.gate.gate_decision` (paired bootstrap CIs of the ROC-AUC and Brier differences, plus the live
-shadow counts given with ``--shadow-counts``, a JSON of :class:`udfs.gate.ShadowCounts`).
+shadow counts: ``--shadow-from-redis`` reads the job's counters, which it keeps while
+``<models>/<name>/SHADOW`` names the candidate (:class:`udfs.scoring.ReloadingScorer` scores it beside the version
+in force, per batch), or ``--shadow-counts``, a JSON of :class:`udfs.gate.ShadowCounts`).
 
 Every decision is appended to the candidate's ``manifest.json`` under ``promotion`` (atomically); when it
 passes, ``<models>/<name>/CURRENT`` is set to the candidate (atomically), which the job's
@@ -48,6 +50,20 @@ def record_decision(models_dir: Path, name: str, candidate: int, current: int, d
     return entry
 
 
+def shadow_counts_from_redis(model_version: str, redis_url: str | None = None, prefix: str | None = None) -> ShadowCounts:
+    """The job's shadow counters of ``model_version`` (``{prefix}stats`` hash; udfs.scoring.ReloadingScorer)."""
+    import redis
+
+    from udfs.config import JobConfig, stack_settings
+    from udfs.scoring import SHADOW_TOLERANCE
+
+    client = redis.Redis.from_url(redis_url or stack_settings().redis_url)
+    key = f"{prefix if prefix is not None else JobConfig().redis_prefix}stats"
+    fields = [f"shadow_rows:{model_version}", f"shadow_differ:{model_version}", f"shadow_abs_diff_micro:{model_version}"]
+    rows, differ, micro = (int(v or 0) for v in client.hmget(key, fields))
+    return ShadowCounts(tolerance=SHADOW_TOLERANCE, rows=rows, differ=differ, sum_abs_diff=micro / 1e6)
+
+
 @click.command("gate")
 @click.option("--name", default="intent-lr", show_default=True)
 @click.option("--candidate", type=int, required=True, help="the newly trained version")
@@ -62,11 +78,13 @@ def record_decision(models_dir: Path, name: str, candidate: int, current: int, d
               show_default=True)
 @click.option("--shadow-counts", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="JSON of the live shadow counts (udfs.gate.ShadowCounts.as_dict)")
+@click.option("--shadow-from-redis", is_flag=True,
+              help="take the shadow counts from the job's counters ({prefix}stats in Redis, udfs.scoring.ReloadingScorer)")
 @click.option("--min-shadow-rows", type=int, default=DEFAULT_MIN_SHADOW_ROWS, show_default=True)
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), default=MODELS_DIR, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def gate_cmd(name, candidate, current, events, kafka_topic, kafka_bootstrap, from_ms, to_ms, conversion,
-             shadow_counts, min_shadow_rows, models_dir, seed) -> None:
+             shadow_counts, shadow_from_redis, min_shadow_rows, models_dir, seed) -> None:
     """Compare a candidate with the version in force on a recent window; promote it when it is better."""
     registry = ModelRegistry(models_dir)
     if current is None:
@@ -95,6 +113,8 @@ def gate_cmd(name, candidate, current, events, kafka_topic, kafka_bootstrap, fro
                               rows=counts["rows"], differ=counts.get("differ", 0), flips=counts.get("flips", 0),
                               sum_abs_diff=counts.get("mean_abs_diff", 0.0) * counts["rows"],
                               batches=counts.get("batches", 0))
+    if shadow_from_redis:
+        shadow = shadow_counts_from_redis(f"{name}/{candidate}")
     decision = gate_decision(ds.y, p_candidate, p_current, shadow=shadow, min_shadow_rows=min_shadow_rows, seed=seed)
     window = {"events": [str(p) for p in events], "kafka_topic": kafka_topic, "from_ms": from_ms, "to_ms": to_ms,
               "conversion": conversion, "moments": int(len(ds.y)), "sessions": ds.n_sessions,

@@ -75,3 +75,36 @@ def test_gate_records_every_decision_and_moves_current_only_on_promotion(tmp_pat
     (tmp_path / "intent-lr" / "CURRENT").write_text("two")
     with pytest.raises(ModelError):
         registry.latest("intent-lr")
+
+
+def test_reloading_scorer_scores_the_shadow_candidate_beside_the_version_in_force(tmp_path):
+    from udfs.features import N_FEATURES
+    from udfs.scoring import ReloadingScorer
+
+    for v in (1, 2):
+        shutil.copytree(ROOT / "models" / "intent-lr" / str(v), tmp_path / "intent-lr" / str(v))
+    (tmp_path / "intent-lr" / "CURRENT").write_text("2\n")
+    now = [0.0]
+    scorer = ReloadingScorer("intent-lr", ModelRegistry(tmp_path), clock=lambda: now[0])
+    batch = np.random.default_rng(0).random((40, N_FEATURES)).astype(np.float32) * 20
+    scorer.score_with_version(batch)
+    assert scorer.shadow_version is None and scorer.take_shadow_counters() == {}
+    (tmp_path / "intent-lr" / "SHADOW").write_text("1\n")
+    now[0] = 10.0
+    scores, version = scorer.score_with_version(batch)
+    assert version == "intent-lr/2" and scorer.shadow_version == "intent-lr/1"
+    counts = scorer.take_shadow_counters()
+    assert counts["shadow_rows:intent-lr/1"] == 40 and 0 <= counts["shadow_differ:intent-lr/1"] <= 40
+    assert counts["shadow_abs_diff_micro:intent-lr/1"] > 0 and scorer.take_shadow_counters() == {}
+    from udfs.config import JobConfig  # the job's counters carry them (udfs.decide -> {p}stats in Redis)
+    from udfs.decide import Decider
+    from udfs.rules import RuleEngine
+    from udfs.scenarios import article_session
+
+    result = Decider(JobConfig(), scorer, RuleEngine.default(), clock_ms=lambda: 0).decide(
+        article_session("s", 1_764_000_000_000), {}.get)
+    assert result.counters["shadow_rows:intent-lr/1"] == result.counters["applied"] == 6
+    (tmp_path / "intent-lr" / "SHADOW").unlink()
+    now[0] = 20.0
+    scorer.score_with_version(batch)
+    assert scorer.shadow_version is None and scorer.take_shadow_counters() == {}
