@@ -359,7 +359,10 @@ class _Compiler:
         raise RulesetError(f"rule {rule_id!r}: unknown condition {node!r}")  # unreachable after validation
 
     def threshold(self, comparison: Mapping[str, Any], rule_id: str) -> str:
-        if "quantile" in comparison:
+        if "quantile" in comparison and (self.quantiles is not None or "value" not in comparison):
+            if self.quantiles is None:
+                raise RulesetError(f"rule {rule_id!r}: a quantile threshold without a value needs a model that "
+                                   "records score_quantiles (udfs/thresholds.py)")
             return repr(float(self.quantiles.value_at(float(comparison["quantile"]))))
         adaptive = comparison.get("adaptive")
         if adaptive is None or not adaptive.get("explore_pct", 0):
@@ -390,18 +393,26 @@ class RuleEngine:
     """
 
     def __init__(self, ruleset: Mapping[str, Any], known_features: Iterable[str] | None = None,
-                 score_quantiles=None) -> None:
+                 score_quantiles=None, resolved_for: str | None = None) -> None:
         order = tuple(known_feature_names() if known_features is None else known_features)
         self.ruleset: dict[str, Any] = validate_ruleset(ruleset, order)
         # quantile thresholds (issue 17) resolve against a model's validation scores: the given
-        # udfs.thresholds.ScoreQuantiles, else those of the default model's latest version
-        from udfs.thresholds import ScoreQuantiles, quantile_paths  # noqa: PLC0415
+        # udfs.thresholds.ScoreQuantiles, else those of the default model in force; when no model records
+        # them, a quantile threshold uses its "value" (and without one the ruleset is refused)
+        from udfs.thresholds import QuantilesError, ScoreQuantiles, quantile_paths  # noqa: PLC0415
 
-        if quantile_paths(self.ruleset) and score_quantiles is None:
-            score_quantiles = ScoreQuantiles.of_model()
-        self.score_quantiles = score_quantiles if quantile_paths(self.ruleset) else None
-        #: the model version quantile thresholds were resolved for (None: the ruleset has none)
-        self.quantile_model_version: str | None = self.score_quantiles.model_version if self.score_quantiles else None
+        uses_quantiles = bool(quantile_paths(self.ruleset))
+        if uses_quantiles and score_quantiles is None:
+            try:
+                score_quantiles = ScoreQuantiles.of_model()
+            except (FileNotFoundError, QuantilesError):
+                score_quantiles = None
+        self.score_quantiles = score_quantiles if uses_quantiles else None
+        #: the model version the quantile thresholds were resolved for (None: the ruleset has none, or no model
+        #: could resolve them); ``score_quantiles.model_version`` names the model whose quantiles are used
+        #: (the previous one, when the model in force records none: see :meth:`for_model`)
+        self.quantile_model_version: str | None = (
+            resolved_for or (self.score_quantiles.model_version if self.score_quantiles else None))
         self.rules_version: str = self.ruleset["rules_version"]
         self.feature_order: tuple[str, ...] = order
         enabled = [r for r in self.ruleset["rules"] if r["enabled"]]
@@ -526,22 +537,28 @@ class RuleEngine:
 
     def __reduce__(self):
         # The generated matcher functions do not pickle; rebuild from the (validated) ruleset instead.
-        return (RuleEngine, (self.ruleset, self.feature_order, self.score_quantiles))
+        return (RuleEngine, (self.ruleset, self.feature_order, self.score_quantiles, self.quantile_model_version))
 
     def for_model(self, manifest: Mapping[str, Any]) -> "RuleEngine":
         """This ruleset with its quantile thresholds resolved for the model of ``manifest`` (its raw dict);
         ``self`` when the ruleset has none or they already are for that model.
 
-        Raises:
-            udfs.thresholds.QuantilesError: the manifest records no score quantiles.
+        A model whose manifest records no ``score_quantiles`` (e.g. intent-lr/1) keeps the thresholds resolved
+        so far (logged once per model), so the job never stops for it.
         """
-        from udfs.thresholds import ScoreQuantiles  # noqa: PLC0415
+        import logging  # noqa: PLC0415
 
-        if self.quantile_model_version is None:
+        from udfs.thresholds import QuantilesError, ScoreQuantiles  # noqa: PLC0415
+
+        version = str(manifest.get("model_version") or f"{manifest.get('name')}/{manifest.get('version')}")
+        if self.quantile_model_version in (None, version):
             return self
-        quantiles = ScoreQuantiles.from_manifest(manifest)
-        if quantiles.model_version == self.quantile_model_version:
-            return self
+        try:
+            quantiles = ScoreQuantiles.from_manifest(manifest)
+        except QuantilesError as exc:
+            logging.getLogger(__name__).warning("quantile thresholds kept from %s: %s",
+                                                self.score_quantiles.model_version, exc)
+            return RuleEngine(self.ruleset, self.feature_order, self.score_quantiles, resolved_for=version)
         return RuleEngine(self.ruleset, self.feature_order, quantiles)
 
     def rule_ids(self) -> tuple[str, ...]:

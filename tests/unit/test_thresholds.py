@@ -90,3 +90,36 @@ def test_default_ruleset_thresholds_are_reachable_and_current_for_the_shipped_mo
     q = ScoreQuantiles.of_model()
     rules = load_ruleset(DEFAULT_RULES_PATH)
     assert unreachable_thresholds(rules, q) == [] and stale_quantile_values(rules, q) == []
+
+
+def test_a_model_without_quantiles_keeps_the_thresholds_and_the_job_going():
+    """intent-lr/1 records no score_quantiles: the Decider's re-resolution keeps the last thresholds (no crash,
+    no re-resolution on every batch)."""
+    import pickle
+
+    rules = ruleset({"op": ">=", "quantile": 0.9})
+    engine = RuleEngine(rules, score_quantiles=quantiles(0.5, "intent-lr/2"))
+    old = engine.for_model({"name": "intent-lr", "version": 1, "model_version": "intent-lr/1"})
+    assert old.quantile_model_version == "intent-lr/1" and old.score_quantiles.model_version == "intent-lr/2"
+    assert old.for_model({"model_version": "intent-lr/1"}) is old
+    assert old.evaluate({}, 0.46, event(), {}) is not None and old.evaluate({}, 0.44, event(), {}) is None
+    again = pickle.loads(pickle.dumps(old))
+    assert again.quantile_model_version == "intent-lr/1" and again.evaluate({}, 0.46, event(), {}) is not None
+
+
+def test_decider_with_a_model_that_records_no_quantiles_keeps_deciding(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from udfs.config import JobConfig
+    from udfs.decide import Decider
+    from udfs.scenarios import article_session
+    from udfs.scoring import ModelRegistry, ReloadingScorer
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "models" / "intent-lr" / "1", tmp_path / "intent-lr" / "1")
+    scorer = ReloadingScorer("intent-lr", ModelRegistry(tmp_path))
+    decider = Decider(JobConfig(), scorer, RuleEngine.default(), clock_ms=lambda: 0)
+    result = decider.decide(article_session("s", 1_764_000_000_000), {}.get)
+    assert result.model_version == "intent-lr/1" and decider.engine.quantile_model_version == "intent-lr/1"
+    assert "deep_engagement_product" in [a["rule_id"] for a in result.actions]  # still deciding
