@@ -27,14 +27,30 @@ def rules_cmd() -> None:
 
 @rules_cmd.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def validate_cmd(file: Path) -> None:
-    """Validate FILE against schemas/rules.v1.json and the feature list; exit 1 with the reason if invalid."""
-    from udfs.rules import RuleEngine, RulesetError  # noqa: PLC0415
+@click.option("--model", "model_name", default=None, help="model whose latest version is in force (default: the job's)")
+@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="models folder (default: $INTENTFLOW_MODELS_DIR or models/)")
+def validate_cmd(file: Path, model_name: str | None, models_dir: Path | None) -> None:
+    """Validate FILE against schemas/rules.v1.json and the feature list; exit 1 with the reason if invalid.
+
+    Warns (on stderr, exit 0) when an intent-score threshold is never reached by the validation scores of the
+    model in force, or when a quantile threshold's fallback value is not the quantile's score for it."""
+    from udfs.rules import RuleEngine, RulesetError, load_ruleset  # noqa: PLC0415
+    from udfs.thresholds import (QuantilesError, ScoreQuantiles, stale_quantile_values,  # noqa: PLC0415
+                                 unreachable_thresholds)
 
     try:
-        engine = RuleEngine.from_file(file)
-    except RulesetError as exc:
+        quantiles = ScoreQuantiles.of_model(model_name, models_dir=models_dir)
+    except (FileNotFoundError, QuantilesError) as exc:
+        quantiles = None
+        click.echo(f"warning: intent-score thresholds not checked against a model: {exc}", err=True)
+    try:
+        engine = RuleEngine(load_ruleset(file), None, quantiles)
+    except (RulesetError, QuantilesError, FileNotFoundError) as exc:
         raise click.ClickException(f"{file}: invalid: {exc}") from exc
+    if quantiles is not None:
+        for warning in unreachable_thresholds(engine.ruleset, quantiles) + stale_quantile_values(engine.ruleset, quantiles):
+            click.echo(f"warning: {warning}", err=True)
     click.echo(f"{file}: valid, rules_version {engine.rules_version}, enabled rules in evaluation order: "
                f"{', '.join(engine.rule_ids())}")
 

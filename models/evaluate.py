@@ -273,7 +273,13 @@ def evaluate(data: Path, out_dir: Path = OUT_DIR, folds: int = 10, seed: int = 0
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_calibration(df[LABEL].to_numpy(), curves, out_dir / "calibration.png")
     (out_dir / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "EVALUATION.md").write_text(render(results))
+    # keep the section `intentflow train-uci` writes (models/train_uci.py) below this command's own text
+    from models.train_uci import SECTION_BEGIN, SECTION_END  # noqa: PLC0415
+
+    path = out_dir / "EVALUATION.md"
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(SECTION_BEGIN):old.index(SECTION_END) + len(SECTION_END)] if SECTION_BEGIN in old else ""
+    path.write_text(render(results) + ("\n" + kept + "\n" if kept else ""))
     return results
 
 

@@ -375,6 +375,7 @@ def export_onnx(model, n_inputs: int) -> bytes:
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None]))
     onx = onnx.utils.Extractor(onx).extract_model([INPUT_NAME], [OUTPUT_NAME])
     onx.producer_name = "intentflow models/train.py (skl2onnx)"
+    onx.graph.name = "intentflow_intent_score"  # the extractor names it with a random id: same bytes per fit
     onnx.checker.check_model(onx)
     return onx.SerializeToString()
 

@@ -10,7 +10,8 @@ Java->Python crossing:
 
 1. the batch is appended to keyed list state (one state call), so it is checkpointed until its effect is;
 2. parse/validate (``udfs.microbatch.decode_batch``; bad values -> DLQ records with the reason);
-3. decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
+3. page views get their page's bounce / exit rates over other sessions (``udfs.page_stats.PageStats``,
+   this subtask's sessions, in memory); decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
 4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
@@ -106,6 +107,10 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         registry = ModelRegistry(self.models_root) if self.models_root else None
         self.scorer = ReloadingScorer(cfg.model_name, registry=registry, version=cfg.model_version)
         self.decider = Decider(cfg, self.scorer, RuleEngine.from_json(self.rules_json))
+        from udfs.page_stats import PageStats
+
+        #: per-page bounce / exit rates over this subtask's sessions (in memory; udfs/page_stats.py)
+        self.page_stats = PageStats()
         self.rules_seen: str | None = None
         self.writer = RedisActionWriter(self.redis_url, cfg.redis_prefix, cfg.action_ttl_s, cfg.session_ttl_s,
                                         cfg.actions_stream_maxlen)
@@ -206,6 +211,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         """
         now_ms = int(time.time() * 1000)
         events, dlq = decode_batch(batch)
+        self.page_stats.annotate(events)  # page views get their page's cross-session rates
         result = self.decider.decide(events, shard.loader(now_ms, self.sessions.get))
         shard.update(result.touched, now_ms)
         counters = result.counters

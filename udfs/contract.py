@@ -86,13 +86,43 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 ShortStr = Annotated[str, Field(max_length=STRING_MAX_CHARS)]
 
 
+#: Page types (``page.type``): the three page categories of the UCI Online Shoppers data set (Sakar et
+#: al. 2019, "administrative", "informational" and "product related" pages), which the session features
+#: ``<type>_page_view_count`` / ``<type>_page_time_s`` count (udfs/features.py).
+PAGE_TYPES: tuple[str, ...] = ("administrative", "informational", "product_related")
+
+#: Page categories of other trackers (Segment ``page`` call ``category``, Snowplow ``dev.intentflow/page``
+#: ``category``, the SDK's ``pageCategory``) -> ``page.type``. Lower-cased lookup; a category not listed
+#: gives no type (null). Our mapping of common e-commerce page kinds onto the UCI categories: account,
+#: login, cart and checkout pages are "administrative" (account management in Sakar et al.); about, help,
+#: contact, shipping and blog pages "informational"; product, category, listing and search pages
+#: "product_related".
+PAGE_CATEGORY_TO_TYPE: dict[str, str] = {
+    **{k: "administrative" for k in ("administrative", "account", "login", "signin", "sign-in", "register",
+                                     "cart", "basket", "checkout", "order", "orders", "profile", "settings")},
+    **{k: "informational" for k in ("informational", "about", "help", "faq", "contact", "shipping",
+                                    "returns", "blog", "article", "legal", "privacy", "terms", "store-locator")},
+    **{k: "product_related" for k in ("product_related", "product", "products", "pdp", "category", "plp",
+                                      "listing", "collection", "search", "brand", "deals", "compare")},
+}
+
+
+def page_type_of(category: Any) -> str | None:
+    """``page.type`` for a tracker's page category (:data:`PAGE_CATEGORY_TO_TYPE`), None when unknown."""
+    if not isinstance(category, str):
+        return None
+    return PAGE_CATEGORY_TO_TYPE.get(category.strip().lower())
+
+
 class Page(BaseModel):
-    """The page an event happened on. ``item_id``: the product shown, or null."""
+    """The page an event happened on. ``item_id``: the product shown, or null. ``type``: one of
+    :data:`PAGE_TYPES` or null (unknown; a page with ``item_id`` then counts as product related)."""
 
     model_config = _STRICT
     url: ShortStr | None = None
     path: ShortStr | None = None
     item_id: ShortStr | None = None
+    type: Literal["administrative", "informational", "product_related"] | None = None
     content_ids: list[ShortStr] = Field(default_factory=list)
     referrer: ShortStr | None = None
 

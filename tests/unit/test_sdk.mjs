@@ -186,3 +186,13 @@ test('without analytics consent nothing is captured', () => {
   assert.equal(tr.queue.length, 0);
   assert.equal(tr.stats.captured, 0);
 });
+
+test('page type: the pageType option becomes page.type; anything but the three contract types is null', () => {
+  const typed = new Tracker({ pageType: 'informational', autoPageView: false, flushIntervalMs: 100000 });
+  assert.equal(typed.page().type, 'informational');
+  const other = new Tracker({ pageType: 'landing', autoPageView: false, flushIntervalMs: 100000 });
+  assert.equal(other.page().type, null);
+  const none = new Tracker({ autoPageView: false, flushIntervalMs: 100000 });
+  assert.equal(none.page().type, null);
+  for (const t of [typed, other, none]) { clearTimeout(t._timer); t._timer = null; }
+});
