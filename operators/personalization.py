@@ -82,7 +82,9 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         # Invariant of the shard-keyed state: one shard key per key group, chosen for this max
         # parallelism (SessionShardMicroBatcher.shardKeysCsv). With another one, several shards would share
         # a key group and the spread over subtasks would no longer be the one the keys were picked for.
-        max_p = runtime_context.get_max_number_of_parallel_subtasks()
+        # PyFlink 2.2.1's embedded get_max_number_of_parallel_subtasks() calls a method Flink 2's Java
+        # RuntimeContext no longer has (AttributeError at open): ask its TaskInfo.
+        max_p = runtime_context._runtime_context.getTaskInfo().getMaxNumberOfParallelSubtasks()
         if self.shard_keys and max_p != len(self.shard_keys):
             raise ValueError(f"the job has {len(self.shard_keys)} session shards but runs with max parallelism "
                              f"{max_p}: start it with --max-parallelism {max_p} (the value its state was "
