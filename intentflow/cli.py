@@ -14,7 +14,7 @@ SUBCOMMANDS: dict[str, str] = {
     "stack": "intentflow.stack:stack_cmd",
     "replay": "intentflow.replay:replay_cmd",
     "collector": "collector.app:collector_cmd",
-    "job": "jobs.personalization:job_cmd",
+    "job": "intentflow.jobctl:job_group",
     "train": "models.train:train_cmd",
     "evaluate": "models.evaluate:evaluate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",
