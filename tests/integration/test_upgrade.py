@@ -25,7 +25,7 @@ from udfs.scoring import ReloadingScorer
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 
 T0 = 1_764_500_000_000
-V2 = "upgrade-test.2"
+V2 = "2026-12-02.99"
 
 
 def _parts(n_sessions: int = 16) -> list[list[dict]]:
