@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.job_support import LiveJob, produce, session_counts, wait_for
+from tests.unit.test_dashboard import FLINK_BUILTIN
 from udfs.contract import make_event
 from udfs.decide import COUNT_FIELDS
 from udfs.opmetrics import HISTOGRAMS, METRICS, prometheus_name
@@ -62,15 +63,17 @@ def test_every_job_metric_is_scraped_with_a_non_zero_value(stack, topics, redis_
 
         def all_there():
             samples = _scrape(port)
-            return samples if all(_non_zero(samples, m) for m in METRICS) else None
+            ok = all(_non_zero(samples, m) for m in METRICS) and FLINK_BUILTIN <= set(samples)
+            return samples if ok else None
 
         try:
             samples = wait_for(all_there, 30, "every job metric non-zero in the reporter's scrape", job=job)
         except AssertionError:
             samples = _scrape(port)
-            missing = [m for m in METRICS if not _non_zero(samples, m)]
+            missing = [m for m in METRICS if not _non_zero(samples, m)] + sorted(FLINK_BUILTIN - set(samples))
             ours = sorted(n for n in samples if "intentflow" in n)
             raise AssertionError(f"missing or zero: {missing}; our series: {ours}") from None
+        log = job.log_path.read_text()
 
     by_label = {m: {labels.get(METRICS[m]) for labels, _ in _non_zero(samples, m)} for m in METRICS if METRICS[m]}
     types = {e["type"] for e in events}
@@ -80,3 +83,7 @@ def test_every_job_metric_is_scraped_with_a_non_zero_value(stack, topics, redis_
     assert [v for _, v in _non_zero(samples, "late_events")] == [1.0]
     assert sum(v for _, v in _non_zero(samples, "model_in_force")) == 1.0
     assert len(by_label["ruleset_in_force"]) == 1
+    # the status line the job printed at start (issue 15 item 7)
+    (status,) = [line for line in log.splitlines() if line.startswith("intentflow job: topic")]
+    assert f"topic {topics.raw}" in status and "from earliest" in status and "parallelism 1" in status
+    assert "model intent-lr/" in status and "web UI http://127.0.0.1:" in status
