@@ -277,11 +277,11 @@ def _report_rates(redis_url: str, prefix: str, interval_s: float) -> None:
 
 
 def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkpoint_dir: Path | None = None,
-        extra_conf: dict[str, str] | None = None, quiet: bool = False):
+        extra_conf: dict[str, str] | None = None, quiet: bool = False, rates_every_s: float = RATE_INTERVAL_S):
     """Build and execute the job (blocks until a bounded run ends, or forever when live).
 
     On the local mini-cluster (not under ``flink run``) it prints :func:`status_line` first and then a
-    rate line every :data:`RATE_INTERVAL_S` (unless ``quiet``).
+    rate line every ``rates_every_s`` (default :data:`RATE_INTERVAL_S`; unless ``quiet``).
     """
     import os
 
@@ -298,7 +298,7 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
     if not quiet:
         print(status_line(pipeline, web_ui), flush=True)
         if local:
-            _report_rates(pipeline.sinks.redis_url, pipeline.config.redis_prefix, RATE_INTERVAL_S)
+            _report_rates(pipeline.sinks.redis_url, pipeline.config.redis_prefix, rates_every_s)
     env = create_env(parallelism=pipeline.config.parallelism, checkpoint_dir=checkpoint_dir, extra=extra)
     build_pipeline(env, pipeline)
     return env.execute(job_name)
@@ -346,9 +346,11 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--prometheus-port", default=None,
               help="Port or range (9250-9260) of Flink's Prometheus reporter of this job's mini-cluster "
                    "(default: metrics.reporter.prom.port of flink-conf, the first free port of 9250-9260).")
+@click.option("--rates-every-s", type=float, default=RATE_INTERVAL_S, show_default=True,
+              help="Print a rate line (events/s in, actions/s, DLQ/s, from the job's Redis stats) this often, s.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
             max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, rules_file, models_root, trace_every_n, checkpoint_dir,
-            checkpoint_interval_ms, from_savepoint, prometheus_port) -> None:
+            checkpoint_interval_ms, from_savepoint, prometheus_port, rates_every_s) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
@@ -373,7 +375,8 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
         extra["metrics.reporter.prom.port"] = str(prometheus_port)
     if checkpoint_interval_ms:
         extra["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"
-    run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra)
+    run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra,
+        rates_every_s=rates_every_s)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ scenario sessions, a late event and malformed records; a scrape of the reporter 
 ``udfs.opmetrics.METRICS`` with a non-zero value."""
 from __future__ import annotations
 
+import re
 import socket
 
 import requests
@@ -56,7 +57,7 @@ def test_every_job_metric_is_scraped_with_a_non_zero_value(stack, topics, redis_
                              "document_height_px": 2})
     malformed = [b"{not json", orjson.dumps({"event_id": "x", "type": "teleport"})]
     port = _free_port()
-    with LiveJob(topics, rp, "--prometheus-port", str(port)) as job:
+    with LiveJob(topics, rp, "--prometheus-port", str(port), "--rates-every-s", "2") as job:
         produce(stack.kafka_bootstrap, topics.raw, [*sorted(events, key=lambda e: e["ts_ms"]), late, *malformed])
         wait_for(lambda: sum(c[f] for c in session_counts(client, rp).values() for f in COUNT_FIELDS)
                  >= len(events) + 1, 180, "every event processed", job=job)
@@ -73,6 +74,8 @@ def test_every_job_metric_is_scraped_with_a_non_zero_value(stack, topics, redis_
             missing = [m for m in METRICS if not _non_zero(samples, m)] + sorted(FLINK_BUILTIN - set(samples))
             ours = sorted(n for n in samples if "intentflow" in n)
             raise AssertionError(f"missing or zero: {missing}; our series: {ours}") from None
+        wait_for(lambda: re.search(rf"totals {len(events) + 1} events", job.log_path.read_text()), 30,
+                 "a rate line with every event counted", job=job)
         log = job.log_path.read_text()
 
     by_label = {m: {labels.get(METRICS[m]) for labels, _ in _non_zero(samples, m)} for m in METRICS if METRICS[m]}
