@@ -293,7 +293,9 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
     if local and "rest.bind-port" not in extra:
         port = _free_port()
         if port:
-            extra["rest.bind-port"] = str(port)
+            # a range, not the port alone: another job's mini-cluster may take it before ours starts
+            # (then the web UI is on the next free port: the status line names the likely one)
+            extra["rest.bind-port"] = f"{port}-8182"
             web_ui = f"http://127.0.0.1:{port}"
     if not quiet:
         print(status_line(pipeline, web_ui), flush=True)
