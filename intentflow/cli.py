@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "replay": "intentflow.replay:replay_cmd",
     "collector": "collector.app:collector_cmd",
     "job": "intentflow.jobctl:job_group",
+    "submit": "intentflow.jobctl:submit_cmd",
     "train": "models.train:train_cmd",
     "evaluate": "models.evaluate:evaluate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",

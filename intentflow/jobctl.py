@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +36,11 @@ _target_dir = click.option("--target-dir", type=click.Path(file_okay=False, path
                                                    "JobManager must all see it: a shared or local file system).")
 
 
+_package = click.option("--package/--no-package", default=True, show_default=True,
+                        help="Ship the job's Python packages, models, rules and schemas with it (flink run -pyfs); "
+                             "--no-package: the TaskManagers use this checkout at the same path.")
+
+
 def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc))
 
@@ -52,16 +58,54 @@ job_group = click.Group(
          "operate it on a Flink cluster: status, savepoint, stop, resume, submit (--help on each).")
 
 
-def _submit(jobmanager: str, job_args: tuple[str, ...], from_path: str | None) -> str:
-    """``flink run -d`` of jobs/personalization.py on ``jobmanager``; returns the job id."""
+#: What the TaskManagers need of this checkout, shipped with the job (``flink run -pyfs``): the job's
+#: Python packages, the model versions (manifest + ONNX), the default ruleset and the JSON schemas.
+PACKAGE_PARTS = ("jobs", "operators", "udfs", "connectors", "models", "rules", "schemas")
+#: File kinds copied from PACKAGE_PARTS (no caches, no Java sources or build output: the jars travel
+#: as ``pipeline.jars``, which ``flink run`` uploads with the job).
+PACKAGE_SUFFIXES = (".py", ".json", ".onnx")
+
+
+def build_package(dest: Path) -> Path:
+    """Copy what the TaskManagers need into ``dest/intentflow-job`` (replaced if present); return that folder.
+
+    A folder, not a zip: the model registry reads ONNX files by path (``udfs.scoring.DEFAULT_MODELS_DIR``,
+    next to ``udfs/``), which a zip on the Python path would not allow.
+    """
+    import shutil
+
+    pkg = dest / "intentflow-job"
+    if pkg.exists():
+        shutil.rmtree(pkg)
+    for part in PACKAGE_PARTS:
+        for src in sorted((layout.ROOT / part).rglob("*")):
+            rel = src.relative_to(layout.ROOT)
+            if (src.is_file() and src.suffix in PACKAGE_SUFFIXES and "__pycache__" not in rel.parts
+                    and rel.parts[:2] != ("operators", "java")):
+                (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, pkg / rel)
+    return pkg
+
+
+def _submit(jobmanager: str, job_args: tuple[str, ...], from_path: str | None, package: bool = True) -> str:
+    """``flink run -d`` of jobs/personalization.py on ``jobmanager`` (with the package of
+    :func:`build_package` as ``-pyfs`` when ``package``); returns the job id."""
     from intentflow import stack as local_stack
 
+    env = local_stack.standalone_flink_env()
     args = ["bash", str(local_stack.flink_home() / "bin" / "flink"), "run", "-d", "-m", jobmanager]
     if from_path:
         args += ["-s", from_path]
-    args += ["-py", str(layout.ROOT / "jobs" / "personalization.py"), "-pyexec", sys.executable, *job_args]
-    res = subprocess.run(args, cwd=layout.ROOT, env=local_stack.standalone_flink_env(), capture_output=True,
-                         text=True, timeout=600)
+    entry = layout.ROOT / "jobs" / "personalization.py"
+    with tempfile.TemporaryDirectory(prefix="intentflow-submit-") as tmp:
+        if package:
+            # `flink run` uploads it to the JobManager's blob server with the job: not needed afterwards
+            pkg = build_package(Path(tmp))
+            args += ["-pyfs", str(pkg)]
+            entry = pkg / "jobs" / "personalization.py"
+            env["INTENTFLOW_HOME"] = str(layout.ROOT)  # the client finds the jars (pipeline.jars) here
+        args += ["-py", str(entry), "-pyexec", sys.executable, *job_args]
+        res = subprocess.run(args, cwd=layout.ROOT, env=env, capture_output=True, text=True, timeout=600)
     match = re.search(r"JobID ([0-9a-f]{32})", res.stdout)
     if res.returncode != 0 or not match:
         tail = "\n".join(line for line in (res.stdout + res.stderr).splitlines() if not line.startswith("\tat "))
@@ -142,8 +186,9 @@ def stop_cmd(job_id: str | None, jobmanager: str, target_dir: Path, drain: bool)
               show_default=True, help="Where retained checkpoints are looked for on disk.")
 @click.option("--savepoint-dir", type=click.Path(file_okay=False, path_type=Path), default=SAVEPOINT_DIR,
               show_default=True, help="Where savepoints are looked for on disk.")
+@_package
 @click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
-def resume_cmd(jobmanager: str, from_path: str | None, checkpoint_dir: Path, savepoint_dir: Path,
+def resume_cmd(jobmanager: str, from_path: str | None, checkpoint_dir: Path, savepoint_dir: Path, package: bool,
                job_args: tuple[str, ...]) -> None:
     """Submit the job (`flink run -d`) from the newest restore point. JOB_ARGS are `intentflow job`'s options
     (e.g. -- --rules-file rules/new.json); the state's max parallelism must be the job's."""
@@ -158,14 +203,16 @@ def resume_cmd(jobmanager: str, from_path: str | None, checkpoint_dir: Path, sav
                                        f"or at {jobmanager}: start without state (`intentflow job submit`)")
         from_path = best.path
         click.echo(f"resuming from {best.kind} {best.path}", err=True)
-    click.echo(_submit(jobmanager, job_args, from_path))
+    click.echo(_submit(jobmanager, job_args, from_path, package))
 
 
 @job_group.command("submit", context_settings={"ignore_unknown_options": True})
 @_jobmanager
+@_package
 @click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
-def submit_cmd(jobmanager: str, job_args: tuple[str, ...]) -> None:
+def submit_cmd(jobmanager: str, package: bool, job_args: tuple[str, ...]) -> None:
     """Submit the job to a cluster (`flink run -d -py jobs/personalization.py`) without state; prints the job id.
-    JOB_ARGS are `intentflow job`'s options. The TaskManagers need this checkout and its Python at the same paths
-    (true of the local standalone cluster)."""
-    click.echo(_submit(jobmanager, job_args, None))
+    JOB_ARGS are `intentflow job`'s options (after --). The TaskManagers need Python 3.11 with the packages of
+    constraints.txt (`pip install -c constraints.txt .`), operators/embedded_site on PYTHONPATH (it preloads
+    onnxruntime) and flink-python in lib/, as docker/flink.Dockerfile builds them."""
+    click.echo(_submit(jobmanager, job_args, None, package))

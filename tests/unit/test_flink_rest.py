@@ -32,3 +32,23 @@ def test_the_same_point_from_rest_and_disk_counts_once_and_a_savepoint_wins_a_ti
     assert len(merged) == 2
     assert newest(merged).kind == "savepoint"
     assert newest([RestorePoint("x", "checkpoint", 9000), rest]).path == "x"
+
+
+def test_the_submitted_package_holds_every_module_model_and_ruleset_and_nothing_else(tmp_path):
+    from intentflow.jobctl import PACKAGE_PARTS, build_package
+    from operators import layout
+
+    pkg = build_package(tmp_path)
+    shipped = {p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file()}
+    for part in ("jobs", "operators", "udfs", "connectors"):
+        for module in (layout.ROOT / part).rglob("*.py"):
+            if "__pycache__" not in module.parts:
+                assert module.relative_to(layout.ROOT).as_posix() in shipped
+    manifests = {p.relative_to(layout.ROOT).as_posix() for p in (layout.ROOT / "models").rglob("manifest.json")}
+    onnx = {p.relative_to(layout.ROOT).as_posix() for p in (layout.ROOT / "models").rglob("*.onnx")}
+    assert manifests and onnx and manifests | onnx <= shipped
+    assert "rules/default.v1.json" in shipped and "schemas/rules.v1.json" in shipped
+    assert all(s.split("/")[0] in PACKAGE_PARTS for s in shipped)
+    assert not [s for s in shipped if "__pycache__" in s or s.startswith("operators/java")]
+    again = build_package(tmp_path)  # replaces, never mixes two builds
+    assert {p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file()} == shipped
