@@ -36,9 +36,15 @@ _target_dir = click.option("--target-dir", type=click.Path(file_okay=False, path
                                                    "JobManager must all see it: a shared or local file system).")
 
 
-_package = click.option("--package/--no-package", default=True, show_default=True,
-                        help="Ship the job's Python packages, models, rules and schemas with it (flink run -pyfs); "
-                             "--no-package: the TaskManagers use this checkout at the same path.")
+#: Off by default: in thread mode a TaskManager's embedded interpreter keeps the modules an earlier job
+#: imported, from that job's distributed-cache folder, which Flink deletes when the job ends. A second job on
+#: the same TaskManagers (an upgrade, a resume) then ran the first job's code and failed to find its models
+#: ("no versions of model 'intent-lr' under /tmp/flink-dist-cache-.../<first job>/intentflow-job/models").
+#: So --package is for TaskManagers that run one job (application mode, e.g. Kubernetes).
+_package = click.option("--package/--no-package", default=False, show_default=True,
+                        help="Ship the job's Python packages, models, rules and schemas with it (flink run -pyfs), "
+                             "for TaskManagers that run only this job (application mode): thread mode keeps an "
+                             "earlier job's modules. Default: the TaskManagers use this checkout at the same path.")
 
 
 def _fail(exc: Exception) -> None:
