@@ -28,8 +28,13 @@ venv: $(VENV)/.installed
 jars: venv
 	$(IF) stack fetch
 
-web-deps:
-	@if [ -f web/package.json ]; then cd web && npm ci --no-audit --no-fund --loglevel=error; fi
+# npm ci only when the lock file changed since the last install (it takes ~10 s even with nothing to do).
+WEB_STAMP := web/node_modules/.installed
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web-deps: $(if $(wildcard web/package.json),$(WEB_STAMP))
 
 up: setup
 	$(IF) stack up
@@ -37,8 +42,9 @@ up: setup
 down:
 	@if [ -x $(IF) ]; then $(IF) stack down; fi
 
+# Prints each service (up/down, pids, address, log); exit 0 even when the stack is down.
 status:
-	$(IF) stack status
+	@if [ -x $(IF) ]; then $(IF) stack status; else echo "not set up yet (no $(IF)): make setup"; fi
 
 flink-up: setup
 	$(IF) stack up --flink

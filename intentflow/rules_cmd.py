@@ -57,8 +57,8 @@ def validate_cmd(file: Path, model_name: str | None, models_dir: Path | None) ->
 
 @rules_cmd.command("publish")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--topic", default=None, help="default: stack_settings().topics.rules")
-@click.option("--bootstrap", default=None, help="default: stack_settings().kafka_bootstrap")
+@click.option("--topic", default=None, help=f"Rules topic.  [default: {_settings().topics.rules} (INTENTFLOW_TOPIC_PREFIX + rules)]")
+@click.option("--bootstrap", default=None, help=f"Kafka bootstrap servers.  [default: {_settings().kafka_bootstrap} (INTENTFLOW_KAFKA_BOOTSTRAP)]")
 def publish_cmd(file: Path, topic: str | None, bootstrap: str | None) -> None:
     """Validate FILE, then produce it to the rules topic (the job picks it up without a restart)."""
     from udfs.rules import RulesetError, load_ruleset  # noqa: PLC0415
@@ -75,8 +75,8 @@ def publish_cmd(file: Path, topic: str | None, bootstrap: str | None) -> None:
 
 
 @rules_cmd.command("show")
-@click.option("--topic", default=None, help="default: stack_settings().topics.rules")
-@click.option("--bootstrap", default=None, help="default: stack_settings().kafka_bootstrap")
+@click.option("--topic", default=None, help=f"Rules topic.  [default: {_settings().topics.rules} (INTENTFLOW_TOPIC_PREFIX + rules)]")
+@click.option("--bootstrap", default=None, help=f"Kafka bootstrap servers.  [default: {_settings().kafka_bootstrap} (INTENTFLOW_KAFKA_BOOTSTRAP)]")
 @click.option("--timeout-s", default=10.0, show_default=True, help="seconds to wait for the broker")
 def show_cmd(topic: str | None, bootstrap: str | None, timeout_s: float) -> None:
     """Print the latest ruleset on the rules topic (JSON), and whether it is valid (on stderr)."""

@@ -475,12 +475,20 @@ def down_cmd(wipe: bool) -> None:
 
 
 @stack_cmd.command("status")
-def status_cmd() -> None:
-    """Print which services are running; exit 1 if Kafka or Redis is down (Flink is optional)."""
+@click.option("--check", is_flag=True, help="Exit 1 when Kafka or Redis is down (for scripts; `make status` "
+                                             "only prints).")
+def status_cmd(check: bool) -> None:
+    """Print each service: up or down, its pids, address and log."""
     st = status()
+    pids = {"kafka": [p for p in [_read_pid(KAFKA)] if p], "redis": [p for p in [_read_pid(REDIS)] if p],
+            "flink": _flink_pids()}
+    where = {"kafka": (f"127.0.0.1:{KAFKA_PORT}", KAFKA.log), "redis": (f"127.0.0.1:{REDIS_PORT}", REDIS.log),
+             "flink": (f"http://127.0.0.1:{FLINK_REST_PORT}", LOGS / "flink")}
     for name, ok in st.items():
-        click.echo(f"{name:6s} {'up' if ok else 'down'}")
-    if not (st["kafka"] and st["redis"]):
+        pid_text = ("pid " + ",".join(map(str, pids[name]))) if pids[name] else "no pid"
+        address, log = where[name]
+        click.echo(f"{name:6s} {'up' if ok else 'down':5s} {pid_text:16s} {address:24s} log {log}")
+    if check and not (st["kafka"] and st["redis"]):
         sys.exit(1)
 
 

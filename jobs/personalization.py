@@ -266,12 +266,124 @@ def build_pipeline(env, pipeline: Pipeline):
     return pipeline.sinks.attach(actions, dlq)
 
 
+#: Seconds between two rate lines of a job on the local mini-cluster (issue 15: one per minute).
+RATE_INTERVAL_S = 60.0
+
+
+def _free_port(first: int = 8082, last: int = 8182) -> int | None:
+    """The first port of ``first..last`` nothing listens on (the mini-cluster's web UI), or None."""
+    import socket
+
+    for port in range(first, last + 1):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return None
+
+
+def describe_start(events: KafkaEvents | FileEvents) -> str:
+    """Where the job starts reading, in words; for ``committed`` it asks the broker whether the group has
+    committed offsets on the topic, and says that without them it reads the whole topic from the start."""
+    if isinstance(events, FileEvents):
+        return f"file {events.path} (bounded)"
+    stop = {None: "live", "latest": "up to the end offsets at start"}.get(events.stop, f"up to ts {events.stop}")
+    where = f"topic {events.topic} at {events.bootstrap}, group {events.group_id}"
+    if events.start != "committed":
+        return f"{where}, from {events.start if isinstance(events.start, str) else f'ts {events.start}'}, {stop}"
+    try:
+        from kafka import KafkaConsumer, TopicPartition
+
+        # a consumer that never subscribes does not join the group: it only reads its committed offsets
+        consumer = KafkaConsumer(bootstrap_servers=events.bootstrap, group_id=events.group_id,
+                                 enable_auto_commit=False, request_timeout_ms=5000)
+        try:
+            parts = [TopicPartition(events.topic, p) for p in consumer.partitions_for_topic(events.topic) or ()]
+            ends, begins = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
+            committed = {tp: offset for tp in parts if (offset := consumer.committed(tp)) is not None}
+        finally:
+            consumer.close()
+    except Exception as exc:  # noqa: BLE001 - a status line must not stop the job
+        return f"{where}, from its committed offsets (not checked: {exc.__class__.__name__}), {stop}"
+    if not committed:
+        n = sum(ends[tp] - begins[tp] for tp in parts)
+        return (f"{where}: NO committed offsets, so from the EARLIEST offset: all {n} events in the topic, old ones "
+                f"included, into the live Redis keys (--start latest skips them), {stop}")
+    behind = sum(max(0, ends[tp] - committed.get(tp, begins[tp])) for tp in parts)
+    return f"{where}, from its committed offsets ({behind} events behind), {stop}"
+
+
+def status_line(pipeline: Pipeline, web_ui: str | None) -> str:
+    """One line: source and offsets, parallelism, model and ruleset versions, the web UI."""
+    from udfs.rules import RuleEngine
+    from udfs.scoring import ModelRegistry, ReloadingScorer
+
+    cfg = pipeline.config
+    registry = ModelRegistry(pipeline.models_root) if pipeline.models_root else None
+    model = ReloadingScorer(cfg.model_name, registry=registry, version=cfg.model_version).model_version
+    rules = RuleEngine.from_json(Path(pipeline.rules.initial_path).read_text()).rules_version
+    return (f"intentflow job: {describe_start(pipeline.events)}; parallelism {cfg.parallelism} "
+            f"(max {cfg.max_parallelism}); model {model}; ruleset {rules} (until one arrives on "
+            f"{pipeline.rules.topic}); web UI {web_ui or 'of the cluster the job was submitted to'}")
+
+
+def _report_rates(redis_url: str, prefix: str, interval_s: float) -> None:
+    """Print a rate line every ``interval_s`` from the job's ``{prefix}stats`` counters in Redis (daemon thread)."""
+    import threading
+    import time
+
+    import redis
+
+    def loop() -> None:
+        client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
+        last, last_t = None, time.monotonic()
+        while True:
+            time.sleep(interval_s)
+            try:
+                stats = {k: int(v) for k, v in client.hgetall(f"{prefix}stats").items()}
+            except (redis.RedisError, ValueError) as exc:
+                print(f"intentflow job: rates unavailable ({exc.__class__.__name__})", flush=True)
+                continue
+            now = time.monotonic()
+            if last is not None:
+                dt = now - last_t
+                rate = {k: (stats.get(k, 0) - last.get(k, 0)) / dt for k in ("events", "actions", "dlq_parse", "late")}
+                print(f"intentflow job: last {dt:.0f} s: {rate['events']:.1f} events/s in, {rate['actions']:.1f} "
+                      f"actions/s, {rate['dlq_parse']:.2f} bad/s and {rate['late']:.2f} late/s to the DLQ; totals "
+                      f"{stats.get('events', 0)} events, {stats.get('actions', 0)} actions", flush=True)
+            last, last_t = stats, now
+
+    threading.Thread(target=loop, name="intentflow-rates", daemon=True).start()
+
+
 def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkpoint_dir: Path | None = None,
-        extra_conf: dict[str, str] | None = None):
-    """Build and execute the job (blocks until a bounded run ends, or forever when live)."""
+        extra_conf: dict[str, str] | None = None, quiet: bool = False, rates_every_s: float = RATE_INTERVAL_S):
+    """Build and execute the job (blocks until a bounded run ends, or forever when live).
+
+    On the local mini-cluster (not under ``flink run``) it prints :func:`status_line` first and then a
+    rate line every ``rates_every_s`` (default :data:`RATE_INTERVAL_S`; unless ``quiet``).
+    """
+    import os
+
     from operators.flink_env import create_env
 
-    env = create_env(parallelism=pipeline.config.parallelism, checkpoint_dir=checkpoint_dir, extra=extra_conf)
+    extra = dict(extra_conf or {})
+    local = "PYFLINK_GATEWAY_PORT" not in os.environ  # `flink run` starts the gateway and sets it
+    web_ui = None
+    if local and "rest.bind-port" not in extra:
+        port = _free_port()
+        if port:
+            # a range, not the port alone: another job's mini-cluster may take it before ours starts
+            # (then the web UI is on the next free port: the status line names the likely one)
+            extra["rest.bind-port"] = f"{port}-8182"
+            web_ui = f"http://127.0.0.1:{port}"
+    if not quiet:
+        print(status_line(pipeline, web_ui), flush=True)
+        if local:
+            _report_rates(pipeline.sinks.redis_url, pipeline.config.redis_prefix, rates_every_s)
+    env = create_env(parallelism=pipeline.config.parallelism, checkpoint_dir=checkpoint_dir, extra=extra)
     build_pipeline(env, pipeline)
     return env.execute(job_name)
 
@@ -280,41 +392,55 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--from-ts-ms", type=int, default=None, help="Replay from this Kafka timestamp (epoch ms).")
 @click.option("--to-ts-ms", type=int, default=None, help="Replay up to this Kafka timestamp (bounded run).")
 @click.option("--start", type=click.Choice(["committed", "earliest", "latest"]), default="committed",
-              show_default=True, help="Where a live run starts when --from-ts-ms is not given.")
+              show_default=True, help="Where a live run starts when --from-ts-ms is not given: committed = the "
+                                      "group's committed offsets; a group without any reads the WHOLE topic from the "
+                                      "earliest offset (the status line at start says so); latest = only new events.")
 @click.option("--bounded", is_flag=True, help="Stop at the end offsets present at start (replay/backtest).")
 @click.option("--events-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Replay a JSONL file of recorded events instead of Kafka.")
-@click.option("--group-id", default="intentflow-personalization", show_default=True)
+@click.option("--group-id", default="intentflow-personalization", show_default=True,
+              help="Kafka consumer group: its offsets are committed on every checkpoint.")
 @click.option("--window-ms", type=int, default=JobConfig.window_ms, show_default=True,
               help="Micro-batch window, ms (10-50 recommended).")
-@click.option("--max-batch-size", type=int, default=JobConfig.max_batch_size, show_default=True)
-@click.option("--parallelism", type=int, default=JobConfig.parallelism, show_default=True)
+@click.option("--max-batch-size", type=int, default=JobConfig.max_batch_size, show_default=True,
+              help="A micro-batch is flushed at this many events even before its window ends.")
+@click.option("--parallelism", type=int, default=JobConfig.parallelism, show_default=True,
+              help="Subtasks of the Python operator (each one embedded CPython; at most the cores you have).")
 @click.option("--max-parallelism", type=int, default=JobConfig.max_parallelism, show_default=True,
               help="Flink max parallelism = number of session shards; fixed for the life of the job's state "
                    "(a savepoint restores only with the same value).")
 @click.option("--state-write-interval-ms", type=int, default=JobConfig.state_write_interval_ms, show_default=True,
               help="Changed sessions are pickled into keyed state this often (per shard, spread over the interval).")
-@click.option("--allowed-lateness-ms", type=int, default=JobConfig.allowed_lateness_ms, show_default=True)
-@click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
+@click.option("--allowed-lateness-ms", type=int, default=JobConfig.allowed_lateness_ms, show_default=True,
+              help="An event this much older than its session's newest goes to the DLQ as late_event, ms.")
+@click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True,
+              help="Prefix of every Redis key the job writes (docs/contracts.md §5).")
 @click.option("--session-ttl-s", type=int, default=JobConfig.session_ttl_s, show_default=True,
               help="Keyed session state expires after this long without an event (processing time).")
 @click.option("--page-rates/--no-page-rates", default=JobConfig.page_rates, show_default=True,
               help="Cross-session page bounce/exit rates as features (udfs/page_stats.py); breaks exact "
                    "batching invariance and replay = live (see JobConfig.page_rates).")
-@click.option("--rules-file", default=str(DEFAULT_RULES_PATH), show_default=True)
+@click.option("--rules-file", default=str(DEFAULT_RULES_PATH), show_default=True,
+              help="Ruleset used until one is published on the rules topic (`intentflow rules publish`).")
 @click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
 @click.option("--model-version", type=int, default=None,
               help="Pin this version of the model instead of following the one in force (CURRENT, else the newest).")
 @click.option("--trace-every-n", type=int, default=0, show_default=True,
               help="Append every N-th event to the {prefix}trace Redis stream (latency benchmark).")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Where checkpoints go (default .stack/data/checkpoints; retained on cancel).")
 @click.option("--checkpoint-interval-ms", type=int, default=None,
               help="Override execution.checkpointing.interval of flink-conf (10 s).")
 @click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
+@click.option("--prometheus-port", default=None,
+              help="Port or range (9250-9260) of Flink's Prometheus reporter of this job's mini-cluster "
+                   "(default: metrics.reporter.prom.port of flink-conf, the first free port of 9250-9260).")
+@click.option("--rates-every-s", type=float, default=RATE_INTERVAL_S, show_default=True,
+              help="Print a rate line (events/s in, actions/s, DLQ/s, from the job's Redis stats) this often, s.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
-            max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, page_rates, rules_file, models_root, model_version,
-            trace_every_n,
-            checkpoint_dir, checkpoint_interval_ms, from_savepoint) -> None:
+            max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, page_rates,
+            rules_file, models_root, model_version, trace_every_n, checkpoint_dir, checkpoint_interval_ms,
+            from_savepoint, prometheus_port, rates_every_s) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
@@ -335,9 +461,12 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
     extra: dict[str, str] = {}
     if from_savepoint:
         extra["execution.state-recovery.path"] = from_savepoint
+    if prometheus_port:
+        extra["metrics.reporter.prom.port"] = str(prometheus_port)
     if checkpoint_interval_ms:
         extra["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"
-    run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra)
+    run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra,
+        rates_every_s=rates_every_s)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,22 @@ from operators import layout
 
 
 def configure_process_env() -> None:
-    """Export FLINK_CONF_DIR, FLINK_LOG_DIR and PYTHONPATH for the gateway JVM (idempotent)."""
+    """Export FLINK_CONF_DIR, FLINK_LOG_DIR and PYTHONPATH for the gateway JVM (idempotent), and put
+    Flink's Prometheus reporter on its classpath.
+
+    The local mini-cluster finds no metric reporter plugin (its log: "The reporter factory
+    (...PrometheusReporterFactory) could not be found ... Available factories: []", with
+    FLINK_PLUGINS_DIR set), so the reporter jar (``layout.prometheus_reporter_jar``) goes on the
+    gateway JVM's classpath, through the one variable PyFlink's launcher adds to it
+    (``HADOOP_CLASSPATH``, pyflink_gateway_server.py). A standalone cluster loads it as a plugin.
+    """
     for key, value in layout.flink_process_env().items():
         if key in ("FLINK_CONF_DIR", "FLINK_LOG_DIR", "PYTHONPATH", "PYFLINK_PYTHON"):
             os.environ[key] = value
+    jar = str(layout.prometheus_reporter_jar())
+    current = os.environ.get("HADOOP_CLASSPATH", "")
+    if jar not in current.split(os.pathsep):
+        os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(p for p in (current, jar) if p)
 
 
 def flink_conf_settings() -> dict[str, str]:

@@ -56,3 +56,20 @@ def flink_process_env() -> dict[str, str]:
     env["PYFLINK_PYTHON"] = sys.executable
     (LOGS / "flink").mkdir(parents=True, exist_ok=True)
     return env
+
+
+def prometheus_reporter_jar() -> Path:
+    """Flink's Prometheus metric reporter in the apache-flink wheel's distribution
+    (``pyflink/plugins/metrics-prometheus/flink-metrics-prometheus-<version>.jar``).
+
+    Raises:
+        FileNotFoundError: the wheel has no such jar (a PyFlink build without plugins).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyflink")
+    home = Path(spec.origin).parent if spec and spec.origin else None
+    jars = sorted(home.glob("plugins/metrics-prometheus/flink-metrics-prometheus-*.jar")) if home else []
+    if not jars:
+        raise FileNotFoundError(f"flink-metrics-prometheus jar not found under {home}/plugins/metrics-prometheus")
+    return jars[-1]

@@ -75,7 +75,9 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.shard_keys = list(shard_keys or [])
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        from operators.job_metrics import FlinkJobMetrics, TimedScorer
         from operators.redis_actions import RedisActionWriter
+        from udfs.opmetrics import JobMetrics
         from udfs.rules import RuleEngine
         from udfs.scoring import ModelRegistry, ReloadingScorer
 
@@ -106,7 +108,10 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.pending = runtime_context.get_list_state(ListStateDescriptor("pending", Types.PICKLED_BYTE_ARRAY()))
         registry = ModelRegistry(self.models_root) if self.models_root else None
         self.scorer = ReloadingScorer(cfg.model_name, registry=registry, version=cfg.model_version)
-        self.decider = Decider(cfg, self.scorer, RuleEngine.from_json(self.rules_json))
+        #: metrics aggregated in Python, pushed to Flink's metric system once per micro-batch
+        self.metrics = JobMetrics()
+        self.flink_metrics = FlinkJobMetrics(runtime_context.get_metrics_group())
+        self.decider = Decider(cfg, TimedScorer(self.scorer, self.metrics), RuleEngine.from_json(self.rules_json))
         from udfs.page_stats import PageStats
 
         #: per-page bounce / exit rates over this subtask's sessions (in memory; udfs/page_stats.py)
@@ -174,6 +179,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             self.writes.add(now_ms, *self._decide(shard, earlier, out))
         self.writes.add(now_ms, *self._decide(shard, batch, out))
         self._after_batch(shard, ctx)
+        self._push_metrics()
         # one pipeline per flush of the batcher (all shards of this subtask), not per shard batch
         since_ms = self.writes.since_ms
         if since_ms is not None and (last_of_flush(batch) or now_ms - since_ms >= self.config.window_ms):
@@ -194,6 +200,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             shard.write_timer_ms = None
         self._after_batch(shard, ctx, force_write=end_of_input)
         self._send_writes()
+        self._push_metrics()
         if out:
             yield out
 
@@ -201,7 +208,16 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         """Send the queued Redis writes in one pipeline (RedisActionWriter retries through an outage)."""
         queued = self.writes.take()
         if queued is not None:
+            t0 = time.perf_counter_ns()
             self.writer.write(*queued)
+            self.metrics.observe("redis_time_us", (time.perf_counter_ns() - t0) / 1000)
+
+    def _push_metrics(self) -> None:
+        """The metrics of this callback into Flink's metric group (one Java call per changed metric)."""
+        metrics = self.metrics
+        metrics.set_sessions(sum(len(s.entries) for s in self.shards.values()))
+        metrics.set_versions(self.scorer.model_version, self.decider.engine.rules_version)
+        self.flink_metrics.apply(metrics.take())
 
     def _decide(self, shard: ShardSessions, batch, out: list[str]):
         """Parse and decide one batch; marked outputs appended to ``out``.
@@ -213,7 +229,10 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         events, dlq = decode_batch(batch)
         if self.config.page_rates:
             self.page_stats.annotate(events)  # page views get their page's cross-session rates
+        t0 = time.perf_counter_ns()
         result = self.decider.decide(events, shard.loader(now_ms, self.sessions.get))
+        self.metrics.observe("decide_time_us", (time.perf_counter_ns() - t0) / 1000)
+        self.metrics.add_batch(events, dlq + result.dlq, result.actions, result.counters["late"], len(batch) - 1)
         shard.update(result.touched, now_ms)
         counters = result.counters
         if dlq:

@@ -47,6 +47,9 @@ KAFKA_NOT_PROPERTIES = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_
 #: Redis settings overridden on the command line for the container network (docs/docker.md).
 REDIS_NETWORK_KEYS = {"bind", "protected-mode"}
 LOOPBACK = {"127.0.0.1", "localhost"}
+#: Monitoring services of the compose stack only (the local stack has none): their published ports
+#: (Prometheus' and Grafana's own defaults).
+MONITORING_PORTS = {"prometheus": 9090, "grafana": 3000}
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -217,8 +220,10 @@ def test_host_ports_are_the_local_stack_ports(compose):
         assert [(host_port, container_port) for _, host_port, container_port in pubs] == [(port, port)], name
         # loopback only, as the local stack binds
         assert {ip for ip, _, _ in pubs} == {"127.0.0.1"}, name
+    for name, port in MONITORING_PORTS.items():
+        assert published(service(compose, name)) == [("127.0.0.1", port, port)], name
     exposed = {name for name, svc in compose["services"].items() if svc.get("ports")}
-    assert exposed == set(expected), "only the local stack's ports are published"
+    assert exposed == set(expected) | set(MONITORING_PORTS), "only the local stack's and monitoring ports are published"
 
 
 def test_published_ports_are_where_the_services_listen(compose):
@@ -595,3 +600,44 @@ def test_python_packages_are_pinned_by_constraints_txt():
     # the dependency list is pyproject's, read at build time
     assert any("['project']['dependencies']" in rest for kw, rest in instructions if kw == "RUN")
     assert any(run.strip().startswith("python3 -m pip install") and f" {APP} " in f" {run} " for run in installs)
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def test_prometheus_scrapes_the_collector_and_every_flink_reporter(compose):
+    prom = service(compose, "prometheus")
+    source, mode = mounts(prom)["/etc/prometheus/prometheus.yml"]
+    assert mode == "ro"
+    config = yaml.safe_load(repo_file(source).read_text())
+    assert "--config.file=/etc/prometheus/prometheus.yml" in argv_of(prom)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    collector_port = stack_port(compose, "collector")
+    assert jobs["collector"]["static_configs"][0]["targets"] == [f"collector:{collector_port}"]
+    assert jobs["collector"].get("metrics_path", "/metrics") == "/metrics"
+    # each Flink container runs one Flink process, which takes the first port of the reporter's range
+    reporter = flink_conf()
+    assert reporter["metrics.reporter.prom.factory.class"] == "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+    first_port = int(reporter["metrics.reporter.prom.port"].split("-")[0])
+    assert jobs["flink-jobmanager"]["static_configs"][0]["targets"] == [f"jobmanager:{first_port}"]
+    (sd,) = jobs["flink-taskmanager"]["dns_sd_configs"]
+    assert sd["names"] == ["taskmanager"] and sd["port"] == first_port
+    for name in ("collector", "jobmanager", "taskmanager"):
+        assert name in compose["services"]
+
+
+def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard(compose):
+    grafana = service(compose, "grafana")
+    m = mounts(grafana)
+    provisioning = repo_file(m["/etc/grafana/provisioning"][0])
+    dashboards = repo_file(m["/var/lib/grafana/dashboards"][0])
+    assert (dashboards / "intentflow.json").exists()
+    (ds,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert ds["url"] == f"http://prometheus:{MONITORING_PORTS['prometheus']}" and ds["type"] == "prometheus"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "intentflow.yml").read_text())["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    import json
+
+    dashboard = json.loads((dashboards / "intentflow.json").read_text())
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
+    assert uids == {ds["uid"]}
