@@ -74,7 +74,7 @@ from aiohttp import web
 from collector import metrics as service_metrics
 from collector.access_log import PrefixAccessLogger, install_log_filters
 from collector.openapi import openapi_document
-from udfs.config import stack_settings
+from udfs.config import KafkaSecurity, stack_settings
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
 from udfs.limits import BATCH_MAX_BYTES, BATCH_MAX_EVENTS, EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth
@@ -127,6 +127,8 @@ class CollectorSettings:
     trust_forwarded_for: bool = False
     #: mount collector.decision (decision API, web pages) when the module exists.
     mount_decision: bool = True
+    #: SASL/TLS of the Kafka connection (``udfs.config.KafkaSecurity``; default: plaintext).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,6 +145,7 @@ def collector_settings(env: dict[str, str] | None = None, **overrides: Any) -> C
         "kafka_bootstrap": st.kafka_bootstrap,
         "topic_raw": st.topics.raw,
         "topic_dlq": st.topics.dlq,
+        "kafka_security": st.kafka_security,
     }
     if env.get("INTENTFLOW_CORS_ORIGINS"):
         kw["cors_origins"] = tuple(o.strip() for o in env["INTENTFLOW_CORS_ORIGINS"].split(",") if o.strip())
@@ -289,6 +292,7 @@ class Producer:
                     delivery_timeout_ms=timeout_ms + self.settings.linger_ms,
                     max_request_size=4 * 1024 * 1024,
                     client_id="intentflow-collector",
+                    **self.settings.kafka_security.python_kwargs(),
                 )
             except KafkaError as exc:
                 raise KafkaUnavailable(f"broker unreachable: {exc}") from None

@@ -76,6 +76,8 @@ class Pipeline:
     sinks: Sinks
     config: JobConfig = field(default_factory=JobConfig)
     models_root: str | None = None
+    #: Java Kafka client properties of every source and sink: SASL/TLS (udfs.config.KafkaSecurity).
+    kafka_properties: dict[str, str] = field(default_factory=dict)
 
 
 def _offsets(spec: str | int, default_reset: str = "earliest"):
@@ -126,6 +128,8 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
                    .set_value_only_deserializer(SimpleStringSchema())
                    .set_property("client.id.prefix", ev.group_id)
                    .set_property("commit.offsets.on.checkpoint", "true"))
+        for name, value in pipeline.kafka_properties.items():  # SASL/TLS (udfs.config.KafkaSecurity)
+            builder = builder.set_property(name, value)
         if ev.stop is not None:
             builder = builder.set_bounded(_offsets(ev.stop))
         raw = env.from_source(builder.build(), watermarks, "signals.raw").uid("source-signals-raw")
@@ -136,6 +140,8 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     rb = (KafkaSource.builder().set_bootstrap_servers(pipeline.rules.bootstrap).set_topics(pipeline.rules.topic)
           .set_group_id(f"{getattr(ev, 'group_id', 'intentflow-replay')}-rules")
           .set_starting_offsets(_offsets("earliest")).set_value_only_deserializer(SimpleStringSchema()))
+    for name, value in pipeline.kafka_properties.items():
+        rb = rb.set_property(name, value)
     if pipeline.rules.bounded or not isinstance(ev, KafkaEvents) or ev.stop is not None:
         rb = rb.set_bounded(_offsets("latest"))
     rules = env.from_source(rb.build(), WatermarkStrategy.no_watermarks().with_idleness(Duration.of_seconds(1)),
@@ -174,11 +180,14 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     dlq = DataStream(j_split.getSideOutput(splitter.DLQ))
 
     def kafka_sink(topic: str):
-        return (KafkaSink.builder().set_bootstrap_servers(pipeline.sinks.kafka_bootstrap)
+        sink = (KafkaSink.builder().set_bootstrap_servers(pipeline.sinks.kafka_bootstrap)
                 .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
                                        .set_value_serialization_schema(SimpleStringSchema()).build())
                 .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                .set_property("linger.ms", "1").build())
+                .set_property("linger.ms", "1"))
+        for name, value in pipeline.kafka_properties.items():
+            sink = sink.set_property(name, value)
+        return sink.build()
 
     actions.sink_to(kafka_sink(pipeline.sinks.actions_topic)).name("actions-topic").uid("sink-actions")
     dlq.sink_to(kafka_sink(pipeline.sinks.dlq_topic)).name("dlq-topic").uid("sink-dlq")
@@ -243,7 +252,8 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
                         rules=RulesSource(settings.kafka_bootstrap, settings.topics.rules, rules_file),
                         sinks=Sinks(settings.redis_url, settings.kafka_bootstrap, settings.topics.actions,
                                     settings.topics.dlq),
-                        config=cfg, models_root=models_root)
+                        config=cfg, models_root=models_root,
+                        kafka_properties=settings.kafka_security.java_properties())
     extra: dict[str, str] = {}
     if from_savepoint:
         extra["execution.state-recovery.path"] = from_savepoint
