@@ -77,7 +77,8 @@ from collector.openapi import openapi_document
 from udfs.config import KafkaSecurity, stack_settings
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
-from udfs.limits import BATCH_MAX_BYTES, BATCH_MAX_EVENTS, EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth
+from udfs.limits import (BATCH_MAX_BYTES, BATCH_MAX_EVENTS, COLLECTOR_ANSWER_TIMEOUT_S, COLLECTOR_RETRY_AFTER_S,
+                         EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth)
 from udfs.normalize import loads_fast, normalize_event, sort_events
 
 log = logging.getLogger("intentflow.collector")
@@ -117,8 +118,9 @@ class CollectorSettings:
     write_keys: dict[str, str] = field(default_factory=dict)
     #: the longest a ``POST /v1/events`` waits for the broker's acknowledgement once its body is read,
     #: s: the request is answered by then (``503`` + ``Retry-After`` if not every record was acked).
-    produce_timeout_s: float = 10.0
-    retry_after_s: int = 5
+    produce_timeout_s: float = COLLECTOR_ANSWER_TIMEOUT_S
+    #: ``Retry-After`` of a 503, s; the job's allowed lateness is computed from it (udfs.limits).
+    retry_after_s: int = COLLECTOR_RETRY_AFTER_S
     #: producer linger, ms (small: an HTTP answer waits on it).
     linger_ms: int = 2
     #: how many acknowledged event ids are remembered for duplicate detection.

@@ -26,6 +26,8 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from udfs.limits import ALLOWED_LATENESS_MS
+
 #: Topic name -> partition count. ``signals.raw`` is keyed by session id; four partitions let a
 #: job with parallelism up to 4 read it. The others are low-volume.
 TOPIC_PARTITIONS: dict[str, int] = {
@@ -225,14 +227,15 @@ class JobConfig:
         max_batch_size: events per micro-batch at most (one ONNX call, one Redis pipeline). 256: the
             largest batch size of bench/score_bench.py, where per-event scoring cost has flattened.
         allowed_lateness_ms: events of a session are applied in event-time order within this bound
-            (an out-of-order event inside it is inserted and the session state rebuilt); an event
-            older than the session's newest event by more than this is late: counted and sent to the
-            DLQ topic with reason ``late_event``. Default 2000 ms: the collector corrects client
-            clocks only for skews over 1 s (udfs/normalize.py), so consecutive beacons of one tab
-            can overlap by up to about that much; 2 s covers it with margin.
+            (an out-of-order event inside it is inserted and the session state rebuilt, so it counts
+            in every feature as if it had come in order); an event older than the session's newest
+            event by more than this is late: counted and sent to the DLQ topic with reason
+            ``late_event``. Default ``udfs.limits.ALLOWED_LATENESS_MS`` (5 min), computed from the
+            SDK's retry schedule, the collector's Retry-After and answer timeout and the longest
+            outage to ride out, so events retried after an outage still count.
         dedup_ttl_ms: event ids are remembered this long (event time) per session to drop
-            duplicates (retries, a beacon and a fetch of one batch). 10 min: longer than the SDK's
-            retry horizon (web/sdk) and the collector's Retry-After.
+            duplicates (retries, a beacon and a fetch of one batch). 10 min: at least
+            ``allowed_lateness_ms`` (checked), so a copy that is not late is always recognised.
         dedup_max_ids: at most this many event ids remembered per session (bounds keyed state).
         session_ttl_s: keyed session state expires after this much processing time without an
             event. 1800 s: the 30-minute inactivity rule that ends a web session (Google Analytics'
@@ -269,7 +272,7 @@ class JobConfig:
 
     window_ms: int = 20
     max_batch_size: int = 256
-    allowed_lateness_ms: int = 2000
+    allowed_lateness_ms: int = ALLOWED_LATENESS_MS
     dedup_ttl_ms: int = 600_000
     dedup_max_ids: int = 512
     session_ttl_s: int = 1800
@@ -297,3 +300,6 @@ class JobConfig:
                              f"got {self.parallelism}")
         if self.allowed_lateness_ms < 0:
             raise ValueError(f"allowed_lateness_ms must be >= 0, got {self.allowed_lateness_ms}")
+        if self.dedup_ttl_ms < self.allowed_lateness_ms:
+            raise ValueError(f"dedup_ttl_ms ({self.dedup_ttl_ms}) must be >= allowed_lateness_ms "
+                             f"({self.allowed_lateness_ms}): a retried copy inside the horizon must be recognised")
