@@ -233,9 +233,11 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--checkpoint-interval-ms", type=int, default=None,
               help="Override execution.checkpointing.interval of flink-conf (10 s).")
 @click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
+@click.option("--job-name", default="intentflow-personalization", show_default=True,
+              help="Flink job name (in its log lines: the chaos suite counts its failovers by it).")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
             max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, rules_file, models_root, trace_every_n, checkpoint_dir,
-            checkpoint_interval_ms, from_savepoint) -> None:
+            checkpoint_interval_ms, from_savepoint, job_name) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
@@ -259,7 +261,8 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
         extra["execution.state-recovery.path"] = from_savepoint
     if checkpoint_interval_ms:
         extra["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"
-    run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra)
+    run(pipeline, job_name=job_name, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        extra_conf=extra)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,13 @@ class OwnRedis:
         folder: working folder (log, dump).
         password: ``requirepass`` of the default user (None: no AUTH).
         acl_user: ``(name, password)`` of an extra ACL user with every right on every key.
+        extra_args: more ``redis-server`` options, e.g. ``("--appendonly", "yes")`` (persistence).
     """
 
-    def __init__(self, folder: Path, password: str | None = None, acl_user: tuple[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, password: str | None = None, acl_user: tuple[str, str] | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.folder = folder
+        self.extra_args = tuple(extra_args)
         self.port = free_port()
         self.password = password
         self.acl_user = acl_user
@@ -57,6 +60,7 @@ class OwnRedis:
         if self.acl_user is not None:
             name, secret = self.acl_user
             args += ["--user", name, "on", f">{secret}", "~*", "&*", "+@all"]  # one argument per ACL rule
+        args += list(self.extra_args)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -79,7 +83,7 @@ class OwnRedis:
             client.close()
 
     def stop(self) -> None:
-        """Stop this server (SIGTERM, SIGKILL after 10 s); its data is gone (no persistence)."""
+        """Stop this server (SIGTERM, SIGKILL after 10 s); its data is gone unless persistence is on."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
