@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import click  # noqa: E402
 
-from udfs.config import JobConfig, stack_settings  # noqa: E402
+from udfs.config import FLINK_KAFKA_SHADED_PREFIX, JobConfig, stack_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -255,7 +255,7 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
                         sinks=Sinks(settings.redis_url, settings.kafka_bootstrap, settings.topics.actions,
                                     settings.topics.dlq),
                         config=cfg, models_root=models_root,
-                        kafka_properties=settings.kafka_security.java_properties())
+                        kafka_properties=settings.kafka_security.java_properties(FLINK_KAFKA_SHADED_PREFIX))
     extra: dict[str, str] = {}
     if from_savepoint:
         extra["execution.state-recovery.path"] = from_savepoint

@@ -74,6 +74,12 @@ KAFKA_SASL_LOGIN_MODULES = {
 }
 
 
+#: Where flink-sql-connector-kafka (the job's connector jar) relocates the Kafka client's classes
+#: (``org.apache.kafka`` -> ``org.apache.flink.kafka.shaded.org.apache.kafka``, seen in the job's stack
+#: traces): a JAAS config naming the unshaded login module fails with "No LoginModule found".
+FLINK_KAFKA_SHADED_PREFIX = "org.apache.flink.kafka.shaded."
+
+
 @dataclass(frozen=True)
 class KafkaSecurity:
     """How clients authenticate to Kafka and encrypt the connection (default: plaintext, no SASL).
@@ -122,8 +128,13 @@ class KafkaSecurity:
             kw["ssl_cafile"] = self.ssl_cafile
         return kw
 
-    def java_properties(self) -> dict[str, str]:
-        """Properties of the Java Kafka client (Flink's ``KafkaSource``/``KafkaSink`` ``set_property``)."""
+    def java_properties(self, class_prefix: str = "") -> dict[str, str]:
+        """Properties of the Java Kafka client (Flink's ``KafkaSource``/``KafkaSink`` ``set_property``).
+
+        Args:
+            class_prefix: put before the JAAS login module's class name when the client's
+                ``org.apache.kafka`` classes are relocated: :data:`FLINK_KAFKA_SHADED_PREFIX` for the job.
+        """
         if self.security_protocol == "PLAINTEXT":
             return {}
         props = {"security.protocol": self.security_protocol}
@@ -132,7 +143,7 @@ class KafkaSecurity:
                 return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
             props["sasl.mechanism"] = str(self.sasl_mechanism)
-            props["sasl.jaas.config"] = (f"{KAFKA_SASL_LOGIN_MODULES[str(self.sasl_mechanism)]} required "
+            props["sasl.jaas.config"] = (f"{class_prefix}{KAFKA_SASL_LOGIN_MODULES[str(self.sasl_mechanism)]} required "
                                          f"username={q(str(self.sasl_username))} "
                                          f"password={q(str(self.sasl_password))};")
         if self.ssl_cafile:
