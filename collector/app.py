@@ -354,14 +354,30 @@ class Producer:
             if self._producer is not producer:
                 return
             self._producer = None
-        threading.Thread(target=producer.close, kwargs={"timeout": 0}, daemon=True,
-                         name="collector-producer-close").start()
+        threading.Thread(target=_close_quietly, args=(producer,), daemon=True, name="collector-producer-close").start()
 
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
                 self._producer.close(timeout=5)
                 self._producer = None
+
+
+def _close_quietly(producer) -> None:
+    """Close a kafka-python producer that may hold records it cannot deliver, within about 1 s.
+
+    kafka-python 3.0's ``close`` raises from its ``flush`` when records are still pending at the timeout,
+    before it stops its I/O thread; that thread is then stopped here (``force_close``), so a dropped
+    producer does not go on retrying in the background.
+    """
+    from kafka.errors import KafkaError
+
+    try:
+        producer.close(timeout=1)
+    except KafkaError:
+        sender = getattr(producer, "_sender", None)
+        if sender is not None and sender.is_alive():
+            sender.force_close()
 
 
 # ---- the application ------------------------------------------------------------------------------
