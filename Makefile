@@ -1,6 +1,8 @@
 # intentflow — one command each for a fresh machine:
 #   make demo   set up, start the local stack, replay real data through the job, show actions, stop
 #   make test   set up, start what the tests need, run every test, stop
+#   make chaos  set up, run faults (Redis, broker, collector down; poison; burst) while traffic flows, on
+#               private Kafka/Redis instances, and write docs/reliability.md
 # Other targets: setup, up, down, status, flink-up, flink-down, bench, train, evaluate, clean.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +12,7 @@ IF     := $(VENV)/bin/intentflow
 PYTEST_ARGS ?=
 DATA   ?= $(or $(INTENTFLOW_DATA_DIR),../shared/data)
 
-.PHONY: setup venv system-deps jars web-deps up down status flink-up flink-down test demo bench train evaluate clean
+.PHONY: setup venv system-deps jars web-deps up down status flink-up flink-down test demo bench chaos train evaluate clean
 
 setup: system-deps venv jars web-deps
 
@@ -64,6 +66,11 @@ demo: up
 
 bench: up
 	@rc=0; $(IF) bench || rc=$$?; $(MAKE) --no-print-directory down; exit $$rc
+
+# Faults while paced traffic flows (intentflow/chaos.py): its own Kafka broker and Redis, the collector and
+# the live job; writes docs/reliability.md and artifacts/chaos.json, exits 1 when a target is missed.
+chaos: setup
+	$(IF) chaos
 
 # Train a new intent-model version from the OTTO sessions (models/intent-lr/<n>/); the running job
 # picks it up within 5 s.

@@ -74,11 +74,12 @@ from aiohttp import web
 from collector import metrics as service_metrics
 from collector.access_log import TRUST_FORWARDED_KEY, PrefixAccessLogger, client_ip, install_log_filters
 from collector.openapi import openapi_document
-from udfs.config import stack_settings
+from udfs.config import KafkaSecurity, stack_settings
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
-from udfs.limits import BATCH_MAX_BYTES, BATCH_MAX_EVENTS, EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth
 from udfs.jsontext import loads_fast
+from udfs.limits import (BATCH_MAX_BYTES, BATCH_MAX_EVENTS, COLLECTOR_ANSWER_TIMEOUT_S, COLLECTOR_RETRY_AFTER_S,
+                         EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth)
 from udfs.normalize import normalize_event, sort_events
 
 log = logging.getLogger("intentflow.collector")
@@ -118,8 +119,9 @@ class CollectorSettings:
     write_keys: dict[str, str] = field(default_factory=dict)
     #: the longest a ``POST /v1/events`` waits for the broker's acknowledgement once its body is read,
     #: s: the request is answered by then (``503`` + ``Retry-After`` if not every record was acked).
-    produce_timeout_s: float = 10.0
-    retry_after_s: int = 5
+    produce_timeout_s: float = COLLECTOR_ANSWER_TIMEOUT_S
+    #: ``Retry-After`` of a 503, s; the job's allowed lateness is computed from it (udfs.limits).
+    retry_after_s: int = COLLECTOR_RETRY_AFTER_S
     #: producer linger, ms (small: an HTTP answer waits on it).
     linger_ms: int = 2
     #: how many acknowledged event ids are remembered for duplicate detection.
@@ -128,6 +130,8 @@ class CollectorSettings:
     trust_forwarded_for: bool = False
     #: mount collector.decision (decision API, web pages) when the module exists.
     mount_decision: bool = True
+    #: SASL/TLS of the Kafka connection (``udfs.config.KafkaSecurity``; default: plaintext).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,6 +148,7 @@ def collector_settings(env: dict[str, str] | None = None, **overrides: Any) -> C
         "kafka_bootstrap": st.kafka_bootstrap,
         "topic_raw": st.topics.raw,
         "topic_dlq": st.topics.dlq,
+        "kafka_security": st.kafka_security,
     }
     if env.get("INTENTFLOW_CORS_ORIGINS"):
         kw["cors_origins"] = tuple(o.strip() for o in env["INTENTFLOW_CORS_ORIGINS"].split(",") if o.strip())
@@ -290,6 +295,7 @@ class Producer:
                     delivery_timeout_ms=timeout_ms + self.settings.linger_ms,
                     max_request_size=4 * 1024 * 1024,
                     client_id="intentflow-collector",
+                    **self.settings.kafka_security.python_kwargs(),
                 )
             except KafkaError as exc:
                 raise KafkaUnavailable(f"broker unreachable: {exc}") from None
@@ -315,7 +321,11 @@ class Producer:
                 I/O thread, also after this call gave up (a record can still be written then).
 
         Raises:
-            KafkaUnavailable: no broker, or not every record acknowledged by ``deadline_s``.
+            KafkaUnavailable: no broker, or not every record acknowledged by ``deadline_s``. The producer
+                is then dropped and the next call builds a new one: a kafka-python 3.0 producer that
+                lived through a broker restart kept timing out on every later send although the broker
+                was back (found by the chaos suite, docs/reliability.md); what it still held is not
+                acknowledged, so its clients resend it (same ids: the dedup drops copies).
         """
         from kafka.errors import KafkaError
 
@@ -336,13 +346,39 @@ class Producer:
             for fut in futures:
                 fut.get(timeout=max(0.001, deadline_s - time.monotonic()))
         except KafkaError as exc:
+            self._drop(producer)
             raise KafkaUnavailable(f"not acknowledged: {type(exc).__name__}: {exc}") from None
+
+    def _drop(self, producer) -> None:
+        """Forget ``producer`` (if it is still the current one) and close it without waiting."""
+        with self._lock:
+            if self._producer is not producer:
+                return
+            self._producer = None
+        threading.Thread(target=_close_quietly, args=(producer,), daemon=True, name="collector-producer-close").start()
 
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
                 self._producer.close(timeout=5)
                 self._producer = None
+
+
+def _close_quietly(producer) -> None:
+    """Close a kafka-python producer that may hold records it cannot deliver, within about 1 s.
+
+    kafka-python 3.0's ``close`` raises from its ``flush`` when records are still pending at the timeout,
+    before it stops its I/O thread; that thread is then stopped here (``force_close``), so a dropped
+    producer does not go on retrying in the background.
+    """
+    from kafka.errors import KafkaError
+
+    try:
+        producer.close(timeout=1)
+    except KafkaError:
+        sender = getattr(producer, "_sender", None)
+        if sender is not None and sender.is_alive():
+            sender.force_close()
 
 
 # ---- the application ------------------------------------------------------------------------------

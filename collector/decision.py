@@ -86,7 +86,7 @@ def decision_settings(env: dict[str, str] | None = None) -> DecisionSettings:
     """Read :class:`DecisionSettings` from ``env`` (default ``os.environ``)."""
     env = os.environ if env is None else env
     return DecisionSettings(
-        redis_url=env.get("INTENTFLOW_REDIS_URL") or stack_settings(env).redis_url,
+        redis_url=stack_settings(env).redis_url,  # with INTENTFLOW_REDIS_USERNAME/PASSWORD when set
         redis_prefix=env.get("INTENTFLOW_REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
         timeout_s=float(env.get("INTENTFLOW_DECISION_TIMEOUT_S", DEFAULT_TIMEOUT_S)),
         web_root=Path(env.get("INTENTFLOW_WEB_ROOT", WEB_ROOT)),

@@ -29,11 +29,12 @@ def publish_ruleset(ruleset: dict[str, Any], bootstrap: str, topic: str, timeout
     """
     from kafka import KafkaProducer  # noqa: PLC0415
 
+    from udfs.config import kafka_client_kwargs  # noqa: PLC0415
     from udfs.rules import validate_ruleset  # noqa: PLC0415
 
     normalized = validate_ruleset(ruleset)
     value = json.dumps(normalized, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **kafka_client_kwargs())
     try:
         future = producer.send(topic, key=RULESET_KEY, value=value,
                                headers=[("rules_version", normalized["rules_version"].encode())])
@@ -53,8 +54,11 @@ def latest_ruleset_record(bootstrap: str, topic: str, timeout_s: float = 10.0) -
     """
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
+    from udfs.config import kafka_client_kwargs  # noqa: PLC0415
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
+                             consumer_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
+                             **kafka_client_kwargs())
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "rules": "intentflow.rules_cmd:rules_cmd",
     "demo": "intentflow.demo:demo_cmd",
     "bench": "bench.run:bench_cmd",
+    "chaos": "intentflow.chaos:chaos_cmd",
 }
 
 

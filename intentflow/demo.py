@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from intentflow.stack import ROOT, port_open
+from udfs.config import kafka_client_kwargs
 
 DEMO_SOURCES = ("otto", "balabit", "yoochoose")
 COLLECTOR_PORT = 8088
@@ -66,7 +67,7 @@ def _wait_ready(client, rp: str, job: subprocess.Popen, bootstrap: str, topic: s
     session_id = f"demo-warmup-{uuid.uuid4().hex[:6]}"
     event = make_event("page_view", session_id=session_id, client_ts_ms=int(time.time() * 1000),
                        source_key=session_id, props={"title": "warm-up"})
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **kafka_client_kwargs())
     producer.send(topic, key=session_id.encode(), value=dumps_event(event))
     producer.flush(10)
     producer.close()
@@ -133,7 +134,7 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float) -> None:
                        f"types {dict(summary['by_type'])}")
         now = int(time.time() * 1000)
         scripted = article_session("demo-article-visitor", now) + shallow_session("demo-quick-leaver", now + 1)
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", **kafka_client_kwargs())
         for event in sorted(scripted, key=lambda e: e["ts_ms"]):
             producer.send(settings.topics.raw, key=event["session_id"].encode(), value=dumps_event(event))
         producer.flush(10)

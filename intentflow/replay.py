@@ -30,7 +30,7 @@ from typing import Any
 import click
 import orjson
 
-from udfs.config import stack_settings
+from udfs.config import kafka_client_kwargs, stack_settings
 from udfs.contract import dumps_event
 from udfs.datasets import SOURCES, data_dir
 from udfs.dlq import dlq_record, dumps_dlq
@@ -188,7 +188,8 @@ def replay(
 
     # linger 20 ms batches well at full speed; 2 ms when paced so events leave when they are due
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20 if factor is None else 2,
-                             batch_size=256 * 1024, max_block_ms=30_000, client_id="intentflow-replay")
+                             batch_size=256 * 1024, max_block_ms=30_000, client_id="intentflow-replay",
+                             **kafka_client_kwargs())
     failed: list[Exception] = []
     produced = 0
     by_type: Counter[str] = Counter()

@@ -235,10 +235,10 @@ def create_topics(bootstrap: str | None = None, prefix: str = "") -> list[str]:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    from udfs.config import Topics, stack_settings
+    from udfs.config import Topics, kafka_client_kwargs, stack_settings
 
     bootstrap = bootstrap or stack_settings().kafka_bootstrap
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **kafka_client_kwargs())
     try:
         existing = set(admin.list_topics())
         wanted = Topics.with_prefix(prefix).all()

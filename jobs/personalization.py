@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import click  # noqa: E402
 
-from udfs.config import JobConfig, stack_settings  # noqa: E402
+from udfs.config import FLINK_KAFKA_SHADED_PREFIX, JobConfig, stack_settings  # noqa: E402
 from udfs.rules import DEFAULT_RULES_PATH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,9 @@ class KafkaEvents:
     def bounded(self) -> bool:
         return self.stop is not None
 
-    def stream(self, env, watermarks):
-        """The values of ``topic`` as a DataStream of str (Kafka record timestamps kept)."""
+    def stream(self, env, watermarks, kafka_properties=None):
+        """The values of ``topic`` as a DataStream of str (Kafka record timestamps kept); ``kafka_properties``:
+        client settings (SASL/TLS, ``udfs.config.KafkaSecurity``)."""
         from pyflink.common.serialization import SimpleStringSchema
         from pyflink.datastream.connectors.kafka import KafkaSource
 
@@ -56,6 +57,8 @@ class KafkaEvents:
                    .set_value_only_deserializer(SimpleStringSchema())
                    .set_property("client.id.prefix", self.group_id)
                    .set_property("commit.offsets.on.checkpoint", "true"))
+        for name, value in (kafka_properties or {}).items():
+            builder = builder.set_property(name, value)
         if self.stop is not None:
             builder = builder.set_bounded(_offsets(self.stop))
         return env.from_source(builder.build(), watermarks, "signals.raw").uid("source-signals-raw")
@@ -69,7 +72,7 @@ class FileEvents:
     group_id: str = "intentflow-replay"
     bounded: bool = True
 
-    def stream(self, env, watermarks):
+    def stream(self, env, watermarks, kafka_properties=None):
         """The lines of the file as a DataStream of str (no timestamps: event time comes from the events)."""
         from pyflink.common import WatermarkStrategy
         from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
@@ -87,7 +90,7 @@ class CollectionEvents:
     group_id: str = "intentflow-collection"
     bounded: bool = True
 
-    def stream(self, env, watermarks):
+    def stream(self, env, watermarks, kafka_properties=None):
         from pyflink.common import Types
 
         return env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-collection")
@@ -102,7 +105,7 @@ class RulesSource:
     initial_path: str = str(DEFAULT_RULES_PATH)
     bounded: bool = False
 
-    def stream(self, env, group_id: str, bounded: bool):
+    def stream(self, env, group_id: str, bounded: bool, kafka_properties=None):
         """Rulesets (JSON str) from the topic, from its beginning; up to its end when ``bounded``."""
         from pyflink.common import Duration, WatermarkStrategy
         from pyflink.common.serialization import SimpleStringSchema
@@ -111,6 +114,8 @@ class RulesSource:
         rb = (KafkaSource.builder().set_bootstrap_servers(self.bootstrap).set_topics(self.topic)
               .set_group_id(f"{group_id}-rules")
               .set_starting_offsets(_offsets("earliest")).set_value_only_deserializer(SimpleStringSchema()))
+        for name, value in (kafka_properties or {}).items():
+            rb = rb.set_property(name, value)
         if bounded or self.bounded:
             rb = rb.set_bounded(_offsets("latest"))
         return env.from_source(rb.build(), WatermarkStrategy.no_watermarks().with_idleness(Duration.of_seconds(1)),
@@ -124,7 +129,7 @@ class CollectionRules:
     values: tuple[str, ...] = ()
     initial_path: str = str(DEFAULT_RULES_PATH)
 
-    def stream(self, env, group_id: str, bounded: bool):
+    def stream(self, env, group_id: str, bounded: bool, kafka_properties=None):
         from pyflink.common import Types
 
         return (env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-rules")
@@ -140,18 +145,21 @@ class Sinks:
     actions_topic: str
     dlq_topic: str
 
-    def attach(self, actions, dlq) -> None:
+    def attach(self, actions, dlq, kafka_properties=None) -> None:
         """Send the actions and DLQ records (DataStreams of JSON str) to their topics (at least once)."""
         from pyflink.common.serialization import SimpleStringSchema
         from pyflink.datastream.connectors.base import DeliveryGuarantee
         from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
 
         def kafka_sink(topic: str):
-            return (KafkaSink.builder().set_bootstrap_servers(self.kafka_bootstrap)
+            sink = (KafkaSink.builder().set_bootstrap_servers(self.kafka_bootstrap)
                     .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
                                            .set_value_serialization_schema(SimpleStringSchema()).build())
                     .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                    .set_property("linger.ms", "1").build())
+                    .set_property("linger.ms", "1"))
+            for name, value in (kafka_properties or {}).items():
+                sink = sink.set_property(name, value)
+            return sink.build()
 
         actions.sink_to(kafka_sink(self.actions_topic)).name("actions-topic").uid("sink-actions")
         dlq.sink_to(kafka_sink(self.dlq_topic)).name("dlq-topic").uid("sink-dlq")
@@ -165,7 +173,7 @@ class CollectSinks:
 
     redis_url: str
 
-    def attach(self, actions, dlq):
+    def attach(self, actions, dlq, kafka_properties=None):
         return actions.union(dlq)
 
 
@@ -184,6 +192,8 @@ class Pipeline:
     sinks: Sinks | CollectSinks
     config: JobConfig = field(default_factory=JobConfig)
     models_root: str | None = None
+    #: Java Kafka client properties of every source and sink: SASL/TLS (udfs.config.KafkaSecurity).
+    kafka_properties: dict[str, str] = field(default_factory=dict)
 
 
 def _offsets(spec: str | int, default_reset: str = "earliest"):
@@ -228,8 +238,8 @@ def build_pipeline(env, pipeline: Pipeline):
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(cfg.idleness_s)))
     ev = pipeline.events
-    raw = ev.stream(env, watermarks)
-    rules = pipeline.rules.stream(env, ev.group_id, ev.bounded)
+    raw = ev.stream(env, watermarks, pipeline.kafka_properties)
+    rules = pipeline.rules.stream(env, ev.group_id, ev.bounded, pipeline.kafka_properties)
 
     # Java side: raw values -> Row(shard key, [timestamps, value, ...]) per micro-batch, chained to the
     # source; keyed by PyFlink's own KeyByKeySelector (field 0), so no Python key-selector operator.
@@ -263,7 +273,7 @@ def build_pipeline(env, pipeline: Pipeline):
     actions = DataStream(j_split)
     dlq = DataStream(j_split.getSideOutput(splitter.DLQ))
 
-    return pipeline.sinks.attach(actions, dlq)
+    return pipeline.sinks.attach(actions, dlq, pipeline.kafka_properties)
 
 
 #: Seconds between two rate lines of a job on the local mini-cluster (issue 15: one per minute).
@@ -437,10 +447,12 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
                    "(default: metrics.reporter.prom.port of flink-conf, the first free port of 9250-9260).")
 @click.option("--rates-every-s", type=float, default=RATE_INTERVAL_S, show_default=True,
               help="Print a rate line (events/s in, actions/s, DLQ/s, from the job's Redis stats) this often, s.")
+@click.option("--job-name", default="intentflow-personalization", show_default=True,
+              help="Flink job name (in its log lines: the chaos suite counts its failovers by it).")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
             max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, page_rates,
             rules_file, models_root, model_version, trace_every_n, checkpoint_dir, checkpoint_interval_ms,
-            from_savepoint, prometheus_port, rates_every_s) -> None:
+            from_savepoint, prometheus_port, rates_every_s, job_name) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
@@ -457,7 +469,8 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
                         rules=RulesSource(settings.kafka_bootstrap, settings.topics.rules, rules_file),
                         sinks=Sinks(settings.redis_url, settings.kafka_bootstrap, settings.topics.actions,
                                     settings.topics.dlq),
-                        config=cfg, models_root=models_root)
+                        config=cfg, models_root=models_root,
+                        kafka_properties=settings.kafka_security.java_properties(FLINK_KAFKA_SHADED_PREFIX))
     extra: dict[str, str] = {}
     if from_savepoint:
         extra["execution.state-recovery.path"] = from_savepoint
@@ -465,8 +478,8 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
         extra["metrics.reporter.prom.port"] = str(prometheus_port)
     if checkpoint_interval_ms:
         extra["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"
-    run(pipeline, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, extra_conf=extra,
-        rates_every_s=rates_every_s)
+    run(pipeline, job_name=job_name, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        extra_conf=extra, rates_every_s=rates_every_s)
 
 
 if __name__ == "__main__":

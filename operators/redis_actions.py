@@ -61,7 +61,8 @@ class RedisActionWriter:
     """One Redis client and the write script; :meth:`write` sends a batch in one round trip.
 
     Args:
-        redis_url: e.g. ``redis://127.0.0.1:6379/0``.
+        redis_url: e.g. ``redis://127.0.0.1:6379/0``, with credentials ``redis://user:password@host:port/0``
+            (``udfs.config.stack_settings`` puts them in), ``rediss://`` for TLS.
         prefix: key prefix (``JobConfig.redis_prefix``).
         action_ttl_s, session_ttl_s, stream_maxlen: see :class:`udfs.config.JobConfig`.
 
@@ -89,6 +90,10 @@ class RedisActionWriter:
         again after a backoff of :data:`RETRY_BACKOFF_S` doubling up to :data:`RETRY_BACKOFF_MAX_S`,
         for as long as it takes (every write is idempotent except the ``stats`` counters). The caller
         blocks meanwhile, so a Flink job backpressures to its Kafka source instead of failing.
+
+        Raises:
+            redis.AuthenticationError: Redis refuses the credentials of ``redis_url`` (``requirepass`` or
+                an ACL user; ``udfs.config``: ``INTENTFLOW_REDIS_USERNAME``/``PASSWORD``); not retried.
         """
         import redis
 
@@ -102,6 +107,8 @@ class RedisActionWriter:
                 if failures:
                     log.warning("redis reachable again after %d failed attempts", failures)
                 return
+            except redis.AuthenticationError:
+                raise  # a wrong password or ACL user is a configuration error, not an outage: fail loudly
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 failures += 1
                 if failures == 1 or failures % 10 == 0:

@@ -99,13 +99,15 @@ def failure_summary(output: str, max_chars: int = 6000) -> str:
 class LiveJob:
     """The job on an unbounded source, in its own process group; ``stop()`` kills it (and its JVM)."""
 
-    def __init__(self, topics, redis_prefix: str, *args: str, start: str = "earliest") -> None:
+    def __init__(self, topics, redis_prefix: str, *args: str, start: str = "earliest",
+                 env: dict[str, str] | None = None) -> None:
         self.log_path = ROOT / "artifacts" / f"job-{uuid.uuid4().hex[:8]}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         self._log = open(self.log_path, "wb")
         cmd = [sys.executable, "-m", "jobs.personalization", "--redis-prefix", redis_prefix, "--start", start,
                "--group-id", f"test-{uuid.uuid4().hex[:8]}", *args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=job_env(topics), stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**job_env(topics), **(env or {})}, stdout=self._log,
+                                     stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     def alive(self) -> bool:

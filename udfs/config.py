@@ -9,11 +9,24 @@ Environment variables:
     INTENTFLOW_REDIS_URL         default ``redis://127.0.0.1:6379/0``
     INTENTFLOW_TOPIC_PREFIX      prepended to every topic name (tests use it to isolate runs), default ``""``
     INTENTFLOW_FLINK_REST        default ``http://127.0.0.1:8081``
+
+Secured edges (every client reads them here: collector, job, decision API, CLI; none is logged):
+    INTENTFLOW_REDIS_USERNAME, INTENTFLOW_REDIS_PASSWORD
+                                 Redis AUTH (an ACL user, or the default user's ``requirepass``), put
+                                 into ``redis_url`` unless it carries credentials already; a
+                                 ``rediss://`` URL is Redis over TLS
+    INTENTFLOW_KAFKA_SECURITY_PROTOCOL  ``PLAINTEXT`` (default), ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``
+    INTENTFLOW_KAFKA_SASL_MECHANISM     ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``
+    INTENTFLOW_KAFKA_SASL_USERNAME, INTENTFLOW_KAFKA_SASL_PASSWORD
+    INTENTFLOW_KAFKA_SSL_CAFILE         PEM file of the CA that signed the brokers' certificates
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from udfs.limits import ALLOWED_LATENESS_MS
 
 #: Topic name -> partition count. ``signals.raw`` is keyed by session id; four partitions let a
 #: job with parallelism up to 4 read it. The others are low-volume.
@@ -50,24 +63,166 @@ class Topics:
         )
 
 
+#: Kafka ``security.protocol`` values (Kafka documentation, "Security": listeners and clients).
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+#: SASL mechanisms both clients support (kafka-python and the Java client) -> the Java JAAS login module.
+KAFKA_SASL_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+#: Where flink-sql-connector-kafka (the job's connector jar) relocates the Kafka client's classes
+#: (``org.apache.kafka`` -> ``org.apache.flink.kafka.shaded.org.apache.kafka``, seen in the job's stack
+#: traces): a JAAS config naming the unshaded login module fails with "No LoginModule found".
+FLINK_KAFKA_SHADED_PREFIX = "org.apache.flink.kafka.shaded."
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How clients authenticate to Kafka and encrypt the connection (default: plaintext, no SASL).
+
+    Every Kafka client of the project takes its settings from here: the Python ones (collector,
+    replay, rules CLI, demo, topic creation; kafka-python) through :meth:`python_kwargs`, the Flink job's
+    source and sinks (the Java client) through :meth:`java_properties`.
+
+    Raises:
+        ValueError: (at construction) an unknown protocol or mechanism, or SASL without a mechanism,
+            user name and password.
+    """
+
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ValueError(f"Kafka security protocol {self.security_protocol!r}: expected one of "
+                             f"{', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+        if self.sasl:
+            if self.sasl_mechanism not in KAFKA_SASL_LOGIN_MODULES:
+                raise ValueError(f"Kafka SASL mechanism {self.sasl_mechanism!r}: expected one of "
+                                 f"{', '.join(KAFKA_SASL_LOGIN_MODULES)}")
+            if not self.sasl_username or self.sasl_password is None:
+                raise ValueError(f"Kafka {self.security_protocol} needs a SASL user name and password")
+
+    @property
+    def sasl(self) -> bool:
+        """True for ``SASL_PLAINTEXT`` and ``SASL_SSL``."""
+        return self.security_protocol.startswith("SASL_")
+
+    def python_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for kafka-python's ``KafkaProducer``/``KafkaConsumer``/``KafkaAdminClient``
+        (empty for plaintext, so the defaults stay the client's)."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        kw = {"security_protocol": self.security_protocol}
+        if self.sasl:
+            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                      sasl_plain_password=self.sasl_password)
+        if self.ssl_cafile:
+            kw["ssl_cafile"] = self.ssl_cafile
+        return kw
+
+    def java_properties(self, class_prefix: str = "") -> dict[str, str]:
+        """Properties of the Java Kafka client (Flink's ``KafkaSource``/``KafkaSink`` ``set_property``).
+
+        Args:
+            class_prefix: put before the JAAS login module's class name when the client's
+                ``org.apache.kafka`` classes are relocated: :data:`FLINK_KAFKA_SHADED_PREFIX` for the job.
+        """
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        props = {"security.protocol": self.security_protocol}
+        if self.sasl:
+            def q(value: str) -> str:  # JAAS string literal
+                return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+            props["sasl.mechanism"] = str(self.sasl_mechanism)
+            props["sasl.jaas.config"] = (f"{class_prefix}{KAFKA_SASL_LOGIN_MODULES[str(self.sasl_mechanism)]} required "
+                                         f"username={q(str(self.sasl_username))} "
+                                         f"password={q(str(self.sasl_password))};")
+        if self.ssl_cafile:
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.truststore.location"] = self.ssl_cafile
+        return props
+
+
+def redis_url_with_auth(url: str, username: str | None, password: str | None) -> str:
+    """``url`` with ``username``/``password`` put in (percent-encoded) when it carries no credentials.
+
+    ``redis://127.0.0.1:6379/0`` + (None, "s3cret") -> ``redis://:s3cret@127.0.0.1:6379/0`` (the default
+    user's ``requirepass``); with a user name, an ACL user. A URL that has credentials is returned as is.
+    """
+    if password is None and username is None:
+        return url
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return url
+    auth = quote(username or "", safe="") + (":" + quote(password, safe="") if password is not None else "")
+    return urlunsplit((parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs and messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
 @dataclass(frozen=True)
 class StackSettings:
-    """Endpoints of Kafka, Redis and Flink, and the topic names."""
+    """Endpoints of Kafka, Redis and Flink, the topic names, and how to authenticate to Kafka.
+
+    ``redis_url`` carries the Redis credentials when there are any (never log it: :func:`redact_url`).
+    """
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     flink_rest: str = "http://127.0.0.1:8081"
     topics: Topics = field(default_factory=Topics)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+
+def kafka_security(env: dict[str, str] | None = None) -> KafkaSecurity:
+    """Read :class:`KafkaSecurity` from ``env`` (default ``os.environ``; variables in the module docstring)."""
+    env = os.environ if env is None else env
+    return KafkaSecurity(
+        security_protocol=env.get("INTENTFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+        sasl_mechanism=(env.get("INTENTFLOW_KAFKA_SASL_MECHANISM") or "").upper() or None,
+        sasl_username=env.get("INTENTFLOW_KAFKA_SASL_USERNAME") or None,
+        sasl_password=env.get("INTENTFLOW_KAFKA_SASL_PASSWORD"),
+        ssl_cafile=env.get("INTENTFLOW_KAFKA_SSL_CAFILE") or None,
+    )
+
+
+def kafka_client_kwargs(env: dict[str, str] | None = None) -> dict[str, str]:
+    """kafka-python keyword arguments of the environment's :class:`KafkaSecurity` (``{}`` for plaintext)."""
+    return kafka_security(env).python_kwargs()
 
 
 def stack_settings(env: dict[str, str] | None = None) -> StackSettings:
-    """Read :class:`StackSettings` from ``env`` (default ``os.environ``)."""
+    """Read :class:`StackSettings` from ``env`` (default ``os.environ``).
+
+    Raises:
+        ValueError: inconsistent Kafka security settings (:class:`KafkaSecurity`).
+    """
     env = os.environ if env is None else env
     return StackSettings(
         kafka_bootstrap=env.get("INTENTFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        redis_url=env.get("INTENTFLOW_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_url=redis_url_with_auth(env.get("INTENTFLOW_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                                      env.get("INTENTFLOW_REDIS_USERNAME") or None,
+                                      env.get("INTENTFLOW_REDIS_PASSWORD")),
         flink_rest=env.get("INTENTFLOW_FLINK_REST", "http://127.0.0.1:8081"),
         topics=Topics.with_prefix(env.get("INTENTFLOW_TOPIC_PREFIX", "")),
+        kafka_security=kafka_security(env),
     )
 
 
@@ -83,14 +238,15 @@ class JobConfig:
         max_batch_size: events per micro-batch at most (one ONNX call, one Redis pipeline). 256: the
             largest batch size of bench/score_bench.py, where per-event scoring cost has flattened.
         allowed_lateness_ms: events of a session are applied in event-time order within this bound
-            (an out-of-order event inside it is inserted and the session state rebuilt); an event
-            older than the session's newest event by more than this is late: counted and sent to the
-            DLQ topic with reason ``late_event``. Default 2000 ms: the collector corrects client
-            clocks only for skews over 1 s (udfs/normalize.py), so consecutive beacons of one tab
-            can overlap by up to about that much; 2 s covers it with margin.
+            (an out-of-order event inside it is inserted and the session state rebuilt, so it counts
+            in every feature as if it had come in order); an event older than the session's newest
+            event by more than this is late: counted and sent to the DLQ topic with reason
+            ``late_event``. Default ``udfs.limits.ALLOWED_LATENESS_MS`` (5 min), computed from the
+            SDK's retry schedule, the collector's Retry-After and answer timeout and the longest
+            outage to ride out, so events retried after an outage still count.
         dedup_ttl_ms: event ids are remembered this long (event time) per session to drop
-            duplicates (retries, a beacon and a fetch of one batch). 10 min: longer than the SDK's
-            retry horizon (web/sdk) and the collector's Retry-After.
+            duplicates (retries, a beacon and a fetch of one batch). 10 min: at least
+            ``allowed_lateness_ms`` (checked), so a copy that is not late is always recognised.
         dedup_max_ids: at most this many event ids remembered per session (bounds keyed state).
         session_ttl_s: keyed session state expires after this much processing time without an
             event. 1800 s: the 30-minute inactivity rule that ends a web session (Google Analytics'
@@ -132,7 +288,7 @@ class JobConfig:
 
     window_ms: int = 20
     max_batch_size: int = 256
-    allowed_lateness_ms: int = 2000
+    allowed_lateness_ms: int = ALLOWED_LATENESS_MS
     dedup_ttl_ms: int = 600_000
     dedup_max_ids: int = 512
     session_ttl_s: int = 1800
@@ -160,3 +316,6 @@ class JobConfig:
                              f"got {self.parallelism}")
         if self.allowed_lateness_ms < 0:
             raise ValueError(f"allowed_lateness_ms must be >= 0, got {self.allowed_lateness_ms}")
+        if self.dedup_ttl_ms < self.allowed_lateness_ms:
+            raise ValueError(f"dedup_ttl_ms ({self.dedup_ttl_ms}) must be >= allowed_lateness_ms "
+                             f"({self.allowed_lateness_ms}): a retried copy inside the horizon must be recognised")

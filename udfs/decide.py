@@ -33,6 +33,7 @@ import numpy as np
 from udfs.config import JobConfig
 from udfs.dlq import dlq_record
 from udfs.features import FEATURE_DTYPE, N_FEATURES
+from udfs.limits import REORDER_LOG_MAX_EVENTS
 from udfs.rules import RuleEngine
 from udfs.session import LATE, STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, Outcome, SessionState, event_order_key
 
@@ -60,7 +61,16 @@ class SessionEntry:
     newer events. An event that arrives out of order but within the bound is inserted into the log
     and the live state is rebuilt from the lagging one; an event older than the bound is late.
     In-order events (the common case) cost one extra ``apply`` on the lagging state once they slide
-    out of the window. With ``allowed_lateness_ms == 0`` no log is kept.
+    out of the window. With ``allowed_lateness_ms == 0`` no log is kept. The log holds at most
+    ``udfs.limits.REORDER_LOG_MAX_EVENTS`` events (only a bot's session reaches it): past it the oldest
+    are folded early, and while it is full an event older than its first one is late too.
+
+    How an out-of-order event enters order-sensitive features (gaps, EMAs, the trailing click window,
+    debounce, scroll deltas): not at all directly; the live state is recomputed from the lagging state
+    over the log in event-time order, so every feature is exactly what in-order arrival would have
+    given, and replaying the same records (same per-partition order) gives the same states and
+    decisions. Decisions already made are not revised: the inserted event is decided once, with the
+    features as of its own place in event time; later events see it.
 
     Attributes:
         state: the session's live :class:`SessionState` (features as of the newest event).
@@ -132,7 +142,8 @@ class SessionEntry:
             log.append(event)
             self._slide(allowed_lateness_ms)
             return outcome, features
-        if event["ts_ms"] < newest - allowed_lateness_ms:
+        if event["ts_ms"] < newest - allowed_lateness_ms or (
+                len(log) >= REORDER_LOG_MAX_EVENTS and key < event_order_key(log[0])):
             return LATE, None
         # out of order within the bound: insert, rebuild the live state from the lagging one
         log.insert(bisect.bisect_right([event_order_key(e) for e in log], key), event)
@@ -150,7 +161,7 @@ class SessionEntry:
         horizon = self.state.last_event_ts_ms - allowed_lateness_ms
         log = self.log
         n = 0
-        while n < len(log) and log[n]["ts_ms"] < horizon:
+        while n < len(log) and (log[n]["ts_ms"] < horizon or len(log) - n > REORDER_LOG_MAX_EVENTS):
             self.lag.apply(dict(log[n]))  # type: ignore[union-attr]
             n += 1
         if n:

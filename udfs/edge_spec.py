@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from udfs import session
+from udfs import plausibility, session
 from udfs.features import FEATURE_DTYPE, FEATURES
 from udfs.noise import DEFAULT_NOISE_CONFIG
 
@@ -38,7 +38,8 @@ def edge_spec() -> dict[str, Any]:
     ``features`` (list of ``{name, unit, dtype, definition}`` in vector order, length ``N_FEATURES``),
     ``noise`` (every field of :class:`udfs.noise.NoiseConfig` with its default value),
     ``session`` (``click_velocity_window_ms``, ``slow_effective_types`` sorted, ``max_tracked_keys``,
-    ``behavioral_types`` sorted, ``default_page_bounce_rate``, ``default_page_exit_rate``).
+    ``behavioral_types`` sorted, ``default_page_bounce_rate``, ``default_page_exit_rate``, ``implausible_flags``
+    and ``implausible_reason`` of :mod:`udfs.plausibility`).
     """
     return {
         "spec_version": SPEC_VERSION,
@@ -55,6 +56,8 @@ def edge_spec() -> dict[str, Any]:
             "behavioral_types": sorted(session._BEHAVIORAL_TYPES),  # noqa: SLF001 - the one definition
             "default_page_bounce_rate": session.DEFAULT_PAGE_BOUNCE_RATE,
             "default_page_exit_rate": session.DEFAULT_PAGE_EXIT_RATE,
+            "implausible_flags": list(plausibility.IMPLAUSIBLE_FLAGS),
+            "implausible_reason": plausibility.REASON_IMPLAUSIBLE,
         },
     }
 

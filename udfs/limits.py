@@ -69,3 +69,58 @@ def json_depth(obj: object, max_depth: int) -> int:
             return max_depth + 1
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+# ---- lateness: how late an accepted event may reach the job and still count ------------------------
+#
+# An event is late by the time it spends between its capture and its session's newest event reaching
+# the job: retries after a failed send, a beacon, an outage of the collector or the broker. The horizon
+# below is computed from the SDK's retry schedule and the collector's answers, so it covers them by
+# construction (tests/unit/test_lateness.py checks the SDK's and the collector's own constants).
+
+#: The SDK's wait before its first retry after a failed send, ms; doubled per failure
+#: (web/sdk/intentflow.js ``RETRY_FIRST_DELAY_MS``).
+SDK_RETRY_FIRST_DELAY_MS = 500
+
+#: The SDK's longest wait between two retries, ms; it retries while the page lives
+#: (web/sdk/intentflow.js ``RETRY_MAX_DELAY_MS``).
+SDK_RETRY_MAX_DELAY_MS = 30_000
+
+#: The SDK's flush interval, ms (web/sdk/intentflow.js ``DEFAULT_FLUSH_INTERVAL_MS``).
+SDK_FLUSH_INTERVAL_MS = 100
+
+#: ``Retry-After`` of the collector's 503 (and the shortest of its 429s), s
+#: (``collector.app.CollectorSettings.retry_after_s``).
+COLLECTOR_RETRY_AFTER_S = 5
+
+#: The collector answers every ``POST /v1/events`` within this, s
+#: (``collector.app.CollectorSettings.produce_timeout_s``).
+COLLECTOR_ANSWER_TIMEOUT_S = 10
+
+#: Longest outage of the collector, the broker or the network that delayed events must survive, ms.
+#: Our choice: 4 minutes, eight times the 30 s faults of the chaos suite (docs/reliability.md) and more
+#: than a broker or collector restart takes here (10-60 s).
+OUTAGE_RIDE_OUT_MS = 4 * 60_000
+
+
+def lateness_needed_ms() -> int:
+    """How late an event can be after an outage of :data:`OUTAGE_RIDE_OUT_MS`, ms.
+
+    The outage itself, then the longest a client waits before its next try (the SDK's capped backoff,
+    or the collector's ``Retry-After`` if a client honours that and it is longer), then the longest
+    the collector takes to answer that try, then one SDK flush interval for events captured meanwhile.
+    """
+    return (OUTAGE_RIDE_OUT_MS + max(SDK_RETRY_MAX_DELAY_MS, COLLECTOR_RETRY_AFTER_S * 1000)
+            + COLLECTOR_ANSWER_TIMEOUT_S * 1000 + SDK_FLUSH_INTERVAL_MS)
+
+
+#: The job's allowed lateness, ms: :func:`lateness_needed_ms` rounded up to whole minutes (5 min).
+#: An event older than its session's newest event by more than this goes to the DLQ as ``late_event``;
+#: within it, it counts in the features (``udfs.decide.SessionEntry``).
+ALLOWED_LATENESS_MS = -(-lateness_needed_ms() // 60_000) * 60_000
+
+#: Most events a session keeps in its reordering log (``udfs.decide.SessionEntry.log``), our choice: a
+#: person's session sends a few events per second at most (10 min at 3/s), so only a bot exceeds it;
+#: past it the oldest are folded into the lagging state early and an event older than those is late.
+#: Bounds the session's keyed state and the cost of inserting an out-of-order event.
+REORDER_LOG_MAX_EVENTS = 2048

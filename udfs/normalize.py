@@ -47,6 +47,12 @@ Text
 
 User agent and IP: :mod:`udfs.enrich` (``classify_user_agent``, ``ip_prefix``).
 
+Pointer physics (:mod:`udfs.plausibility`)
+    A ``mouse_trajectory`` faster than 24 viewport diagonals per second, or with a path longer than
+    ``(sample_count - 1)`` diagonals (the 65535,65535 overflow samples of real recorders), is kept as
+    sent (raw values preserved) with flag ``trajectory_implausible``; the session state keeps it out of
+    the features (suppression reason ``implausible_value``).
+
 Strings longer than ``MAX_STRING_CHARS`` (2048) are cut (flag ``text_truncated``). An event nested deeper
 than ``udfs.limits.EVENT_MAX_DEPTH`` levels is ``wrong_type`` (no contract field is deeper than 3).
 
@@ -69,6 +75,7 @@ from udfs.contract import EVENT_TYPES, PROPS_MODELS, ContractError, derive_event
 from udfs.enrich import classify_user_agent, ip_prefix
 from udfs.jsontext import clean_strings, truncate_strings
 from udfs.limits import EVENT_MAX_DEPTH, USER_AGENT_MAX_CHARS, json_depth
+from udfs.plausibility import FLAG_TRAJECTORY_IMPLAUSIBLE, trajectory_violation
 
 #: Clock offsets up to this are treated as transit delay, not skew (ms). See module docstring.
 SKEW_TOLERANCE_MS = 1_000
@@ -328,6 +335,8 @@ def _props(etype: str, raw: dict, page: dict, context: dict, flags: list[str]) -
     for key in ("x_px", "y_px", "price", "value", "path_length_px", "mean_speed_px_s", "jerk_px_s3"):
         if key in p and isinstance(p[key], float) and not math.isfinite(p[key]):
             raise ContractError("wrong_type", f"props.{key}: NaN/inf")
+    if etype == "mouse_trajectory" and trajectory_violation(p, context["viewport_w_px"], context["viewport_h_px"]):
+        flags.append(FLAG_TRAJECTORY_IMPLAUSIBLE)  # kept as sent; udfs.session keeps it out of the features
     return p
 
 

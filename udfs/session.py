@@ -7,7 +7,8 @@ ONE session (contract dicts, docs/contracts.md §1) in event-time order (``ts_ms
 1. **order**: an event older than the newest event already seen (``ts_ms`` smaller) is *late* and
    changes nothing (the job buffers a session's events and applies them sorted by
    :func:`event_order_key` within its lateness bound; what is still out of order is late);
-2. **noise filter** (:class:`udfs.noise.NoiseFilter`): debounce, threshold suppression, bots;
+2. **noise filter** (:class:`udfs.noise.NoiseFilter`): debounce, threshold suppression, bots; events
+   the normalizer flagged physically implausible (:mod:`udfs.plausibility`) are suppressed too;
 3. **enrichment**: device class, viewport, network class, coarse geo from the event's ``context``;
    session age, page count and visit count from the session itself;
 4. **feature update** (:data:`udfs.features.FEATURES`).
@@ -27,6 +28,10 @@ import numpy as np
 from udfs.contract import PAGE_TYPES
 from udfs.features import FEATURE_DTYPE, FEATURE_INDEX, FEATURE_NAMES, N_FEATURES
 from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig, NoiseFilter, ema
+from udfs.plausibility import IMPLAUSIBLE_FLAGS, REASON_IMPLAUSIBLE
+
+#: Normalizer flags that keep an event out of the features (udfs.plausibility).
+_IMPLAUSIBLE_FLAGS = frozenset(IMPLAUSIBLE_FLAGS)
 
 # -- outcome ------------------------------------------------------------------------------------------
 
@@ -309,6 +314,10 @@ class SessionState:
             return IGNORED_NOT_BEHAVIORAL if event_type == "exposure" else IGNORED_UNKNOWN_TYPE
         props = event.get("props") or {}
         context = event.get("context")
+        flags = event.get("flags")
+        if flags and any(f in _IMPLAUSIBLE_FLAGS for f in flags):  # udfs.plausibility: raw kept, not a feature
+            self._n_suppressed += 1
+            return _suppressed(REASON_IMPLAUSIBLE)
         reason = self._noise.check(event_type, ts, props, context)
         if reason is not None:
             self._n_suppressed += 1

@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 import uuid
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -16,8 +17,14 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.app import collector_cmd, collector_settings, create_app, parse_write_keys
+from operators.redis_actions import RedisActionWriter
 from tests.job_support import read_records
 from tests.live_collector import LiveCollector
+from udfs.config import JobConfig
+from udfs.contract import parse_event
+from udfs.decide import Decider, session_summaries
+from udfs.rules import RuleEngine
+from udfs.scoring import ReloadingScorer
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +133,7 @@ def quiet_kafka_client():
     logger.setLevel(level)
 
 
-def test_no_raw_client_ip_reaches_kafka_or_the_logs(stack, topics, caplog, quiet_kafka_client):
+def test_no_raw_client_ip_reaches_kafka_redis_or_the_logs(stack, topics, redis_client, caplog, quiet_kafka_client):
     caplog.set_level(logging.DEBUG)
     settings = _settings(stack, topics, trust_forwarded_for=True)
     with LiveCollector(create_app(settings)) as live:
@@ -158,3 +165,28 @@ def test_no_raw_client_ip_reaches_kafka_or_the_logs(stack, topics, caplog, quiet
         assert secret not in everything
     aiohttp_lines = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("aiohttp"))
     assert "Error handling request from 127.0.0.0/24" in aiohttp_lines and "127.0.0.1" not in aiohttp_lines
+
+    # Redis: the job's decision path (udfs.decide + the operator's writer) over the records as read
+    client, prefix = redis_client
+    decider = Decider(replace(JobConfig(), redis_prefix=prefix), ReloadingScorer(), RuleEngine.default())
+    result = decider.decide([parse_event(r.value) for r in raw], lambda _sid: None)
+    writer = RedisActionWriter(stack.redis_url, prefix, 600, 600, 1000)
+    writer.write(result.actions, session_summaries(result.touched, result.model_version, "v"), result.aggregates,
+                 result.counters)
+    writer.close()
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    assert f"{prefix}session:s-ip" in keys
+    stored = []
+    for key in keys:
+        kind = client.type(key)
+        stored.append(key)
+        if kind == "hash":
+            stored += [f"{k}={v}" for k, v in client.hgetall(key).items()]
+        elif kind == "set":
+            stored += list(client.smembers(key))
+        elif kind == "stream":
+            stored += [f"{k}={v}" for _, fields in client.xrange(key) for k, v in fields.items()]
+        else:
+            stored.append(str(client.get(key)))
+    for ip in CLIENT_IPS:
+        assert not any(ip in value for value in stored), ip

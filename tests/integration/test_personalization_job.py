@@ -14,6 +14,7 @@ from tests.job_support import (LiveJob, actions_stream, produce, read_topic, run
                                wait_for)
 from udfs.contract import make_event
 from udfs.decide import COUNT_FIELDS
+from udfs.limits import ALLOWED_LATENESS_MS
 from udfs.scenarios import article_session, shallow_session
 from udfs.session import event_order_key, replay_features
 
@@ -43,7 +44,8 @@ def scenario(shared_data):
     article = article_session("article-1", T0)
     shallow = shallow_session("shallow-1", T0 + 5)
     otto = _otto_events(shared_data)
-    late = make_event("scroll", session_id="article-1", client_ts_ms=T0 + 10_000 - 60_000, source_key="late-1",
+    late = make_event("scroll", session_id="article-1", client_ts_ms=T0 + 10_000 - ALLOWED_LATENESS_MS - 60_000,
+                      source_key="late-1",
                       props={"scroll_depth_pct": 90.0, "scroll_depth_pct_raw": 90.0, "offset_px": 1,
                              "document_height_px": 2})
     good = sorted(article + shallow, key=event_order_key) + otto

@@ -89,6 +89,18 @@ test('session features refuse a spec of another version', () => {
   assert.throws(() => new SessionFeatures({ ...SPEC, spec_version: 2 }), /spec version 2/);
 });
 
+test('session features keep an event the collector flagged implausible out, like udfs.session', () => {
+  const f = new SessionFeatures(SPEC);
+  const trajectory = (n, flags) => ({ type: 'mouse_trajectory', session_id: 's', ts_ms: 1000 + n, flags,
+    props: { path_length_px: 700, straightness: 0.9, mean_speed_px_s: 2300, jerk_px_s3: 1, pause_count: 0,
+      sample_count: 19, duration_ms: 300 } });
+  assert.equal(f.apply(trajectory(0, [])).status, 'applied');
+  const before = Array.from(f.vector());
+  const out = f.apply(trajectory(1, [SPEC.session.implausible_flags[0]]));
+  assert.deepEqual([out.status, out.reason], ['suppressed', SPEC.session.implausible_reason]);
+  assert.deepEqual(Array.from(f.vector()), before);
+});
+
 function quietTracker(options) {
   // every type "immediate": flush() at once (a no-op here), so no flush timer keeps node running
   const immediateTypes = ['page_view', 'click', 'scroll', 'hover', 'visibility', 'form', 'mouse_trajectory',

@@ -115,6 +115,8 @@ export class SessionFeatures {
       throw new Error(`edge spec has ${this.featureNames.length} features, this SDK computes ${Object.keys(this._i).length}`);
     }
     this._behavioral = new Set(spec.session.behavioral_types);
+    this._implausibleFlags = new Set(spec.session.implausible_flags || []);
+    this._implausibleReason = spec.session.implausible_reason || 'implausible_value';
     this._slowTypes = new Set(spec.session.slow_effective_types);
     this._windowMs = spec.session.click_velocity_window_ms;
     this._maxKeys = spec.session.max_tracked_keys;
@@ -239,6 +241,10 @@ export class SessionFeatures {
     if (!this._behavioral.has(type)) return type === 'exposure' ? IGNORED_NOT_BEHAVIORAL : IGNORED_UNKNOWN_TYPE;
     const props = event.props || {};
     const context = event.context ?? null;
+    if (Array.isArray(event.flags) && event.flags.some((f) => this._implausibleFlags.has(f))) {
+      this.suppressedCount += 1; // udfs.plausibility: the normalizer's flag keeps it out of the features
+      return suppressed(this._implausibleReason);
+    }
     const reason = this._noiseCheck(type, ts, props, context);
     if (reason !== null) {
       this.suppressedCount += 1;

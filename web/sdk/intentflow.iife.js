@@ -49,6 +49,15 @@ const DEFAULT_FLUSH_INTERVAL_MS = 100;
 const DEFAULT_IMMEDIATE_TYPES = ['click', 'add_to_cart', 'purchase'];
 
 /**
+ * Retries after a failed send (network error, 5xx, 429): the first after this many ms, each next one
+ * after twice the previous wait, never more than `RETRY_MAX_DELAY_MS` apart, while the page lives. The
+ * job's allowed lateness is computed from these (udfs/limits.py `ALLOWED_LATENESS_MS`): keep them equal
+ * to `SDK_RETRY_FIRST_DELAY_MS` / `SDK_RETRY_MAX_DELAY_MS` there (tests/unit/test_lateness.py).
+ */
+const RETRY_FIRST_DELAY_MS = 500;
+const RETRY_MAX_DELAY_MS = 30000;
+
+/**
  * Mouse-trajectory sampling (ours; there is no standard): a stretch ends after this long without
  * pointer movement, or at the max duration / sample count; a pause is a run of samples slower than
  * `PAUSE_SPEED_PX_S` lasting at least `PAUSE_MIN_MS`; stretches with fewer samples are not sent.
@@ -623,7 +632,7 @@ class Tracker {
           return;
         }
         this.queue.unshift(...failed);
-        this._retryDelayMs = Math.min(30000, this._retryDelayMs ? this._retryDelayMs * 2 : 500);
+        this._retryDelayMs = Math.min(RETRY_MAX_DELAY_MS, this._retryDelayMs ? this._retryDelayMs * 2 : RETRY_FIRST_DELAY_MS);
         if (!this._timer) this._timer = setTimeout(() => { this._timer = null; this.flush(); }, this._retryDelayMs);
         return;
       }
@@ -1110,7 +1119,7 @@ class Tracker {
   }
 }
 
-  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, EDGE_INTENT_MIN_SCORE_DELTA, EDGE_REFRESH_MS, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, cut, resolveSession, init, PAGE_TYPES, pageTypeOf, Tracker };
+  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, RETRY_FIRST_DELAY_MS, RETRY_MAX_DELAY_MS, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, EDGE_INTENT_MIN_SCORE_DELTA, EDGE_REFRESH_MS, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, cut, resolveSession, init, PAGE_TYPES, pageTypeOf, Tracker };
   const script = typeof document !== 'undefined' ? document.currentScript : null;
   if (script && script.dataset && script.dataset.endpoint) {
     const opts = { endpoint: script.dataset.endpoint };

@@ -46,6 +46,15 @@ export const DEFAULT_FLUSH_INTERVAL_MS = 100;
 export const DEFAULT_IMMEDIATE_TYPES = ['click', 'add_to_cart', 'purchase'];
 
 /**
+ * Retries after a failed send (network error, 5xx, 429): the first after this many ms, each next one
+ * after twice the previous wait, never more than `RETRY_MAX_DELAY_MS` apart, while the page lives. The
+ * job's allowed lateness is computed from these (udfs/limits.py `ALLOWED_LATENESS_MS`): keep them equal
+ * to `SDK_RETRY_FIRST_DELAY_MS` / `SDK_RETRY_MAX_DELAY_MS` there (tests/unit/test_lateness.py).
+ */
+export const RETRY_FIRST_DELAY_MS = 500;
+export const RETRY_MAX_DELAY_MS = 30000;
+
+/**
  * Mouse-trajectory sampling (ours; there is no standard): a stretch ends after this long without
  * pointer movement, or at the max duration / sample count; a pause is a run of samples slower than
  * `PAUSE_SPEED_PX_S` lasting at least `PAUSE_MIN_MS`; stretches with fewer samples are not sent.
@@ -620,7 +629,7 @@ export class Tracker {
           return;
         }
         this.queue.unshift(...failed);
-        this._retryDelayMs = Math.min(30000, this._retryDelayMs ? this._retryDelayMs * 2 : 500);
+        this._retryDelayMs = Math.min(RETRY_MAX_DELAY_MS, this._retryDelayMs ? this._retryDelayMs * 2 : RETRY_FIRST_DELAY_MS);
         if (!this._timer) this._timer = setTimeout(() => { this._timer = null; this.flush(); }, this._retryDelayMs);
         return;
       }
