@@ -307,8 +307,10 @@ def describe_start(events: KafkaEvents | FileEvents) -> str:
         from kafka import KafkaConsumer, TopicPartition
 
         # a consumer that never subscribes does not join the group: it only reads its committed offsets
+        from udfs.config import kafka_client_kwargs
+
         consumer = KafkaConsumer(bootstrap_servers=events.bootstrap, group_id=events.group_id,
-                                 enable_auto_commit=False, request_timeout_ms=5000)
+                                 enable_auto_commit=False, request_timeout_ms=5000, **kafka_client_kwargs())
         try:
             parts = [TopicPartition(events.topic, p) for p in consumer.partitions_for_topic(events.topic) or ()]
             ends, begins = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
