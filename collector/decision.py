@@ -10,6 +10,10 @@
     - ``"redis"``: the stored action (fields of docs/contracts.md §4, numbers as numbers, ``params``
       decoded from its JSON string);
     - ``"none"``: no action stored for the session: ``{"action": "default", ...}``;
+    - ``"holdout"``: the stored action is a *shadow* action of a session in the experiment's holdout arm
+      (``arm == "holdout"``, docs/experiments.md): the default layout, with ``experiment_id``, ``arm``,
+      ``event_ts_ms``, ``decided_at_ms`` and ``rules_version`` (so the page logs an ``exposure`` of the
+      default), never the shadow action itself;
     - ``"redis_unavailable"``: Redis did not answer within ``redis_timeout_s``: the same safe
       default, so a page never waits on, or breaks because of, the decision path.
 
@@ -59,7 +63,12 @@ DEFAULT_ACTION = "default"
 
 #: Fields of an action (docs/contracts.md §4) that are integers or floats in JSON.
 _INT_FIELDS = ("rule_version", "event_ts_ms", "decided_at_ms")
-_FLOAT_FIELDS = ("intent_score",)
+_FLOAT_FIELDS = ("intent_score", "propensity")
+
+#: Arm whose actions are shadow actions: decided and logged, never served (udfs.experiments.HOLDOUT).
+HOLDOUT_ARM = "holdout"
+#: Fields of a holdout session's stored action that the page may see.
+_HOLDOUT_FIELDS = ("experiment_id", "arm", "event_ts_ms", "decided_at_ms", "rules_version")
 
 #: The web folder of this checkout.
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
@@ -146,7 +155,12 @@ async def handle_decision(request: web.Request) -> web.Response:
         outcome = "error"
         body = _default(session_id, "redis_unavailable")
     else:
-        if fields and fields.get("action"):
+        if fields and fields.get("arm") == HOLDOUT_ARM:
+            outcome = "hit"
+            stored = decode_action(fields)
+            body = _default(session_id, "holdout")
+            body.update({name: stored[name] for name in _HOLDOUT_FIELDS if name in stored})
+        elif fields and fields.get("action"):
             outcome = "hit"
             body = decode_action(fields)
             body["session_id"] = session_id

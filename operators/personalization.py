@@ -198,6 +198,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         events, dlq = decode_batch(batch)
         result = self.decider.decide(events, shard.loader(now_ms, self.sessions.get))
         shard.update(result.touched, now_ms)
+        self.writes.add(now_ms, facts=result.facts)  # experiment counts (udfs/experiments.py)
         counters = result.counters
         if dlq:
             counters["dlq_parse"] += len(dlq)

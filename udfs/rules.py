@@ -167,6 +167,12 @@ def validate_ruleset(ruleset: Any, known_features: Iterable[str] | None = None) 
         raise RulesetError(_schema_error_message(ruleset, error))
     features = set(known_feature_names() if known_features is None else known_features)
     normalized = copy.deepcopy(dict(ruleset))
+    experiment = normalized.get("experiment")
+    if experiment is not None:
+        from udfs.experiments import DEFAULT_ATTRIBUTION_WINDOW_MS, DEFAULT_BUCKET_MS  # noqa: PLC0415
+
+        experiment.setdefault("attribution_window_ms", DEFAULT_ATTRIBUTION_WINDOW_MS)
+        experiment.setdefault("bucket_ms", DEFAULT_BUCKET_MS)
     seen: dict[str, int] = {}
     for index, rule in enumerate(normalized["rules"]):
         where = f"rule {rule['id']!r} (rules[{index}])"
@@ -389,6 +395,15 @@ class RuleEngine:
         enabled = [r for r in self.ruleset["rules"] if r["enabled"]]
         enabled.sort(key=lambda r: (-r["priority"], r["id"]))
         self._rules: tuple[_CompiledRule, ...] = tuple(self._compile_rule(r) for r in enabled)
+        from udfs.experiments import experiment_config  # noqa: PLC0415
+
+        #: the ruleset's experiment (holdout split, attribution window), or None (udfs/experiments.py)
+        self.experiment = experiment_config(self.ruleset)
+        #: ``{rule id: explore_pct}`` of the enabled rules (0 without an adaptive threshold)
+        self.explore_pcts: dict[str, float] = {r.id: r.explore_pct for r in self._rules}
+        #: ``(experiment id "<rule id>@<version>", rule id, explore_pct)`` of the enabled adaptive thresholds
+        self.adaptive_experiments: tuple[tuple[str, str, float], ...] = tuple(
+            (f"{r.id}@{r.version}", r.id, r.explore_pct) for r in self._rules if r.explore_pct)
         self.feature_names: frozenset[str] = frozenset(
             node["feature"] for r in enabled for node, _ in _walk_conditions(r["when"], []) if "feature" in node)
         self._match = self._compile_matcher(enabled, lambda name: name)

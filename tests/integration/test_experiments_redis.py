@@ -1,0 +1,93 @@
+"""Experiments on the real Redis: holdout sessions get the default layout from the decision API, and the
+experiment counts written by the job's writer are exact when the same facts are written again."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from collector.decision import DEFAULT_ACTION, DecisionSettings, register
+from operators.redis_actions import RedisActionWriter
+from udfs.config import JobConfig
+from udfs.decide import Decider, decide_all
+from udfs.experiments import HOLDOUT, PERSONALIZED, arm_for, fold_facts
+from udfs.rules import DEFAULT_RULES_PATH, RuleEngine
+from udfs.scenarios import article_session
+from udfs.scoring import ReloadingScorer
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_764_000_000_000
+EXP = "exp-redis"
+
+
+def _decider(holdout_pct: float) -> Decider:
+    ruleset = json.loads(DEFAULT_RULES_PATH.read_text())
+    ruleset["experiment"] = {"id": EXP, "holdout_pct": holdout_pct}
+    return Decider(JobConfig(), ReloadingScorer(), RuleEngine(ruleset), clock_ms=lambda: T0)
+
+
+def _writer(stack, prefix: str) -> RedisActionWriter:
+    cfg = JobConfig()
+    return RedisActionWriter(stack.redis_url, prefix, cfg.action_ttl_s, cfg.session_ttl_s, 1000)
+
+
+async def test_holdout_session_gets_the_default_layout_and_personalized_gets_its_action(stack, redis_client):
+    _redis, key_prefix = redis_client
+    prefix = key_prefix + "if:"
+    sessions = {arm: next(f"{arm[:1]}{i}" for i in range(1000) if arm_for(EXP, f"anon-{arm[:1]}{i}", 50) == arm)
+                for arm in (HOLDOUT, PERSONALIZED)}
+    events = []
+    for n, sid in enumerate(sessions.values()):
+        for e in article_session(sid, T0 + n):
+            events.append(dict(e, anonymous_id=f"anon-{sid}"))
+    actions, _, _ = decide_all(_decider(50), events, 100)
+    assert {a["arm"] for a in actions} == {HOLDOUT, PERSONALIZED}
+    writer = _writer(stack, prefix)
+    try:
+        writer.write(actions, {}, {}, {})
+    finally:
+        writer.close()
+    app = web.Application()
+    register(app, DecisionSettings(redis_url=stack.redis_url, redis_prefix=prefix))
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        held = await (await client.get("/v1/decision", params={"session_id": sessions[HOLDOUT]})).json()
+        served = await (await client.get("/v1/decision", params={"session_id": sessions[PERSONALIZED]})).json()
+    finally:
+        await client.close()
+    assert (held["action"], held["source"], held["params"]) == (DEFAULT_ACTION, "holdout", {})
+    assert held["experiment_id"] == EXP and held["arm"] == HOLDOUT and held["event_ts_ms"] >= T0
+    assert "rule_id" not in held and "intent_score" not in held  # nothing of the shadow action leaks
+    assert served["source"] == "redis" and served["action"] == "show_video_demo_and_price_comparison"
+    assert served["arm"] == PERSONALIZED and served["propensity"] == pytest.approx(0.5)
+    # the shadow action is logged in the actions stream like any other
+    logged = [f for _, f in _redis.xrange(prefix + "actions")]
+    assert {f["arm"] for f in logged} == {HOLDOUT, PERSONALIZED}
+
+
+def test_experiment_counts_are_exact_when_facts_are_written_again(stack, redis_client):
+    redis, key_prefix = redis_client
+    prefix = key_prefix + "if:"
+    events = []
+    for i in range(40):
+        session = article_session(f"s{i}", T0 + 1000 * i)
+        events += [dict(e, anonymous_id=f"anon-s{i}") for e in session]
+    decider = _decider(50)
+    store: dict = {}
+    result = decider.decide(events, store.get)
+    assert result.facts
+    writer = _writer(stack, prefix)
+    try:
+        writer.write([], {}, {}, {}, facts=result.facts)
+        writer.write([], {}, {}, {}, facts=result.facts[: len(result.facts) // 2])  # a replay after a restore
+    finally:
+        writer.close()
+    stored = {field: int(n) for field, n in redis.hgetall(f"{prefix}exp:{EXP}").items()}
+    assert stored == fold_facts(result.facts)[EXP]
+    assert sum(n for field, n in stored.items() if "|sessions|" in field) == 40
+    assert redis.smembers(f"{prefix}experiments") == {EXP, "shallow_engagement@1"}
+    assert redis.ttl(f"{prefix}expfact:{EXP}:sessions:s0") > 0
