@@ -186,3 +186,18 @@ test('without analytics consent nothing is captured', () => {
   assert.equal(tr.queue.length, 0);
   assert.equal(tr.stats.captured, 0);
 });
+
+test('exposure: one event per experiment, arm and content; none outside an experiment', () => {
+  const tr = new Tracker({ flushIntervalMs: 100000, autoPageView: false });
+  const held = { action: 'default', source: 'holdout', experiment_id: 'exp-1', arm: 'holdout' };
+  const e = tr.exposure(held);
+  assert.deepEqual(e.props, { experiment_id: 'exp-1', variant: 'holdout', content_id: 'default' });
+  assert.equal(e.type, 'exposure');
+  assert.equal(tr.exposure(held), null, 'the same exposure is sent once');
+  const served = { action: 'simplify_layout', experiment_id: 'exp-1', arm: 'personalized' };
+  assert.equal(tr.exposure(served, 'key_facts').props.variant, 'personalized');
+  assert.equal(tr.exposure({ action: 'simplify_layout' }, 'key_facts'), null);
+  assert.equal(tr.exposure(null), null);
+  assert.equal(tr.queue.filter((q) => q.type === 'exposure').length, 2);
+  clearTimeout(tr._timer);
+});

@@ -568,6 +568,26 @@ class Tracker {
     return event;
   }
 
+  /**
+   * Log that the page rendered an arm's treatment of a decision of `GET /v1/decision`: an `exposure`
+   * event (docs/experiments.md). For the `personalized` arm, the personalized content the action showed;
+   * for the `holdout` arm (`source: "holdout"`), the default layout the page kept. The job counts a
+   * session's conversions for its arm from its first exposure on. A decision without `experiment_id`
+   * is in no experiment: nothing is sent. At most once per experiment, arm and content id per tracker.
+   * @param {object} decision the decision API's answer (`experiment_id`, `arm`)
+   * @param {string} [contentId='default'] what was rendered (a content block id)
+   * @returns {object|null} the exposure event, or null when nothing was sent
+   */
+  exposure(decision, contentId = 'default') {
+    if (!decision || !decision.experiment_id || !decision.arm) return null;
+    const key = `${decision.experiment_id}|${decision.arm}|${contentId}`;
+    if (!this._exposed) this._exposed = new Set();
+    if (this._exposed.has(key)) return null;
+    this._exposed.add(key);
+    return this.track('exposure', { experiment_id: cut(String(decision.experiment_id)),
+      variant: cut(String(decision.arm)), content_id: cut(String(contentId)) });
+  }
+
   // --- sending ----------------------------------------------------------------------------------
 
   /**
