@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "models.train:train_cmd",
     "evaluate": "models.evaluate:evaluate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",
+    "experiments": "intentflow.experiments_cmd:experiments_cmd",
     "demo": "intentflow.demo:demo_cmd",
     "bench": "bench.run:bench_cmd",
 }

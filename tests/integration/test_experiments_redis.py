@@ -3,6 +3,7 @@ experiment counts written by the job's writer are exact when the same facts are 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from aiohttp import web
@@ -91,3 +92,47 @@ def test_experiment_counts_are_exact_when_facts_are_written_again(stack, redis_c
     assert sum(n for field, n in stored.items() if "|sessions|" in field) == 40
     assert redis.smembers(f"{prefix}experiments") == {EXP, "shallow_engagement@1"}
     assert redis.ttl(f"{prefix}expfact:{EXP}:sessions:s0") > 0
+
+
+def test_report_command_reads_the_counts_and_flags_a_skewed_split(stack, redis_client, tmp_path):
+    """``intentflow experiments report`` on counts the job's writer put in Redis: a 50/50 experiment whose
+    holdout got 60 % of the sessions is flagged as SRM; the simulation label and the plot are there."""
+    from click.testing import CliRunner
+
+    from intentflow.experiments_cmd import report_cmd
+
+    redis, key_prefix = redis_client
+    prefix = key_prefix + "if:"
+    experiment_id = "simulation-report-test"
+    facts = []
+    for i in range(2000):
+        arm = HOLDOUT if i % 10 < 6 else PERSONALIZED  # 60/40 where 50/50 is configured
+        bucket = T0 + 60_000 * (i // 400)
+        facts.append((experiment_id, arm, "sessions", bucket, f"s{i}"))
+        facts.append((experiment_id, arm, "exposed", bucket, f"s{i}"))
+        if i % (20 if arm == HOLDOUT else 8) == 0:
+            facts.append((experiment_id, arm, "converted", bucket, f"s{i}"))
+    writer = _writer(stack, prefix)
+    try:
+        writer.write([], {}, {}, {}, facts=facts)
+    finally:
+        writer.close()
+    plot = tmp_path / "lift.png"
+    result = CliRunner().invoke(report_cmd, ["--redis-url", stack.redis_url, "--prefix", prefix, "--experiment",
+                                             experiment_id, "--holdout-pct", "50", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"SIMULATION — experiment {experiment_id}")
+    assert "SAMPLE RATIO MISMATCH" in result.output
+    assert plot.stat().st_size > 10_000
+    as_json = CliRunner().invoke(report_cmd, ["--redis-url", stack.redis_url, "--prefix", prefix, "--experiment",
+                                              experiment_id, "--holdout-pct", "50", "--json"])
+    report = json.loads(as_json.output)[experiment_id]
+    assert report["simulation"] and report["srm"]["flagged"]
+    n = Counter((arm, metric) for _, arm, metric, _, _ in facts)
+    assert report["arms"][HOLDOUT]["exposed"] == n[(HOLDOUT, "exposed")] == 1200
+    assert report["arms"][HOLDOUT]["converted"] == n[(HOLDOUT, "converted")] > 0
+    fixed = report["comparisons"][PERSONALIZED]["fixed_horizon"]
+    assert fixed["abs_lift"] == pytest.approx(n[(PERSONALIZED, "converted")] / 800 - n[(HOLDOUT, "converted")] / 1200)
+    unknown = CliRunner().invoke(report_cmd, ["--redis-url", stack.redis_url, "--prefix", prefix, "--experiment",
+                                              experiment_id])
+    assert unknown.exit_code != 0 and "--holdout-pct" in unknown.output
