@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "models.evaluate:evaluate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",
     "experiments": "intentflow.experiments_cmd:experiments_cmd",
+    "simulate": "intentflow.simulate:simulate_cmd",
     "demo": "intentflow.demo:demo_cmd",
     "bench": "bench.run:bench_cmd",
 }
