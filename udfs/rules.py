@@ -587,7 +587,7 @@ class ThresholdMove:
 
 def adapt_moves(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str, int]],
                 conversions: Mapping[str, Mapping[str, int]], *, alpha: float = 0.05,
-                min_exposures: int = 200) -> list[ThresholdMove]:
+                min_exposures: int = 200, test: str = "z") -> list[ThresholdMove]:
     """The threshold moves :func:`adapt` would make, without changing anything.
 
     Args:
@@ -600,9 +600,15 @@ def adapt_moves(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str,
             ``alpha / 2`` (Bonferroni). 0.05 is the conventional level, our choice.
         min_exposures: sessions needed in control and in the variant before testing (our choice, 200:
             keeps the normal approximation of the z-test reasonable at conversion rates of a few %).
+        test: ``"z"``: the pooled two-proportion z-test (:func:`two_proportion_p_value`), valid when
+            read once at a fixed horizon; ``"msprt"``: the always-valid p-value of the mixture SPRT
+            (``udfs.experiment_stats.msprt``, Johari et al. 2022), valid however often the counts are
+            read — what a scheduled ``intentflow rules adapt --every-s`` needs.
     Raises:
-        ValueError: a count is negative or conversions exceed exposures.
+        ValueError: a count is negative or conversions exceed exposures, or an unknown ``test``.
     """
+    if test not in ("z", "msprt"):
+        raise ValueError(f"test must be 'z' or 'msprt', got {test!r}")
     moves = []
     for rule in ruleset["rules"]:
         comparison = _adaptive_comparison(rule)
@@ -619,7 +625,12 @@ def adapt_moves(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str,
             ni, ci = int(n.get(VARIANTS[i], 0)), int(c.get(VARIANTS[i], 0))
             if ni < min_exposures or values[i] == values[0]:
                 continue
-            p_value = two_proportion_p_value(ci, ni, c0, n0)
+            if test == "msprt":
+                from udfs.experiment_stats import msprt  # noqa: PLC0415
+
+                p_value = msprt([(ci, ni, c0, n0)], alpha=alpha / 2, min_units=min_exposures).p_value
+            else:
+                p_value = two_proportion_p_value(ci, ni, c0, n0)
             rate_i, rate_0 = ci / ni, c0 / n0
             if p_value < alpha / 2 and rate_i > rate_0 and (best is None or rate_i > best.variant_rate):
                 best = ThresholdMove(rule["id"], experiment_id, VARIANTS[i], values[0], values[i], rate_0, rate_i,
@@ -638,7 +649,7 @@ def _bump_rules_version(rules_version: str, today: str | None) -> str:
 
 def adapt(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str, int]],
           conversions: Mapping[str, Mapping[str, int]], *, alpha: float = 0.05, min_exposures: int = 200,
-          today: str | None = None, known_features: Iterable[str] | None = None) -> dict[str, Any]:
+          today: str | None = None, known_features: Iterable[str] | None = None, test: str = "z") -> dict[str, Any]:
     """Adaptive thresholds through feedback: a new ruleset where each adaptive threshold whose ``lower``
     or ``higher`` variant converted significantly better than ``control`` (see :func:`adapt_moves`) is
     moved to that variant's value. Each moved rule's ``version`` is incremented (so its experiment id,
@@ -650,7 +661,7 @@ def adapt(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str, int]]
         RulesetError: the result does not validate (cannot happen for a valid input; checked anyway).
         ValueError: see :func:`adapt_moves`.
     """
-    moves = adapt_moves(ruleset, exposures, conversions, alpha=alpha, min_exposures=min_exposures)
+    moves = adapt_moves(ruleset, exposures, conversions, alpha=alpha, min_exposures=min_exposures, test=test)
     out = copy.deepcopy(dict(ruleset))
     if not moves:
         return out

@@ -136,3 +136,45 @@ def test_report_command_reads_the_counts_and_flags_a_skewed_split(stack, redis_c
     unknown = CliRunner().invoke(report_cmd, ["--redis-url", stack.redis_url, "--prefix", prefix, "--experiment",
                                               experiment_id])
     assert unknown.exit_code != 0 and "--holdout-pct" in unknown.output
+
+
+def test_rules_adapt_moves_a_threshold_on_evidence_publishes_it_and_audits(stack, topics, redis_client, tmp_path):
+    """``intentflow rules adapt`` reads the variant counts from Redis, moves the shallow-engagement
+    threshold to the variant that beats control by the mSPRT, bumps the versions, publishes the ruleset
+    to the rules topic and appends the reason to the audit log; ``--dry-run`` changes nothing."""
+    from click.testing import CliRunner
+
+    from intentflow.rules_cmd import adapt_cmd, latest_ruleset_record
+    from udfs.rules import load_ruleset
+
+    _redis, key_prefix = redis_client
+    prefix = key_prefix + "if:"
+    experiment_id = "shallow_engagement@1"
+    facts = []
+    for variant, sessions, rate in (("control", 4000, 0.05), ("lower", 600, 0.15), ("higher", 600, 0.05)):
+        for i in range(sessions):
+            sid = f"{variant}-{i}"
+            facts.append((experiment_id, variant, "sessions", T0, sid))
+            if i < sessions * rate:
+                facts.append((experiment_id, variant, "sessions_converted", T0, sid))
+    writer = _writer(stack, prefix)
+    try:
+        writer.write([], {}, {}, {}, facts=facts)
+    finally:
+        writer.close()
+    audit = tmp_path / "audit.jsonl"
+    common = ["--rules-file", str(DEFAULT_RULES_PATH), "--prefix", prefix, "--redis-url", stack.redis_url,
+              "--topic", topics.rules, "--bootstrap", stack.kafka_bootstrap, "--audit-log", str(audit)]
+    dry = CliRunner().invoke(adapt_cmd, [*common, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "shallow_engagement: 25.0 -> 20.0 (variant lower)" in dry.output and not audit.exists()
+    assert latest_ruleset_record(stack.kafka_bootstrap, topics.rules, timeout_s=5) is None
+    run = CliRunner().invoke(adapt_cmd, [*common, "--publish"])
+    assert run.exit_code == 0, run.output
+    published = load_ruleset(latest_ruleset_record(stack.kafka_bootstrap, topics.rules)[0])
+    rule = next(r for r in published["rules"] if r["id"] == "shallow_engagement")
+    assert rule["version"] == 2 and rule["when"]["all"][1]["value"] == 20
+    assert published["rules_version"] != json.loads(DEFAULT_RULES_PATH.read_text())["rules_version"]
+    (line,) = audit.read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["published"] and entry["moves"][0]["variant"] == "lower" and "mSPRT" in entry["moves"][0]["reason"]
