@@ -178,3 +178,42 @@ def test_rules_adapt_moves_a_threshold_on_evidence_publishes_it_and_audits(stack
     (line,) = audit.read_text().splitlines()
     entry = json.loads(line)
     assert entry["published"] and entry["moves"][0]["variant"] == "lower" and "mSPRT" in entry["moves"][0]["reason"]
+
+
+async def test_experiments_endpoint_reports_from_the_counts(stack, redis_client):
+    redis, key_prefix = redis_client
+    prefix = key_prefix + "if:"
+    experiment_id = "simulation-endpoint-test"
+    facts = []
+    for i in range(600):
+        arm = HOLDOUT if i % 2 else PERSONALIZED
+        for metric in ("sessions", "exposed") + (("converted",) if i % (10 if arm == HOLDOUT else 5) < 1 else ()):
+            facts.append((experiment_id, arm, metric, T0 + 60_000 * (i // 200), f"s{i}"))
+    writer = _writer(stack, prefix)
+    try:
+        writer.write([], {}, {}, {}, facts=facts)
+    finally:
+        writer.close()
+    app = web.Application()
+    register(app, DecisionSettings(redis_url=stack.redis_url, redis_prefix=prefix))
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        ok = await client.get("/v1/experiments", params={"holdout_pct": "50"})
+        body = await ok.json()
+        unknown = await (await client.get("/v1/experiments")).json()
+        bad = await client.get("/v1/experiments", params={"holdout_pct": "abc"})
+    finally:
+        await client.close()
+    assert ok.status == 200 and ok.headers["Cache-Control"] == "no-store"
+    entry = body["experiments"][experiment_id]
+    assert entry["simulation"] is True
+    report = entry["report"]
+    n = Counter((arm, metric) for _, arm, metric, _, _ in facts)
+    assert report["arms"][PERSONALIZED]["converted"] == n[(PERSONALIZED, "converted")]
+    assert report["comparisons"][PERSONALIZED]["fixed_horizon"]["abs_lift"] == pytest.approx(
+        n[(PERSONALIZED, "converted")] / 300 - n[(HOLDOUT, "converted")] / 300)
+    assert not report["srm"]["flagged"] and len(report["comparisons"][PERSONALIZED]["series"]) == 3
+    # without the split the counts are listed, the report is not made up
+    assert unknown["experiments"][experiment_id]["report"] is None and "holdout" in unknown["experiments"][experiment_id]["error"]
+    assert bad.status == 400
