@@ -213,10 +213,13 @@ async def handle_experiments(request: web.Request) -> web.Response:
         ruleset = load_ruleset(Path(os.environ.get("INTENTFLOW_RULES_FILE", DEFAULT_RULES_PATH)))
     except RulesetError:
         ruleset = None
+    wanted = request.query.get("experiment_id")
+    if wanted is not None and (not wanted or len(wanted) > ID_MAX_CHARS):
+        return web.json_response({"error": f"experiment_id must have 1..{ID_MAX_CHARS} characters"}, status=400,
+                                 headers=headers)
     settings: DecisionSettings = request.app[_SETTINGS_KEY]
     client = request.app[_REDIS_KEY]
     prefix = settings.redis_prefix
-    wanted = request.query.get("experiment_id")
 
     async def read() -> dict[str, dict[str, str]]:
         ids = [wanted] if wanted else sorted(await client.smembers(f"{prefix}experiments"))
