@@ -88,6 +88,8 @@ DEFAULT_BUCKET_MS = 60_000
 MAX_REMEMBERED_CONVERSIONS = 16
 
 _VARIANT_CONTROL = "control"
+#: Event types that can complete a fact after a session's first event.
+_CONVERSION_TYPES = frozenset({"exposure", "purchase", "add_to_cart"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,7 @@ class ExperimentSession:
             :data:`MAX_REMEMBERED_CONVERSIONS`, the earliest kept).
     """
 
-    __slots__ = ("arms", "done", "exposed_ts_ms", "purchase_ts_ms", "cart_ts_ms")
+    __slots__ = ("arms", "done", "exposed_ts_ms", "purchase_ts_ms", "cart_ts_ms", "steady")
 
     def __init__(self) -> None:
         self.arms: dict[str, str] = {}
@@ -178,12 +180,16 @@ class ExperimentSession:
         self.exposed_ts_ms: dict[str, int] = {}
         self.purchase_ts_ms: list[int] = []
         self.cart_ts_ms: list[int] = []
+        #: ``(experiment id, adaptive experiments)`` this session was counted in as ``sessions`` already:
+        #: an event of another type than exposure/purchase/add_to_cart then has nothing to count (fast path)
+        self.steady: tuple | None = None
 
     def __getstate__(self):
-        return (self.arms, self.done, self.exposed_ts_ms, self.purchase_ts_ms, self.cart_ts_ms)
+        return (self.arms, self.done, self.exposed_ts_ms, self.purchase_ts_ms, self.cart_ts_ms, self.steady)
 
     def __setstate__(self, st) -> None:
-        self.arms, self.done, self.exposed_ts_ms, self.purchase_ts_ms, self.cart_ts_ms = st
+        self.arms, self.done, self.exposed_ts_ms, self.purchase_ts_ms, self.cart_ts_ms = st[:5]
+        self.steady = st[5] if len(st) > 5 else None
 
     def arm(self, config: ExperimentConfig, anonymous_id: str | None) -> str:
         """This session's arm in ``config`` (assigned on first use, then remembered)."""
@@ -236,11 +242,14 @@ def observe_event(state: ExperimentSession, event: Mapping[str, Any], config: Ex
             adaptive thresholds (``RuleEngine.adaptive_experiments``).
         out: where facts go.
     """
+    event_type = event["type"]
+    steady = (config.id if config is not None else None, adaptive)
+    if event_type not in _CONVERSION_TYPES and state.steady == steady:
+        return  # counted in every experiment's sessions already; nothing else to count for this type
     if _is_bot(event):
         return
     session_id = event["session_id"]
     ts_ms = int(event["ts_ms"])
-    event_type = event["type"]
     arm = PERSONALIZED
     if config is not None:
         bucket_ms = config.bucket_ms
@@ -267,16 +276,16 @@ def observe_event(state: ExperimentSession, event: Mapping[str, Any], config: Ex
                         at_ms = _first_within(times, exposed_ms, config.attribution_window_ms)
                         if at_ms is not None:
                             state._emit(out, config.id, arm, metric, at_ms, bucket_ms, session_id)
-    if arm != PERSONALIZED or not adaptive:
-        return
-    bucket_ms = config.bucket_ms if config is not None else DEFAULT_BUCKET_MS
-    for experiment_id, rule_id, explore_pct in adaptive:
-        variant = state.arms.get(experiment_id)
-        if variant is None:
-            variant = state.arms[experiment_id] = VARIANTS[variant_for(rule_id, session_id, explore_pct)]
-        state._emit(out, experiment_id, variant, "sessions", ts_ms, bucket_ms, session_id)
-        if event_type == "purchase":
-            state._emit(out, experiment_id, variant, "sessions_converted", ts_ms, bucket_ms, session_id)
+    if arm == PERSONALIZED and adaptive:
+        bucket_ms = config.bucket_ms if config is not None else DEFAULT_BUCKET_MS
+        for experiment_id, rule_id, explore_pct in adaptive:
+            variant = state.arms.get(experiment_id)
+            if variant is None:
+                variant = state.arms[experiment_id] = VARIANTS[variant_for(rule_id, session_id, explore_pct)]
+            state._emit(out, experiment_id, variant, "sessions", ts_ms, bucket_ms, session_id)
+            if event_type == "purchase":
+                state._emit(out, experiment_id, variant, "sessions_converted", ts_ms, bucket_ms, session_id)
+    state.steady = steady
 
 
 def annotate_action(action: dict[str, Any], state: ExperimentSession, event: Mapping[str, Any],
