@@ -201,3 +201,22 @@ test('exposure: one event per experiment, arm and content; none outside an exper
   assert.equal(tr.queue.filter((q) => q.type === 'exposure').length, 2);
   clearTimeout(tr._timer);
 });
+
+test('edge: no provisional action for a visitor in the holdout arm', async () => {
+  const seen = [];
+  const tr = new Tracker({ flushIntervalMs: 100000, autoPageView: false, onEdgeDecision: (d) => seen.push(d) });
+  const result = { decided_at: 2, captured_at: 1, event: { event_id: 'e1' }, intent_score: 0.9, vector: new Float32Array(2),
+    feature_hash: 'fnv1a32:0', model_version: 'm/1', rules_version: 'r.1',
+    decision: { action: 'simplify_layout', rule_id: 'shallow_engagement', params: {} } };
+  tr.edge = { rules: { experiment: { id: 'exp-1', holdout_pct: 100 } } };
+  assert.equal(tr._edgeArm(), null, 'unknown until hashed: nothing shown');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(tr._edgeArm(), 'holdout');
+  tr._edgeResult(result);
+  assert.equal(seen.length, 0);
+  tr.edge = { rules: { experiment: { id: 'exp-1', holdout_pct: 0 } } };
+  tr._edgeResult(result);
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0].action, 'simplify_layout');
+  clearTimeout(tr._timer);
+});

@@ -499,6 +499,8 @@ export class RuleEvaluator {
    */
   constructor(ruleset, featureNames) {
     this.rulesVersion = ruleset.rules_version;
+    /** The ruleset's experiment (holdout share; docs/experiments.md), or null. */
+    this.experiment = ruleset.experiment || null;
     const index = new Map(featureNames.map((n, i) => [n, i]));
     const enabled = ruleset.rules.filter((r) => r.enabled !== false);
     enabled.sort((a, b) => (b.priority - a.priority) || (a.id < b.id ? -1 : (a.id > b.id ? 1 : 0)));
