@@ -281,7 +281,8 @@ def observe_event(state: ExperimentSession, event: Mapping[str, Any], config: Ex
         for experiment_id, rule_id, explore_pct in adaptive:
             variant = state.arms.get(experiment_id)
             if variant is None:
-                variant = state.arms[experiment_id] = VARIANTS[variant_for(rule_id, session_id, explore_pct)]
+                unit = event.get("anonymous_id") or session_id  # as the rule engine assigns it
+                variant = state.arms[experiment_id] = VARIANTS[variant_for(rule_id, unit, explore_pct)]
             state._emit(out, experiment_id, variant, "sessions", ts_ms, bucket_ms, session_id)
             if event_type == "purchase":
                 state._emit(out, experiment_id, variant, "sessions_converted", ts_ms, bucket_ms, session_id)

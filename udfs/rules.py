@@ -25,7 +25,8 @@ Semantics (the same live and in a replay, because only event time is used):
   survives ruleset reloads (keyed by rule id).
 * Adaptive thresholds: one numeric threshold per rule may carry
   ``"adaptive": {"min", "max", "step", "explore_pct"}``. ``explore_pct`` % of sessions (chosen by a hash of
-  rule id and session id, :func:`variant_for`) see ``value - step`` (variant ``lower``) or ``value + step``
+  rule id and the event's ``anonymous_id`` — the visitor, so a returning visitor keeps its variant — or its
+  ``session_id`` when it has none, :func:`variant_for`) see ``value - step`` (variant ``lower``) or ``value + step``
   (``higher``), half each, clamped to [min, max]; the rest see ``value`` (``control``). Actions of such a
   rule carry ``params.experiment_id`` (``"<rule id>@<rule version>"``) and ``params.variant``.
   :func:`adapt` moves the threshold to a variant's value only when that variant's conversion rate beats
@@ -249,7 +250,8 @@ def variant_for(rule_id: str, session_id: str | None, explore_pct: float) -> int
     """Index into :data:`VARIANTS` of the threshold variant a session sees for an adaptive rule.
 
     Deterministic (CRC-32 of ``"<rule id>|<session id>"``), so the job, a replay and whoever counts
-    exposures and conversions offline assign the same variant from the session id alone.
+    exposures and conversions offline assign the same variant from the id alone. The engine passes the
+    event's ``anonymous_id`` (the visitor: a returning visitor keeps its variant), else its ``session_id``.
     Bucket = crc32 % 10000 / 100 in [0, 100); < explore_pct/2 -> 1 (lower), < explore_pct -> 2 (higher),
     else 0 (control). A missing session id is control.
     """
@@ -364,7 +366,7 @@ class _Compiler:
             return repr(float(comparison["value"]))
         values = self.constant(_variant_values(comparison))
         pick = self.constant(partial(variant_for, rule_id, explore_pct=float(adaptive["explore_pct"])))
-        return f"{values}[{pick}(e.get('session_id'))]"
+        return f"{values}[{pick}(e.get('anonymous_id') or e.get('session_id'))]"
 
 
 def _adaptive_comparison(rule: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -518,7 +520,8 @@ class RuleEngine:
             params[key] = source.get(field)
         if rule.explore_pct:
             params["experiment_id"] = f"{rule.id}@{rule.version}"
-            params["variant"] = VARIANTS[variant_for(rule.id, event.get("session_id"), rule.explore_pct)]
+            params["variant"] = VARIANTS[variant_for(rule.id, event.get("anonymous_id") or event.get("session_id"),
+                                                     rule.explore_pct)]
         return Decision(rule.action, params, rule.id, rule.version, self.rules_version, rule.priority, ts_ms), "fired"
 
     def __reduce__(self):

@@ -210,7 +210,7 @@ test('edge: no provisional action for a visitor in the holdout arm', async () =>
     decision: { action: 'simplify_layout', rule_id: 'shallow_engagement', params: {} } };
   tr.edge = { rules: { experiment: { id: 'exp-1', holdout_pct: 100 } } };
   assert.equal(tr._edgeArm(), null, 'unknown until hashed: nothing shown');
-  await new Promise((r) => setTimeout(r, 20));
+  await tr._armPromise;
   assert.equal(tr._edgeArm(), 'holdout');
   tr._edgeResult(result);
   assert.equal(seen.length, 0);

@@ -813,7 +813,8 @@ export class Tracker {
     if (this._armKey !== key) {
       this._armKey = key;
       this._arm = null;
-      armFor(exp.id, this.anonymousId, exp.holdout_pct)
+      /** Settles once the arm is known (or could not be computed). */
+      this._armPromise = armFor(exp.id, this.anonymousId, exp.holdout_pct)
         .then((arm) => { if (this._armKey === key) this._arm = arm; })
         .catch(() => { /* no WebCrypto: the arm stays unknown, no provisional action */ });
     }
