@@ -14,50 +14,20 @@ from typing import Any
 
 import click
 
+from udfs.experiment_stats import SIMULATION_PREFIX, DesignUnknown, is_simulation  # noqa: F401 - re-exported
+
 ROOT = Path(__file__).resolve().parents[1]
-
-#: Experiments whose id starts with this hold simulated visitors (intentflow simulate).
-SIMULATION_PREFIX = "simulation"
-
-
-def is_simulation(experiment_id: str) -> bool:
-    """True for an experiment of ``intentflow simulate``."""
-    return experiment_id.startswith(SIMULATION_PREFIX)
 
 
 def experiment_design(experiment_id: str, ruleset: dict[str, Any] | None, holdout_pct: float | None
                       ) -> tuple[dict[str, float], str, str, str]:
-    """``(shares, control arm, numerator, denominator)`` of an experiment.
+    """:func:`udfs.experiment_stats.experiment_design`, its error as a click error (exit 1 with the reason)."""
+    from udfs.experiment_stats import experiment_design as design  # noqa: PLC0415
 
-    The personalization experiment (the ruleset's ``experiment.id``, or any id given ``holdout_pct``):
-    arms holdout/personalized, conversions per exposed session. An adaptive threshold's experiment
-    ``"<rule id>@<version>"``: variants control/lower/higher by the rule's ``explore_pct``, purchasing
-    sessions per assigned session.
-
-    Raises:
-        click.ClickException: the split of the experiment cannot be known (no matching ruleset entry and
-            no ``--holdout-pct``).
-    """
-    if "@" in experiment_id:
-        rule_id, _, version = experiment_id.partition("@")
-        from udfs.rules import _adaptive_comparison  # noqa: PLC0415
-
-        for rule in (ruleset or {}).get("rules", []):
-            if rule["id"] == rule_id and str(rule["version"]) == version:
-                comparison = _adaptive_comparison(rule)
-                explore = float(comparison["adaptive"].get("explore_pct", 0)) if comparison else 0.0
-                shares = {"control": 1 - explore / 100, "lower": explore / 200, "higher": explore / 200}
-                return shares, "control", "sessions_converted", "sessions"
-        raise click.ClickException(f"experiment {experiment_id}: rule {rule_id} version {version} is not in the "
-                                   "ruleset given (--rules-file)")
-    if holdout_pct is None:
-        block = (ruleset or {}).get("experiment") or {}
-        if block.get("id") != experiment_id:
-            raise click.ClickException(f"experiment {experiment_id}: its holdout share is unknown; give "
-                                       "--holdout-pct or the ruleset that configured it (--rules-file)")
-        holdout_pct = float(block["holdout_pct"])
-    return ({"holdout": holdout_pct / 100, "personalized": 1 - holdout_pct / 100}, "holdout", "converted",
-            "exposed")
+    try:
+        return design(experiment_id, ruleset, holdout_pct)
+    except DesignUnknown as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _pp(x: float | None) -> str:

@@ -38,6 +38,10 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "SIMULATION_PREFIX",
+    "DesignUnknown",
+    "experiment_design",
+    "is_simulation",
     "DEFAULT_ALPHA",
     "DEFAULT_TAU",
     "SRM_P_THRESHOLD",
@@ -63,6 +67,52 @@ SRM_P_THRESHOLD = 0.001
 #: Looks of the sequential test start when each arm has this many units: below it the normal
 #: approximation of a proportion with a rate of a few % is poor. Our choice.
 MIN_UNITS_PER_ARM = 100
+
+
+#: Experiments whose id starts with this hold simulated visitors (intentflow simulate): labelled SIMULATION.
+SIMULATION_PREFIX = "simulation"
+
+
+def is_simulation(experiment_id: str) -> bool:
+    """True for an experiment of ``intentflow simulate`` (id starting with :data:`SIMULATION_PREFIX`)."""
+    return experiment_id.startswith(SIMULATION_PREFIX)
+
+
+class DesignUnknown(ValueError):
+    """The split of an experiment cannot be known from the ruleset given (and no holdout share was given)."""
+
+
+def experiment_design(experiment_id: str, ruleset: Mapping[str, Any] | None, holdout_pct: float | None
+                      ) -> tuple[dict[str, float], str, str, str]:
+    """``(shares, control arm, numerator, denominator)`` of an experiment.
+
+    The personalization experiment (the ruleset's ``experiment.id``, or any id given ``holdout_pct``):
+    arms holdout/personalized, conversions per exposed session. An adaptive threshold's experiment
+    ``"<rule id>@<version>"``: variants control/lower/higher by the rule's ``explore_pct``, purchasing
+    sessions per assigned session.
+
+    Raises:
+        DesignUnknown: no matching rule / experiment in ``ruleset`` and no ``holdout_pct``.
+    """
+    if "@" in experiment_id:
+        rule_id, _, version = experiment_id.partition("@")
+        from udfs.rules import _adaptive_comparison  # noqa: PLC0415
+
+        for rule in (ruleset or {}).get("rules", []):
+            if rule["id"] == rule_id and str(rule["version"]) == version:
+                comparison = _adaptive_comparison(rule)
+                explore = float(comparison["adaptive"].get("explore_pct", 0)) if comparison else 0.0
+                shares = {"control": 1 - explore / 100, "lower": explore / 200, "higher": explore / 200}
+                return shares, "control", "sessions_converted", "sessions"
+        raise DesignUnknown(f"experiment {experiment_id}: rule {rule_id} version {version} is not in the ruleset given")
+    if holdout_pct is None:
+        block = (ruleset or {}).get("experiment") or {}
+        if block.get("id") != experiment_id:
+            raise DesignUnknown(f"experiment {experiment_id}: its holdout share is unknown; give the holdout share "
+                                "(--holdout-pct, ?holdout_pct=) or the ruleset that configured it")
+        holdout_pct = float(block["holdout_pct"])
+    return ({"holdout": holdout_pct / 100, "personalized": 1 - holdout_pct / 100}, "holdout", "converted",
+            "exposed")
 
 
 def parse_counts(fields: Mapping[str, Any]) -> dict[str, dict[str, dict[int, int]]]:

@@ -52,7 +52,8 @@ async def test_holdout_session_gets_the_default_layout_and_personalized_gets_its
     finally:
         writer.close()
     app = web.Application()
-    register(app, DecisionSettings(redis_url=stack.redis_url, redis_prefix=prefix))
+    # a generous Redis deadline: this test is about what is answered, not how fast (a loaded machine)
+    register(app, DecisionSettings(redis_url=stack.redis_url, redis_prefix=prefix, timeout_s=2.0))
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
