@@ -13,7 +13,7 @@ would make this peer slower, so the comparison favours Quix.
 
 Quix Streams needs protobuf >= 6 (through confluent-kafka's extras) and apache-flink needs < 6, so it
 runs from its own virtualenv: ``.stack/venv-quix`` from ``bench/quix-requirements.txt``, made by
-:func:`bench.run.quix_python` on first use.
+:func:`bench.targets.quix_python` on first use.
 
 Run: ``INTENTFLOW_TOPIC_PREFIX=<p> .stack/venv-quix/bin/python -m bench.quix_target --redis-prefix <rp>``.
 """

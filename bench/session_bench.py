@@ -76,7 +76,9 @@ def synthetic_sessions(n_sessions: int, n_events: int, seed: int = 0) -> list[li
 
 
 def otto_sessions() -> list[list[dict]] | None:
-    data = Path(os.environ.get("INTENTFLOW_DATA_DIR", ROOT.parent / "shared" / "data"))
+    from udfs.datasets import data_dir
+
+    data = data_dir()
     path = data / "otto" / "test_resources_train.jsonl"
     if not path.exists():
         return None

@@ -1,6 +1,6 @@
 """Logs without a raw client IP or secret: the access log and aiohttp's error lines.
 
-The collector stores only a client's network prefix (``udfs.normalize.ip_prefix``: IPv4 /24, IPv6 /48),
+The collector stores only a client's network prefix (``udfs.enrich.ip_prefix``: IPv4 /24, IPv6 /48),
 never the address (docs/contracts.md §1 ``context.ip_prefix``); its logs keep to the same rule:
 
 - :class:`PrefixAccessLogger` replaces aiohttp's default access log (whose ``%a`` is the peer address
@@ -18,24 +18,35 @@ from __future__ import annotations
 import ipaddress
 import logging
 
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, Request, StreamResponse
 
-from udfs.normalize import ip_prefix
+from udfs.enrich import ip_prefix
 
 #: Loggers whose records may carry a client address as an argument.
 FILTERED_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.access")
 
 
-def _client_address(request: BaseRequest) -> str | None:
-    from collector.app import SETTINGS_KEY, _client_ip  # local: app imports this module
+#: Whether the app trusts ``X-Forwarded-For`` (``CollectorSettings.trust_forwarded_for``; set by
+#: ``collector.app.create_app``).
+TRUST_FORWARDED_KEY = web.AppKey("trust_forwarded_for", bool)
 
+
+def client_ip(request: BaseRequest, trust_forwarded_for: bool) -> str | None:
+    """The client's address: the first ``X-Forwarded-For`` hop when the collector sits behind a proxy
+    it trusts, else the peer address. Used for rate limits and the network prefix, never stored."""
+    if trust_forwarded_for:
+        fwd = request.headers.get("X-Forwarded-For")
+        if fwd:
+            return fwd.split(",")[0].strip()
+    return request.remote
+
+
+def _client_address(request: BaseRequest) -> str | None:
     # a request refused before routing (a malformed one) has no app: use the peer address
     app = request.app if isinstance(request, Request) and request._match_info is not None else None
-    settings = app.get(SETTINGS_KEY) if app is not None else None
-    if settings is None:
-        return request.remote
-    return _client_ip(request, settings)  # type: ignore[arg-type]
+    return client_ip(request, bool(app.get(TRUST_FORWARDED_KEY, False)) if app is not None else False)
 
 
 class PrefixAccessLogger(AbstractAccessLogger):

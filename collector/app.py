@@ -72,13 +72,14 @@ import orjson
 from aiohttp import web
 
 from collector import metrics as service_metrics
-from collector.access_log import PrefixAccessLogger, install_log_filters
+from collector.access_log import TRUST_FORWARDED_KEY, PrefixAccessLogger, client_ip, install_log_filters
 from collector.openapi import openapi_document
 from udfs.config import stack_settings
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
 from udfs.limits import BATCH_MAX_BYTES, BATCH_MAX_EVENTS, EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth
-from udfs.normalize import loads_fast, normalize_event, sort_events
+from udfs.jsontext import loads_fast
+from udfs.normalize import normalize_event, sort_events
 
 log = logging.getLogger("intentflow.collector")
 
@@ -365,11 +366,7 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def _client_ip(request: web.Request, settings: CollectorSettings) -> str | None:
-    if settings.trust_forwarded_for:
-        fwd = request.headers.get("X-Forwarded-For")
-        if fwd:
-            return fwd.split(",")[0].strip()
-    return request.remote
+    return client_ip(request, settings.trust_forwarded_for)
 
 
 def _origin_allowed(origin: str | None, settings: CollectorSettings) -> bool:
@@ -612,6 +609,7 @@ def create_app(settings: CollectorSettings | None = None, producer: Producer | N
     # aiohttp's own body limit sits above ours, so ours answers first with a JSON reason.
     app = web.Application(middlewares=[_cors_middleware], client_max_size=settings.max_batch_bytes * 4)
     app[SETTINGS_KEY] = settings
+    app[TRUST_FORWARDED_KEY] = settings.trust_forwarded_for
     metrics = service_metrics.install(app)
     install_log_filters()
     state = _State(

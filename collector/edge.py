@@ -52,6 +52,7 @@ from typing import Any
 from aiohttp import web
 
 from udfs.config import stack_settings
+from udfs.rules import DEFAULT_RULES_PATH
 
 log = logging.getLogger("intentflow.collector.edge")
 
@@ -84,7 +85,7 @@ class EdgeSettings:
     """Where the edge endpoints read from. Times in s."""
 
     models_root: Path = ROOT / "models"
-    rules_file: Path = ROOT / "rules" / "default.v1.json"
+    rules_file: Path = DEFAULT_RULES_PATH
     #: Kafka bootstrap and rules topic; None = serve ``rules_file`` only (no topic lookup).
     kafka_bootstrap: str | None = "127.0.0.1:9092"
     rules_topic: str | None = "rules"
@@ -233,7 +234,7 @@ def _lookup_rules(settings: EdgeSettings, previous: _RulesEntry | None) -> _Rule
 
     if settings.kafka_bootstrap and settings.rules_topic:
         try:
-            from intentflow.rules_cmd import latest_ruleset_record
+            from connectors.rules_topic import latest_ruleset_record
 
             record = latest_ruleset_record(settings.kafka_bootstrap, settings.rules_topic, timeout_s=2.0)
         except Exception as exc:  # noqa: BLE001 - any broker trouble: keep serving what we had

@@ -58,7 +58,8 @@ from collector.app import (
 )
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
-from udfs.normalize import loads_fast, sort_events
+from udfs.jsontext import loads_fast
+from udfs.normalize import sort_events
 from udfs.trackers import Item, Rejected, event_id_for, posthog, rrweb, segment, snowplow, to_event
 
 #: A 1x1 transparent GIF, the answer of Snowplow's ``GET /i`` pixel.

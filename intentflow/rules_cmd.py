@@ -9,73 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-#: Kafka record key of every ruleset record.
-RULESET_KEY = b"ruleset"
-
+from connectors.rules_topic import MissingTopicError, latest_ruleset_record, publish_ruleset
 
 def _settings():
     from udfs.config import stack_settings  # noqa: PLC0415
 
     return stack_settings()
-
-
-def publish_ruleset(ruleset: dict[str, Any], bootstrap: str, topic: str, timeout_s: float = 10.0) -> tuple[int, int]:
-    """Validate ``ruleset`` and produce it to ``topic`` (acks=all); return ``(partition, offset)``.
-
-    Raises:
-        udfs.rules.RulesetError: the ruleset is invalid (nothing is produced).
-        kafka.errors.KafkaError: the broker did not take the record within ``timeout_s``.
-    """
-    from kafka import KafkaProducer  # noqa: PLC0415
-
-    from udfs.rules import validate_ruleset  # noqa: PLC0415
-
-    normalized = validate_ruleset(ruleset)
-    value = json.dumps(normalized, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    try:
-        future = producer.send(topic, key=RULESET_KEY, value=value,
-                               headers=[("rules_version", normalized["rules_version"].encode())])
-        meta = future.get(timeout=timeout_s)
-        producer.flush(timeout_s)
-        return meta.partition, meta.offset
-    finally:
-        producer.close(timeout=timeout_s)
-
-
-def latest_ruleset_record(bootstrap: str, topic: str, timeout_s: float = 10.0) -> tuple[bytes, int, int] | None:
-    """The value, partition and offset of the newest record (by record timestamp) on ``topic``, or None
-    when the topic is empty. Reads only the last record of each partition."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise click.ClickException(f"topic {topic!r} does not exist on {bootstrap}")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        wanted = {tp for tp in tps if ends[tp] > 0}
-        for tp in wanted:
-            consumer.seek(tp, ends[tp] - 1)
-        best = None
-        for record in consumer:
-            tp = TopicPartition(record.topic, record.partition)
-            if tp in wanted and record.offset == ends[tp] - 1:
-                if best is None or record.timestamp > best[0]:
-                    best = (record.timestamp, record.value, record.partition, record.offset)
-                wanted.discard(tp)
-            if not wanted:
-                break
-        return None if best is None else best[1:]
-    finally:
-        consumer.close()
 
 
 @click.group("rules")
@@ -85,14 +27,30 @@ def rules_cmd() -> None:
 
 @rules_cmd.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def validate_cmd(file: Path) -> None:
-    """Validate FILE against schemas/rules.v1.json and the feature list; exit 1 with the reason if invalid."""
-    from udfs.rules import RuleEngine, RulesetError  # noqa: PLC0415
+@click.option("--model", "model_name", default=None, help="model whose latest version is in force (default: the job's)")
+@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="models folder (default: $INTENTFLOW_MODELS_DIR or models/)")
+def validate_cmd(file: Path, model_name: str | None, models_dir: Path | None) -> None:
+    """Validate FILE against schemas/rules.v1.json and the feature list; exit 1 with the reason if invalid.
+
+    Warns (on stderr, exit 0) when an intent-score threshold is never reached by the validation scores of the
+    model in force, or when a quantile threshold's fallback value is not the quantile's score for it."""
+    from udfs.rules import RuleEngine, RulesetError, load_ruleset  # noqa: PLC0415
+    from udfs.thresholds import (QuantilesError, ScoreQuantiles, stale_quantile_values,  # noqa: PLC0415
+                                 unreachable_thresholds)
 
     try:
-        engine = RuleEngine.from_file(file)
-    except RulesetError as exc:
+        quantiles = ScoreQuantiles.of_model(model_name, models_dir=models_dir)
+    except (FileNotFoundError, QuantilesError) as exc:
+        quantiles = None
+        click.echo(f"warning: intent-score thresholds not checked against a model: {exc}", err=True)
+    try:
+        engine = RuleEngine(load_ruleset(file), None, quantiles)
+    except (RulesetError, QuantilesError, FileNotFoundError) as exc:
         raise click.ClickException(f"{file}: invalid: {exc}") from exc
+    if quantiles is not None:
+        for warning in unreachable_thresholds(engine.ruleset, quantiles) + stale_quantile_values(engine.ruleset, quantiles):
+            click.echo(f"warning: {warning}", err=True)
     click.echo(f"{file}: valid, rules_version {engine.rules_version}, enabled rules in evaluation order: "
                f"{', '.join(engine.rule_ids())}")
 
@@ -127,7 +85,10 @@ def show_cmd(topic: str | None, bootstrap: str | None, timeout_s: float) -> None
     settings = _settings()
     topic = topic or settings.topics.rules
     bootstrap = bootstrap or settings.kafka_bootstrap
-    found = latest_ruleset_record(bootstrap, topic, timeout_s)
+    try:
+        found = latest_ruleset_record(bootstrap, topic, timeout_s)
+    except MissingTopicError as exc:
+        raise click.ClickException(str(exc)) from exc
     if found is None:
         raise click.ClickException(f"no ruleset on topic {topic!r}")
     value, partition, offset = found
@@ -170,7 +131,10 @@ def _ruleset_in_force(rules_file: Path | None, bootstrap: str, topic: str) -> tu
     from udfs.rules import DEFAULT_RULES_PATH, RulesetError, load_ruleset  # noqa: PLC0415
 
     if rules_file is None:
-        found = latest_ruleset_record(bootstrap, topic)
+        try:
+            found = latest_ruleset_record(bootstrap, topic)
+        except MissingTopicError:
+            found = None
         if found is not None:
             try:
                 return load_ruleset(found[0]), f"{topic} offset {found[2]}"

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import click  # noqa: E402
 
 from udfs.config import JobConfig, stack_settings  # noqa: E402
+from udfs.rules import DEFAULT_RULES_PATH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,12 +42,55 @@ class KafkaEvents:
     start: str | int = "committed"
     stop: str | int | None = None
 
+    @property
+    def bounded(self) -> bool:
+        return self.stop is not None
+
+    def stream(self, env, watermarks):
+        """The values of ``topic`` as a DataStream of str (Kafka record timestamps kept)."""
+        from pyflink.common.serialization import SimpleStringSchema
+        from pyflink.datastream.connectors.kafka import KafkaSource
+
+        builder = (KafkaSource.builder().set_bootstrap_servers(self.bootstrap).set_topics(self.topic)
+                   .set_group_id(self.group_id).set_starting_offsets(_offsets(self.start))
+                   .set_value_only_deserializer(SimpleStringSchema())
+                   .set_property("client.id.prefix", self.group_id)
+                   .set_property("commit.offsets.on.checkpoint", "true"))
+        if self.stop is not None:
+            builder = builder.set_bounded(_offsets(self.stop))
+        return env.from_source(builder.build(), watermarks, "signals.raw").uid("source-signals-raw")
+
 
 @dataclass(frozen=True)
 class FileEvents:
     """Events from a JSONL file of recorded events (one Kafka value per line); a bounded run."""
 
     path: str
+    group_id: str = "intentflow-replay"
+    bounded: bool = True
+
+    def stream(self, env, watermarks):
+        """The lines of the file as a DataStream of str (no timestamps: event time comes from the events)."""
+        from pyflink.common import WatermarkStrategy
+        from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+
+        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), self.path).build()
+        return env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").uid("source-events-file")
+
+
+@dataclass(frozen=True)
+class CollectionEvents:
+    """Events from an in-memory list of Kafka values (str); a bounded run without Kafka, for tests of the
+    whole topology (``tests/integration/test_topology.py``)."""
+
+    values: tuple[str, ...]
+    group_id: str = "intentflow-collection"
+    bounded: bool = True
+
+    def stream(self, env, watermarks):
+        from pyflink.common import Types
+
+        return env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-collection")
 
 
 @dataclass(frozen=True)
@@ -55,25 +99,89 @@ class RulesSource:
 
     bootstrap: str
     topic: str
-    initial_path: str = "rules/default.v1.json"
+    initial_path: str = str(DEFAULT_RULES_PATH)
     bounded: bool = False
+
+    def stream(self, env, group_id: str, bounded: bool):
+        """Rulesets (JSON str) from the topic, from its beginning; up to its end when ``bounded``."""
+        from pyflink.common import Duration, WatermarkStrategy
+        from pyflink.common.serialization import SimpleStringSchema
+        from pyflink.datastream.connectors.kafka import KafkaSource
+
+        rb = (KafkaSource.builder().set_bootstrap_servers(self.bootstrap).set_topics(self.topic)
+              .set_group_id(f"{group_id}-rules")
+              .set_starting_offsets(_offsets("earliest")).set_value_only_deserializer(SimpleStringSchema()))
+        if bounded or self.bounded:
+            rb = rb.set_bounded(_offsets("latest"))
+        return env.from_source(rb.build(), WatermarkStrategy.no_watermarks().with_idleness(Duration.of_seconds(1)),
+                               "rules").uid("source-rules").set_parallelism(1)
+
+
+@dataclass(frozen=True)
+class CollectionRules:
+    """Rulesets (JSON str) from an in-memory list, on top of ``initial_path``; for topology tests."""
+
+    values: tuple[str, ...] = ()
+    initial_path: str = str(DEFAULT_RULES_PATH)
+
+    def stream(self, env, group_id: str, bounded: bool):
+        from pyflink.common import Types
+
+        return (env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-rules")
+                .set_parallelism(1))
 
 
 @dataclass(frozen=True)
 class Sinks:
-    """Where actions and DLQ records go."""
+    """Where actions go besides Redis (``redis_url``, written by the decider), and DLQ records: Kafka topics."""
 
     redis_url: str
     kafka_bootstrap: str
     actions_topic: str
     dlq_topic: str
 
+    def attach(self, actions, dlq) -> None:
+        """Send the actions and DLQ records (DataStreams of JSON str) to their topics (at least once)."""
+        from pyflink.common.serialization import SimpleStringSchema
+        from pyflink.datastream.connectors.base import DeliveryGuarantee
+        from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+
+        def kafka_sink(topic: str):
+            return (KafkaSink.builder().set_bootstrap_servers(self.kafka_bootstrap)
+                    .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
+                                           .set_value_serialization_schema(SimpleStringSchema()).build())
+                    .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                    .set_property("linger.ms", "1").build())
+
+        actions.sink_to(kafka_sink(self.actions_topic)).name("actions-topic").uid("sink-actions")
+        dlq.sink_to(kafka_sink(self.dlq_topic)).name("dlq-topic").uid("sink-dlq")
+
+
+@dataclass(frozen=True)
+class CollectSinks:
+    """Actions and DLQ records gathered by the client (``DataStream.execute_and_collect``), for topology
+    tests; Redis still gets the decider's writes at ``redis_url``. :func:`build_pipeline` returns the
+    union of both streams (DLQ records are the ones with a ``reason`` field)."""
+
+    redis_url: str
+
+    def attach(self, actions, dlq):
+        return actions.union(dlq)
+
 
 @dataclass(frozen=True)
 class Pipeline:
-    events: KafkaEvents | FileEvents
-    rules: RulesSource
-    sinks: Sinks
+    """What the job reads, where it writes, and how it decides.
+
+    Each part is passed in (the seams of the topology): ``events`` and ``rules`` are sources with a
+    ``stream(env, ...)`` method, ``sinks`` has ``attach(actions, dlq)`` and ``redis_url``. The job's own
+    parts (Kafka in, Kafka and Redis out) and in-memory ones for tests (:class:`CollectionEvents`,
+    :class:`CollectionRules`, :class:`CollectSinks`) run the same topology.
+    """
+
+    events: KafkaEvents | FileEvents | CollectionEvents
+    rules: RulesSource | CollectionRules
+    sinks: Sinks | CollectSinks
     config: JobConfig = field(default_factory=JobConfig)
     models_root: str | None = None
 
@@ -93,18 +201,18 @@ def _offsets(spec: str | int, default_reset: str = "earliest"):
     raise click.BadParameter(f"offsets must be earliest, latest, committed or an epoch-ms int, got {spec!r}")
 
 
-def build_pipeline(env, pipeline: Pipeline) -> None:
+def build_pipeline(env, pipeline: Pipeline):
     """Add the personalization job to ``env`` (a PyFlink StreamExecutionEnvironment).
+
+    Returns:
+        what ``pipeline.sinks.attach`` returns (None for the Kafka sinks; the stream to collect for
+        :class:`CollectSinks`).
 
     Raises:
         FileNotFoundError: the initial ruleset or the model is missing.
         udfs.rules.RulesetError: the initial ruleset is invalid.
     """
     from pyflink.common import Duration, Types, WatermarkStrategy
-    from pyflink.common.serialization import SimpleStringSchema
-    from pyflink.datastream.connectors.base import DeliveryGuarantee
-    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
-    from pyflink.datastream.connectors.kafka import (KafkaRecordSerializationSchema, KafkaSink, KafkaSource)
     from pyflink.datastream.data_stream import DataStream, KeyedStream
     from pyflink.java_gateway import get_gateway
 
@@ -120,26 +228,8 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(cfg.idleness_s)))
     ev = pipeline.events
-    if isinstance(ev, KafkaEvents):
-        builder = (KafkaSource.builder().set_bootstrap_servers(ev.bootstrap).set_topics(ev.topic)
-                   .set_group_id(ev.group_id).set_starting_offsets(_offsets(ev.start))
-                   .set_value_only_deserializer(SimpleStringSchema())
-                   .set_property("client.id.prefix", ev.group_id)
-                   .set_property("commit.offsets.on.checkpoint", "true"))
-        if ev.stop is not None:
-            builder = builder.set_bounded(_offsets(ev.stop))
-        raw = env.from_source(builder.build(), watermarks, "signals.raw").uid("source-signals-raw")
-    else:
-        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), ev.path).build()
-        raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").uid("source-events-file")
-
-    rb = (KafkaSource.builder().set_bootstrap_servers(pipeline.rules.bootstrap).set_topics(pipeline.rules.topic)
-          .set_group_id(f"{getattr(ev, 'group_id', 'intentflow-replay')}-rules")
-          .set_starting_offsets(_offsets("earliest")).set_value_only_deserializer(SimpleStringSchema()))
-    if pipeline.rules.bounded or not isinstance(ev, KafkaEvents) or ev.stop is not None:
-        rb = rb.set_bounded(_offsets("latest"))
-    rules = env.from_source(rb.build(), WatermarkStrategy.no_watermarks().with_idleness(Duration.of_seconds(1)),
-                            "rules").uid("source-rules").set_parallelism(1)
+    raw = ev.stream(env, watermarks)
+    rules = pipeline.rules.stream(env, ev.group_id, ev.bounded)
 
     # Java side: raw values -> Row(shard key, [timestamps, value, ...]) per micro-batch, chained to the
     # source; keyed by PyFlink's own KeyByKeySelector (field 0), so no Python key-selector operator.
@@ -173,15 +263,7 @@ def build_pipeline(env, pipeline: Pipeline) -> None:
     actions = DataStream(j_split)
     dlq = DataStream(j_split.getSideOutput(splitter.DLQ))
 
-    def kafka_sink(topic: str):
-        return (KafkaSink.builder().set_bootstrap_servers(pipeline.sinks.kafka_bootstrap)
-                .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
-                                       .set_value_serialization_schema(SimpleStringSchema()).build())
-                .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                .set_property("linger.ms", "1").build())
-
-    actions.sink_to(kafka_sink(pipeline.sinks.actions_topic)).name("actions-topic").uid("sink-actions")
-    dlq.sink_to(kafka_sink(pipeline.sinks.dlq_topic)).name("dlq-topic").uid("sink-dlq")
+    return pipeline.sinks.attach(actions, dlq)
 
 
 def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkpoint_dir: Path | None = None,
@@ -216,7 +298,7 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
 @click.option("--session-ttl-s", type=int, default=JobConfig.session_ttl_s, show_default=True,
               help="Keyed session state expires after this long without an event (processing time).")
-@click.option("--rules-file", default=str(ROOT / JobConfig.rules_path), show_default=True)
+@click.option("--rules-file", default=str(DEFAULT_RULES_PATH), show_default=True)
 @click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
 @click.option("--trace-every-n", type=int, default=0, show_default=True,
               help="Append every N-th event to the {prefix}trace Redis stream (latency benchmark).")

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
+
+from udfs.datasets import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "models" / "intent-lr"
@@ -60,9 +61,6 @@ PUBLISHED = [
 ]
 
 
-def data_dir() -> Path:
-    """``$INTENTFLOW_DATA_DIR`` or ``../shared/data`` beside the checkout."""
-    return Path(os.environ.get("INTENTFLOW_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 
 
 def load_online_shoppers(path: str | Path) -> tuple[Any, dict[str, int]]:
@@ -275,7 +273,13 @@ def evaluate(data: Path, out_dir: Path = OUT_DIR, folds: int = 10, seed: int = 0
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_calibration(df[LABEL].to_numpy(), curves, out_dir / "calibration.png")
     (out_dir / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "EVALUATION.md").write_text(render(results))
+    # keep the section `intentflow train-uci` writes (models/train_uci.py) below this command's own text
+    from models.train_uci import SECTION_BEGIN, SECTION_END  # noqa: PLC0415
+
+    path = out_dir / "EVALUATION.md"
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(SECTION_BEGIN):old.index(SECTION_END) + len(SECTION_END)] if SECTION_BEGIN in old else ""
+    path.write_text(render(results) + ("\n" + kept + "\n" if kept else ""))
     return results
 
 

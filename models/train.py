@@ -31,7 +31,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import click
 import numpy as np
 import orjson
 
+from udfs.datasets import data_dir
 from udfs.features import FEATURE_NAMES, FEATURES, N_FEATURES
 from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig
 from udfs.session import replay_session
@@ -375,6 +375,7 @@ def export_onnx(model, n_inputs: int) -> bytes:
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None]))
     onx = onnx.utils.Extractor(onx).extract_model([INPUT_NAME], [OUTPUT_NAME])
     onx.producer_name = "intentflow models/train.py (skl2onnx)"
+    onx.graph.name = "intentflow_intent_score"  # the extractor names it with a random id: same bytes per fit
     onnx.checker.check_model(onx)
     return onx.SerializeToString()
 
@@ -415,9 +416,6 @@ def metrics(y: np.ndarray, p: np.ndarray, train_rate: float | None = None) -> di
 
 # -- the command -------------------------------------------------------------------------------------
 
-def data_dir() -> Path:
-    """The real data sets: ``$INTENTFLOW_DATA_DIR`` or ``../shared/data`` beside the checkout."""
-    return Path(os.environ.get("INTENTFLOW_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 
 
 def _file_info(path: Path) -> dict[str, Any]:

@@ -12,12 +12,12 @@ import os
 import sys
 from pathlib import Path
 
-from intentflow import stack
+from operators import layout
 
 
 def configure_process_env() -> None:
     """Export FLINK_CONF_DIR, FLINK_LOG_DIR and PYTHONPATH for the gateway JVM (idempotent)."""
-    for key, value in stack.flink_process_env().items():
+    for key, value in layout.flink_process_env().items():
         if key in ("FLINK_CONF_DIR", "FLINK_LOG_DIR", "PYTHONPATH", "PYFLINK_PYTHON"):
             os.environ[key] = value
 
@@ -39,7 +39,7 @@ def flink_conf_settings() -> dict[str, str]:
             return out
         return {prefix: str(node).lower() if isinstance(node, bool) else str(node)}
 
-    with open(stack.FLINK_CONF_DIR / "config.yaml") as fh:
+    with open(layout.FLINK_CONF_DIR / "config.yaml") as fh:
         flat = flatten("", yaml.safe_load(fh))
     # Keys of the standalone cluster's processes are left out: a mini-cluster that took rest.port
     # 8081 failed to start next to another job's mini-cluster or the standalone cluster.
@@ -65,11 +65,11 @@ def job_configuration(checkpoint_dir: Path | None = None, extra: dict[str, str] 
     """
     from pyflink.common import Configuration
 
-    jars = [stack.KAFKA_CONNECTOR_JAR, stack.OPERATORS_JAR]
+    jars = [layout.KAFKA_CONNECTOR_JAR, layout.OPERATORS_JAR]
     for jar in jars:
         if not jar.exists():
             raise FileNotFoundError(f"{jar} is missing: run `intentflow stack fetch` (or `make setup`)")
-    checkpoint_dir = checkpoint_dir or stack.DATA / "checkpoints"
+    checkpoint_dir = checkpoint_dir or layout.DATA / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     conf = Configuration()
     for key, value in flink_conf_settings().items():

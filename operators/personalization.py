@@ -10,7 +10,8 @@ Java->Python crossing:
 
 1. the batch is appended to keyed list state (one state call), so it is checkpointed until its effect is;
 2. parse/validate (``udfs.microbatch.decode_batch``; bad values -> DLQ records with the reason);
-3. decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
+3. page views get their page's bounce / exit rates over other sessions (``udfs.page_stats.PageStats``,
+   this subtask's sessions, in memory); decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
 4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
@@ -79,6 +80,16 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         from udfs.scoring import ModelRegistry, ReloadingScorer
 
         cfg = self.config
+        # Invariant of the shard-keyed state: one shard key per key group, chosen for this max
+        # parallelism (SessionShardMicroBatcher.shardKeysCsv). With another one, several shards would share
+        # a key group and the spread over subtasks would no longer be the one the keys were picked for.
+        # (PyFlink 2.2.1's get_max_number_of_parallel_subtasks() calls a method Flink 2 removed from
+        # RuntimeContext; the value is on its TaskInfo.)
+        max_p = int(runtime_context._runtime_context.getTaskInfo().getMaxNumberOfParallelSubtasks())
+        if self.shard_keys and max_p != len(self.shard_keys):
+            raise ValueError(f"the job has {len(self.shard_keys)} session shards but runs with max parallelism "
+                             f"{max_p}: start it with --max-parallelism {max_p} (the value its state was "
+                             f"taken with) or from an empty state")
         # Background cleanup is disabled and incremental cleanup set explicitly: PyFlink's default
         # background strategies build a RocksDB filter setting through a Py4J gateway, which a
         # TaskManager of a standalone cluster does not have (FileNotFoundError launching one).
@@ -96,6 +107,10 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         registry = ModelRegistry(self.models_root) if self.models_root else None
         self.scorer = ReloadingScorer(cfg.model_name, registry=registry, version=cfg.model_version)
         self.decider = Decider(cfg, self.scorer, RuleEngine.from_json(self.rules_json))
+        from udfs.page_stats import PageStats
+
+        #: per-page bounce / exit rates over this subtask's sessions (in memory; udfs/page_stats.py)
+        self.page_stats = PageStats()
         self.rules_seen: str | None = None
         self.writer = RedisActionWriter(self.redis_url, cfg.redis_prefix, cfg.action_ttl_s, cfg.session_ttl_s,
                                         cfg.actions_stream_maxlen)
@@ -196,6 +211,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         """
         now_ms = int(time.time() * 1000)
         events, dlq = decode_batch(batch)
+        self.page_stats.annotate(events)  # page views get their page's cross-session rates
         result = self.decider.decide(events, shard.loader(now_ms, self.sessions.get))
         shard.update(result.touched, now_ms)
         self.writes.add(now_ms, facts=result.facts)  # experiment counts (udfs/experiments.py)
@@ -211,15 +227,17 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         return result.actions, result.aggregates, counters, result.trace
 
     def _after_batch(self, shard: ShardSessions, ctx, force_write: bool = False) -> None:
-        """Queue the Redis summaries of the shard's changed sessions when due; write the changed sessions
-        to map state when due (after sending every queued Redis write: once the list state is cleared,
-        nothing would decide those batches again); make sure a timer does both if the shard goes quiet;
+        """Queue the Redis summaries of the shard's changed sessions when due (always with a state
+        write: ``ShardSessions.due``); write the changed sessions to map state when due (after sending
+        every queued Redis write: once the list state is cleared, nothing would decide those batches
+        again); make sure a timer does both if the shard goes quiet;
         expire idle sessions."""
         now_ms = int(time.time() * 1000)
-        if shard.summary_due(now_ms, force_write):
+        summaries_due, state_due = shard.due(now_ms, force_write)
+        if summaries_due:
             self.writes.add(now_ms, summaries=session_summaries(
                 shard.take_summary_dirty(now_ms), self.scorer.model_version, self.decider.engine.rules_version))
-        if shard.write_due(now_ms, force_write):
+        if state_due:
             self._send_writes()
             self.sessions.put_all(shard.take_dirty(now_ms))
             self.pending.clear()

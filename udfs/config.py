@@ -108,7 +108,6 @@ class JobConfig:
         redis_prefix: prefix of every Redis key the job writes (contracts §5; tests use their own).
         model_name: model folder under models/ whose latest version scores (hot-swapped).
         model_version: pin one version instead of following the latest.
-        rules_path: the ruleset used until one arrives on the rules topic.
         parallelism: operator parallelism (2 cores here: 1 or 2).
         max_parallelism: Flink's ``pipeline.max-parallelism`` of the job and its number of session
             shards (one per key group, udfs/partitioning.py): the job can be
@@ -138,7 +137,6 @@ class JobConfig:
     redis_prefix: str = "if:"
     model_name: str = "intent-lr"
     model_version: int | None = None
-    rules_path: str = "rules/default.v1.json"
     parallelism: int = 1
     max_parallelism: int = 8
     out_of_orderness_ms: int = 200

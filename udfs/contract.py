@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal, Union
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from udfs.errors import ContractError
+from udfs.jsontext import clean_strings, loads_lenient
 from udfs.limits import EVENT_MAX_BYTES, ID_MAX_CHARS, INT_MAX, INT_MIN, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS
 
 SCHEMA_VERSION = 1
@@ -76,20 +78,6 @@ REASONS: dict[str, str] = {
 EVENT_SOURCES: tuple[str, ...] = ("sdk", "snowplow", "segment", "rudderstack", "rrweb", "posthog")
 
 
-class ContractError(ValueError):
-    """An event violates the contract.
-
-    Attributes:
-        reason: one of :data:`REASONS` (stable code, used for metrics and DLQ records).
-        detail: human-readable detail (field path, offending value), at most a few hundred chars.
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 NonNegInt = Annotated[int, Field(ge=0, le=INT_MAX)]
@@ -98,13 +86,43 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 ShortStr = Annotated[str, Field(max_length=STRING_MAX_CHARS)]
 
 
+#: Page types (``page.type``): the three page categories of the UCI Online Shoppers data set (Sakar et
+#: al. 2019, "administrative", "informational" and "product related" pages), which the session features
+#: ``<type>_page_view_count`` / ``<type>_page_time_s`` count (udfs/features.py).
+PAGE_TYPES: tuple[str, ...] = ("administrative", "informational", "product_related")
+
+#: Page categories of other trackers (Segment ``page`` call ``category``, Snowplow ``dev.intentflow/page``
+#: ``category``, the SDK's ``pageCategory``) -> ``page.type``. Lower-cased lookup; a category not listed
+#: gives no type (null). Our mapping of common e-commerce page kinds onto the UCI categories: account,
+#: login, cart and checkout pages are "administrative" (account management in Sakar et al.); about, help,
+#: contact, shipping and blog pages "informational"; product, category, listing and search pages
+#: "product_related".
+PAGE_CATEGORY_TO_TYPE: dict[str, str] = {
+    **{k: "administrative" for k in ("administrative", "account", "login", "signin", "sign-in", "register",
+                                     "cart", "basket", "checkout", "order", "orders", "profile", "settings")},
+    **{k: "informational" for k in ("informational", "about", "help", "faq", "contact", "shipping",
+                                    "returns", "blog", "article", "legal", "privacy", "terms", "store-locator")},
+    **{k: "product_related" for k in ("product_related", "product", "products", "pdp", "category", "plp",
+                                      "listing", "collection", "search", "brand", "deals", "compare")},
+}
+
+
+def page_type_of(category: Any) -> str | None:
+    """``page.type`` for a tracker's page category (:data:`PAGE_CATEGORY_TO_TYPE`), None when unknown."""
+    if not isinstance(category, str):
+        return None
+    return PAGE_CATEGORY_TO_TYPE.get(category.strip().lower())
+
+
 class Page(BaseModel):
-    """The page an event happened on. ``item_id``: the product shown, or null."""
+    """The page an event happened on. ``item_id``: the product shown, or null. ``type``: one of
+    :data:`PAGE_TYPES` or null (unknown; a page with ``item_id`` then counts as product related)."""
 
     model_config = _STRICT
     url: ShortStr | None = None
     path: ShortStr | None = None
     item_id: ShortStr | None = None
+    type: Literal["administrative", "informational", "product_related"] | None = None
     content_ids: list[ShortStr] = Field(default_factory=list)
     referrer: ShortStr | None = None
 
@@ -500,7 +518,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
 
     Fast path: ``orjson.loads`` + pydantic-core validation (measured by ``bench/parse_bench.py``).
     A value that is not valid UTF-8 or carries lone surrogates falls back to the slow path of
-    :func:`udfs.normalize.loads_lenient`, which cleans the bad string fields (flag ``text_cleaned``)
+    :func:`udfs.jsontext.loads_lenient`, which cleans the bad string fields (flag ``text_cleaned``)
     instead of losing the event.
 
     Raises:
@@ -510,8 +528,6 @@ def parse_event(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        from udfs.normalize import clean_strings, loads_lenient  # local import: normalize imports us
-
         obj, changed = clean_strings(loads_lenient(raw))
         if changed and isinstance(obj, dict) and isinstance(obj.get("flags"), list):
             if "text_cleaned" not in obj["flags"]:

@@ -295,6 +295,13 @@ class Decider:
             batch[i] = vector
         scores, model_version = self.scorer.score_with_version(batch)
         result.model_version = model_version
+        engine = self.engine
+        take_shadow = getattr(self.scorer, "take_shadow_counters", None)  # a candidate scored in shadow (udfs/gate.py)
+        if take_shadow is not None:
+            counters.update(take_shadow())
+        current = getattr(self.scorer, "scorer", None)  # quantile thresholds follow the model in force (issue 17)
+        if engine.quantile_model_version not in (None, model_version) and current is not None:
+            engine = self.engine = engine.for_model(current.manifest.raw)
         decided_at_ms = self.clock_ms()
         for (entry, event, vector), score in zip(pending, scores.tolist()):
             entry.last_intent_score = score

@@ -38,7 +38,7 @@ def edge_spec() -> dict[str, Any]:
     ``features`` (list of ``{name, unit, dtype, definition}`` in vector order, length ``N_FEATURES``),
     ``noise`` (every field of :class:`udfs.noise.NoiseConfig` with its default value),
     ``session`` (``click_velocity_window_ms``, ``slow_effective_types`` sorted, ``max_tracked_keys``,
-    ``behavioral_types`` sorted).
+    ``behavioral_types`` sorted, ``default_page_bounce_rate``, ``default_page_exit_rate``).
     """
     return {
         "spec_version": SPEC_VERSION,
@@ -53,6 +53,8 @@ def edge_spec() -> dict[str, Any]:
             "slow_effective_types": sorted(session.SLOW_EFFECTIVE_TYPES),
             "max_tracked_keys": session.MAX_TRACKED_KEYS,
             "behavioral_types": sorted(session._BEHAVIORAL_TYPES),  # noqa: SLF001 - the one definition
+            "default_page_bounce_rate": session.DEFAULT_PAGE_BOUNCE_RATE,
+            "default_page_exit_rate": session.DEFAULT_PAGE_EXIT_RATE,
         },
     }
 

@@ -96,12 +96,10 @@ def experiment_design(experiment_id: str, ruleset: Mapping[str, Any] | None, hol
     """
     if "@" in experiment_id:
         rule_id, _, version = experiment_id.partition("@")
-        from udfs.rules import _adaptive_comparison  # noqa: PLC0415
-
         for rule in (ruleset or {}).get("rules", []):
             if rule["id"] == rule_id and str(rule["version"]) == version:
-                comparison = _adaptive_comparison(rule)
-                explore = float(comparison["adaptive"].get("explore_pct", 0)) if comparison else 0.0
+                adaptive = _find_adaptive(rule["when"])
+                explore = float(adaptive.get("explore_pct", 0)) if adaptive else 0.0
                 shares = {"control": 1 - explore / 100, "lower": explore / 200, "higher": explore / 200}
                 return shares, "control", "sessions_converted", "sessions"
         raise DesignUnknown(f"experiment {experiment_id}: rule {rule_id} version {version} is not in the ruleset given")
@@ -113,6 +111,23 @@ def experiment_design(experiment_id: str, ruleset: Mapping[str, Any] | None, hol
         holdout_pct = float(block["holdout_pct"])
     return ({"holdout": holdout_pct / 100, "personalized": 1 - holdout_pct / 100}, "holdout", "converted",
             "exposed")
+
+
+def _find_adaptive(node: Any) -> Mapping[str, Any] | None:
+    """The ``adaptive`` block of a rule's condition tree (at most one per rule, schemas/rules.v1.json)."""
+    if isinstance(node, Mapping):
+        if isinstance(node.get("adaptive"), Mapping):
+            return node["adaptive"]
+        children = list(node.values())
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find_adaptive(child)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_counts(fields: Mapping[str, Any]) -> dict[str, dict[str, dict[int, int]]]:

@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from udfs.rules import VARIANTS, variant_for
+from udfs.assignment import VARIANTS, variant_for
 
 __all__ = [
     "ARMS",

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from udfs.contract import PAGE_TYPES
+
 #: dtype of every feature and of the feature vector (contract §2, model input contract §3).
 FEATURE_DTYPE = np.float32
 
@@ -108,6 +110,33 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("visit_count", "count",
                 "the visitor's visit number, 1 for a first visit: given to SessionState by the caller "
                 "(not derivable from one session's events), 1 when not given"),
+    # -- page types (the UCI Online Shoppers page categories; docs/uci-mapping.md) ------------------
+    # A page's type: page.type of its page_view; when null, product_related if page.item_id is set,
+    # else the page has no type and counts in none of the three.
+    *(spec for page_type in PAGE_TYPES for spec in (
+        FeatureSpec(f"{page_type}_page_view_count", "count",
+                    f"applied page_view events of pages of type {page_type}, session"),
+        FeatureSpec(f"{page_type}_page_time_s", "s",
+                    f"sum over the session's pages of type {page_type} of the time on the page: ts_ms of the "
+                    "next applied page_view (or, for the current page, of the latest applied event) minus "
+                    "ts_ms of the page's page_view, / 1000 (Google Analytics' time on page with every "
+                    "applied event as a hit)"),
+    )),
+    # -- cross-session page aggregates (udfs/page_stats.py) ---------------------------------------
+    FeatureSpec("page_bounce_rate_mean_ratio", "ratio",
+                "mean over the session's applied page_views that carry one of the page's bounce rate "
+                "(event field _page_bounce_rate, set by udfs.page_stats.PageStats from other sessions: "
+                "sessions that entered on the page and viewed no second page / sessions that entered "
+                "on it, trailing window); udfs.session.DEFAULT_PAGE_BOUNCE_RATE (the UCI mean, 0.0222) before any"),
+    FeatureSpec("page_exit_rate_mean_ratio", "ratio",
+                "mean over the session's applied page_views that carry one of the page's exit rate "
+                "(event field _page_exit_rate, udfs.page_stats.PageStats: views of the page not followed "
+                "by another page view of the session / views of the page, trailing window); "
+                "udfs.session.DEFAULT_PAGE_EXIT_RATE (the UCI mean, 0.0430) before any"),
+    # -- calendar, visitor -----------------------------------------------------------------------
+    FeatureSpec("weekend_flag", "0/1",
+                "1 if the latest applied event's ts_ms falls on a Saturday or Sunday, UTC"),
+    FeatureSpec("returning_visitor_flag", "0/1", "1 if visit_count > 1"),
 )
 
 #: Feature names in vector order.

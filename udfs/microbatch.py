@@ -208,6 +208,19 @@ class ShardSessions:
         """True when changed sessions wait for a summary write and its interval has passed (or ``force``)."""
         return bool(self.summary_dirty) and (force or now_ms - self.last_summary_ms >= self.summary_interval_ms)
 
+    def due(self, now_ms: int, force: bool = False) -> tuple[bool, bool]:
+        """``(summaries_due, state_due)``: what to write now.
+
+        A state write always takes the summaries of every summary-dirty session with it (queued before
+        the Redis pipeline that precedes the state write). So every session in keyed state has its
+        summary in Redis at least as new as that state, and a checkpoint never holds a session whose
+        summary only the killed job knew of: after a restore, sessions that get no further event are
+        not written again, so their summary must already be there (found by the restart test killed
+        after a mid-stream checkpoint: 2 of 240 sessions had no ``session`` hash).
+        """
+        state_due = self.write_due(now_ms, force)
+        return self.summary_due(now_ms, force or state_due), state_due
+
     def take_dirty(self, now_ms: int) -> dict[str, SessionEntry]:
         """The sessions changed since the last state write; marks them written at ``now_ms``."""
         out = {sid: self.entries[sid] for sid in self.dirty}

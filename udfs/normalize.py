@@ -42,25 +42,10 @@ Durations (``hover_ms``, ``visible_ms``, ``duration_ms``)
 
 Text
     Invalid UTF-8 bytes and lone surrogates are replaced by U+FFFD *per string field*
-    (flag ``text_cleaned``), so one bad field never loses the event (:func:`loads_lenient`,
-    :func:`clean_strings`).
+    (flag ``text_cleaned``), so one bad field never loses the event (:func:`udfs.jsontext.loads_lenient`,
+    :func:`udfs.jsontext.clean_strings`).
 
-User agent (:func:`classify_user_agent`, ua-parser 1.x with its regexes; results cached)
-    ``bot``/``is_bot`` when ua-parser's device family is ``Spider`` (its crawler list: Googlebot,
-    bingbot, GPTBot, python-urllib, ...) or its browser family is a headless browser or an HTTP
-    library (``BOT_UA_FAMILIES``, our own list) or the string contains ``Headless``; flag
-    ``bot_user_agent``. Bots are flagged, never dropped. ``tablet``: device family iPad/Kindle or a
-    brand ``*Tablet*`` (ua-parser's ``Generic_Android_Tablet``), or Android without the ``Mobile`` token
-    (Google's guidance for Android tablets). ``mobile``: ``Mobi`` in the string (MDN "Browser detection
-    using the user agent") or iOS/Android/Windows Phone. ``desktop``: any other recognised OS.
-    Else ``unknown``. A client that declares ``context.is_bot = true`` itself (the SDK sets it from
-    ``navigator.webdriver``) is also ``bot`` (flag ``bot_client_hint``); a client's ``false`` never
-    overrules the user agent.
-
-IP (:func:`ip_prefix`)
-    The raw IP is never stored: IPv4 is truncated to its /24, IPv6 to its /48 (the same truncation as
-    Google Analytics' IP anonymization: last octet / last 80 bits zeroed); IPv4-mapped IPv6 counts as
-    IPv4. Unparseable -> null.
+User agent and IP: :mod:`udfs.enrich` (``classify_user_agent``, ``ip_prefix``).
 
 Strings longer than ``MAX_STRING_CHARS`` (2048) are cut (flag ``text_truncated``). An event nested deeper
 than ``udfs.limits.EVENT_MAX_DEPTH`` levels is ``wrong_type`` (no contract field is deeper than 3).
@@ -70,8 +55,6 @@ Unknown props are dropped (flag ``props_unknown_dropped``).
 """
 from __future__ import annotations
 
-import functools
-import ipaddress
 import json
 import math
 import uuid
@@ -81,10 +64,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import ua_parser
 
 from udfs.contract import EVENT_TYPES, PROPS_MODELS, ContractError, derive_event_id, make_event
-from udfs.limits import EVENT_MAX_DEPTH, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS, json_depth
+from udfs.enrich import classify_user_agent, ip_prefix
+from udfs.jsontext import clean_strings, truncate_strings
+from udfs.limits import EVENT_MAX_DEPTH, USER_AGENT_MAX_CHARS, json_depth
 
 #: Clock offsets up to this are treated as transit delay, not skew (ms). See module docstring.
 SKEW_TOLERANCE_MS = 1_000
@@ -97,117 +81,7 @@ MIN_PLAUSIBLE_TS_MS = 946_684_800_000
 MAX_PLAUSIBLE_TS_MS = 4_102_444_800_000
 #: Cap of any duration prop (ms): 30 min, the session inactivity timeout.
 MAX_DURATION_MS = 30 * 60 * 1000
-#: Longest string kept in any field, characters (``udfs.limits.STRING_MAX_CHARS``, the contract's
-#: ``max_length``; the SDK cuts at the same length, web/sdk ``MAX_STRING_CHARS``).
-MAX_STRING_CHARS = STRING_MAX_CHARS
-
-#: ua-parser browser families that are not a person's browser (our own list; headless browsers and
-#: HTTP client libraries as ua-parser names them).
-BOT_UA_FAMILIES = frozenset(
-    {
-        "HeadlessChrome",
-        "PhantomJS",
-        "curl",
-        "Wget",
-        "Python Requests",
-        "Python-urllib",
-        "Go-http-client",
-        "Apache-HttpClient",
-        "okhttp",
-    }
-)
-_MOBILE_OS = frozenset({"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS"})
 _DURATION_PROPS = {"hover": "hover_ms", "visibility": "visible_ms", "mouse_trajectory": "duration_ms"}
-
-
-# ---- text -------------------------------------------------------------------------------------------
-
-
-def clean_text(value: str) -> tuple[str, bool]:
-    """Replace lone surrogates (incl. invalid UTF-8 bytes escaped by ``surrogateescape``) by U+FFFD.
-
-    Returns ``(cleaned, changed)``. ASCII and valid strings are returned unchanged at near-zero cost.
-    """
-    if value.isascii():
-        return value, False
-    try:
-        value.encode("utf-8")
-        return value, False
-    except UnicodeEncodeError:
-        # surrogatepass keeps valid pairs; decoding with "replace" turns lone halves into U+FFFD
-        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"), True
-
-
-def clean_strings(obj: Any) -> tuple[Any, bool]:
-    """Apply :func:`clean_text` to every string (keys too) inside ``obj``; return ``(obj, changed)``."""
-    if isinstance(obj, str):
-        return clean_text(obj)
-    if isinstance(obj, dict):
-        changed = False
-        out = {}
-        for k, v in obj.items():
-            k2, c1 = clean_text(k) if isinstance(k, str) else (k, False)
-            v2, c2 = clean_strings(v)
-            out[k2] = v2
-            changed = changed or c1 or c2
-        return out, changed
-    if isinstance(obj, list):
-        changed = False
-        out_list = []
-        for v in obj:
-            v2, c = clean_strings(v)
-            out_list.append(v2)
-            changed = changed or c
-        return out_list, changed
-    return obj, False
-
-
-def truncate_strings(obj: Any, max_chars: int = MAX_STRING_CHARS) -> tuple[Any, bool]:
-    """Cut every string value inside ``obj`` to ``max_chars``; return ``(obj, changed)``."""
-    if isinstance(obj, str):
-        return (obj[:max_chars], True) if len(obj) > max_chars else (obj, False)
-    if isinstance(obj, dict):
-        changed = False
-        for k, v in obj.items():
-            v2, c = truncate_strings(v, max_chars)
-            if c:
-                obj[k] = v2
-                changed = True
-        return obj, changed
-    if isinstance(obj, list):
-        changed = False
-        for i, v in enumerate(obj):
-            v2, c = truncate_strings(v, max_chars)
-            if c:
-                obj[i] = v2
-                changed = True
-        return obj, changed
-    return obj, False
-
-
-def loads_lenient(raw: bytes | bytearray | memoryview | str) -> Any:
-    """Parse JSON that ``orjson`` refused: invalid UTF-8 bytes, lone ``\\ud800`` escapes, NaN.
-
-    Bytes are decoded with ``surrogateescape`` (each invalid byte becomes a lone surrogate that
-    :func:`clean_strings` later replaces by U+FFFD, only inside the string where it was). Strings are
-    *not* cleaned here. Raises ``ContractError("invalid_json")`` when it is not JSON at all.
-    """
-    if isinstance(raw, (bytes, bytearray, memoryview)):
-        text = bytes(raw).decode("utf-8", "surrogateescape")
-    else:
-        text = raw
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ContractError("invalid_json", str(exc)[:200]) from None
-
-
-def loads_fast(raw: bytes | bytearray | memoryview | str) -> Any:
-    """``orjson.loads``, falling back to :func:`loads_lenient` on invalid UTF-8/surrogates/NaN."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return loads_lenient(raw)
 
 
 # ---- timestamps ------------------------------------------------------------------------------------
@@ -276,53 +150,6 @@ def event_time_ms(
 
 
 # ---- context ---------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8192)
-def classify_user_agent(user_agent: str | None) -> tuple[str, bool]:
-    """``(device_class, is_bot)`` for a User-Agent string (rules in the module docstring; cached).
-
-    ``device_class`` is one of ``desktop``, ``mobile``, ``tablet``, ``bot``, ``unknown``.
-    """
-    if not user_agent:
-        return "unknown", False
-    result = ua_parser.parse(user_agent)
-    ua_family = result.user_agent.family if result.user_agent else None
-    os_family = result.os.family if result.os else None
-    device = result.device
-    if (device is not None and device.family == "Spider") or ua_family in BOT_UA_FAMILIES or (
-        "Headless" in user_agent
-    ):
-        return "bot", True
-    dev_family = device.family if device else ""
-    brand = (device.brand or "") if device else ""
-    if dev_family.startswith(("iPad", "Kindle")) or "Tablet" in brand:
-        return "tablet", False
-    if os_family == "Android" and "Mobile" not in user_agent:
-        return "tablet", False
-    if "Mobi" in user_agent or os_family in _MOBILE_OS or dev_family in ("iPhone", "iPod"):
-        return "mobile", False
-    if os_family and os_family != "Other":
-        return "desktop", False
-    return "unknown", False
-
-
-def ip_prefix(ip: str | None) -> str | None:
-    """Truncate an IP address: IPv4 -> its /24, IPv6 -> its /48 (CIDR string); invalid/None -> None.
-
-    >>> ip_prefix("203.0.113.77"), ip_prefix("2001:db8:abcd:12::1")
-    ('203.0.113.0/24', '2001:db8:abcd::/48')
-    """
-    if not ip:
-        return None
-    try:
-        addr = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    bits = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
 
 
 # ---- field helpers ---------------------------------------------------------------------------------

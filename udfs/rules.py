@@ -43,12 +43,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
+
+from udfs.assignment import VARIANTS, variant_for  # noqa: F401 - part of this module's API
 
 __all__ = [
     "Decision",
@@ -69,8 +70,6 @@ __all__ = [
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "rules.v1.json"
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "default.v1.json"
 
-#: Variant names of an adaptive threshold, in the index order the compiled code uses.
-VARIANTS: tuple[str, str, str] = ("control", "lower", "higher")
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -191,6 +190,11 @@ def validate_ruleset(ruleset: Any, known_features: Iterable[str] | None = None) 
                                    f" (known: {', '.join(sorted(features))})")
             if comparison is None:
                 continue
+            if "quantile" in comparison:  # issue 17: resolved against the model in force (udfs/thresholds.py)
+                if not math.isfinite(comparison["quantile"]) or "adaptive" in comparison:
+                    raise RulesetError(f"{where} field {field}.quantile: a finite quantile, without adaptive")
+                if "value" not in comparison:
+                    continue
             value = comparison["value"]
             if not math.isfinite(value):
                 raise RulesetError(f"{where} field {field}.value: must be a finite number, got {value!r}")
@@ -244,25 +248,6 @@ def _reject_constant(name: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------- variants
-
-
-def variant_for(rule_id: str, session_id: str | None, explore_pct: float) -> int:
-    """Index into :data:`VARIANTS` of the threshold variant a session sees for an adaptive rule.
-
-    Deterministic (CRC-32 of ``"<rule id>|<session id>"``), so the job, a replay and whoever counts
-    exposures and conversions offline assign the same variant from the id alone. The engine passes the
-    event's ``anonymous_id`` (the visitor: a returning visitor keeps its variant), else its ``session_id``.
-    Bucket = crc32 % 10000 / 100 in [0, 100); < explore_pct/2 -> 1 (lower), < explore_pct -> 2 (higher),
-    else 0 (control). A missing session id is control.
-    """
-    if not explore_pct or session_id is None:
-        return 0
-    bucket_pct = (zlib.crc32(f"{rule_id}|{session_id}".encode()) % 10000) / 100.0
-    if bucket_pct < explore_pct / 2.0:
-        return 1
-    if bucket_pct < explore_pct:
-        return 2
-    return 0
 
 
 def _variant_values(comparison: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -330,8 +315,9 @@ def _event_access(path: str) -> tuple[str, str]:
 class _Compiler:
     """Turns validated conditions into Python expression source."""
 
-    def __init__(self, feature_key) -> None:
+    def __init__(self, feature_key, quantiles=None) -> None:
         self.feature_key = feature_key  # name -> subscript used in the generated code
+        self.quantiles = quantiles  # udfs.thresholds.ScoreQuantiles for quantile thresholds, or None
         self.namespace: dict[str, Any] = {}
 
     def constant(self, value: Any) -> str:
@@ -361,6 +347,11 @@ class _Compiler:
         raise RulesetError(f"rule {rule_id!r}: unknown condition {node!r}")  # unreachable after validation
 
     def threshold(self, comparison: Mapping[str, Any], rule_id: str) -> str:
+        if "quantile" in comparison and (self.quantiles is not None or "value" not in comparison):
+            if self.quantiles is None:
+                raise RulesetError(f"rule {rule_id!r}: a quantile threshold without a value needs a model that "
+                                   "records score_quantiles (udfs/thresholds.py)")
+            return repr(float(self.quantiles.value_at(float(comparison["quantile"]))))
         adaptive = comparison.get("adaptive")
         if adaptive is None or not adaptive.get("explore_pct", 0):
             return repr(float(comparison["value"]))
@@ -389,9 +380,27 @@ class RuleEngine:
         RulesetError: the ruleset is invalid.
     """
 
-    def __init__(self, ruleset: Mapping[str, Any], known_features: Iterable[str] | None = None) -> None:
+    def __init__(self, ruleset: Mapping[str, Any], known_features: Iterable[str] | None = None,
+                 score_quantiles=None, resolved_for: str | None = None) -> None:
         order = tuple(known_feature_names() if known_features is None else known_features)
         self.ruleset: dict[str, Any] = validate_ruleset(ruleset, order)
+        # quantile thresholds (issue 17) resolve against a model's validation scores: the given
+        # udfs.thresholds.ScoreQuantiles, else those of the default model in force; when no model records
+        # them, a quantile threshold uses its "value" (and without one the ruleset is refused)
+        from udfs.thresholds import QuantilesError, ScoreQuantiles, quantile_paths  # noqa: PLC0415
+
+        uses_quantiles = bool(quantile_paths(self.ruleset))
+        if uses_quantiles and score_quantiles is None:
+            try:
+                score_quantiles = ScoreQuantiles.of_model()
+            except (FileNotFoundError, QuantilesError):
+                score_quantiles = None
+        self.score_quantiles = score_quantiles if uses_quantiles else None
+        #: the model version the quantile thresholds were resolved for (None: the ruleset has none, or no model
+        #: could resolve them); ``score_quantiles.model_version`` names the model whose quantiles are used
+        #: (the previous one, when the model in force records none: see :meth:`for_model`)
+        self.quantile_model_version: str | None = (
+            resolved_for or (self.score_quantiles.model_version if self.score_quantiles else None))
         self.rules_version: str = self.ruleset["rules_version"]
         self.feature_order: tuple[str, ...] = order
         enabled = [r for r in self.ruleset["rules"] if r["enabled"]]
@@ -449,7 +458,7 @@ class RuleEngine:
             explore_pct=float(adaptive["adaptive"].get("explore_pct", 0)) if adaptive else 0.0)
 
     def _compile_matcher(self, rules: Sequence[Mapping[str, Any]], feature_key):
-        compiler = _Compiler(feature_key)
+        compiler = _Compiler(feature_key, self.score_quantiles)
         lines = ["def _match(f, s, e, p, g):"]
         for i, rule in enumerate(rules):
             lines.append(f"    if {compiler.expr(rule['when'], rule['id'])}: return {i}")
@@ -526,7 +535,29 @@ class RuleEngine:
 
     def __reduce__(self):
         # The generated matcher functions do not pickle; rebuild from the (validated) ruleset instead.
-        return (RuleEngine, (self.ruleset, self.feature_order))
+        return (RuleEngine, (self.ruleset, self.feature_order, self.score_quantiles, self.quantile_model_version))
+
+    def for_model(self, manifest: Mapping[str, Any]) -> "RuleEngine":
+        """This ruleset with its quantile thresholds resolved for the model of ``manifest`` (its raw dict);
+        ``self`` when the ruleset has none or they already are for that model.
+
+        A model whose manifest records no ``score_quantiles`` (e.g. intent-lr/1) keeps the thresholds resolved
+        so far (logged once per model), so the job never stops for it.
+        """
+        import logging  # noqa: PLC0415
+
+        from udfs.thresholds import QuantilesError, ScoreQuantiles  # noqa: PLC0415
+
+        version = str(manifest.get("model_version") or f"{manifest.get('name')}/{manifest.get('version')}")
+        if self.quantile_model_version in (None, version):
+            return self
+        try:
+            quantiles = ScoreQuantiles.from_manifest(manifest)
+        except QuantilesError as exc:
+            logging.getLogger(__name__).warning("quantile thresholds kept from %s: %s",
+                                                self.score_quantiles.model_version, exc)
+            return RuleEngine(self.ruleset, self.feature_order, self.score_quantiles, resolved_for=version)
+        return RuleEngine(self.ruleset, self.feature_order, quantiles)
 
     def rule_ids(self) -> tuple[str, ...]:
         """Enabled rule ids in evaluation order (priority descending, then id)."""

@@ -33,12 +33,29 @@ from udfs.features import FEATURE_DTYPE, N_FEATURES, feature_indices
 log = logging.getLogger(__name__)
 
 #: Folder holding ``<name>/<version>/``: ``$INTENTFLOW_MODELS_DIR`` or ``models/`` of this checkout.
-DEFAULT_MODELS_DIR = Path(os.environ.get("INTENTFLOW_MODELS_DIR", Path(__file__).resolve().parents[1] / "models"))
+#: The models folder of this checkout (``$INTENTFLOW_MODELS_DIR`` overrides it: :func:`models_dir`).
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def models_dir() -> Path:
+    """``$INTENTFLOW_MODELS_DIR`` or :data:`DEFAULT_MODELS_DIR`, read at the call (never at import)."""
+    return Path(os.environ.get("INTENTFLOW_MODELS_DIR", DEFAULT_MODELS_DIR))
 
 #: The model the job uses unless configured otherwise.
 DEFAULT_MODEL_NAME = "intent-lr"
 
 MANIFEST_FILE = "manifest.json"
+
+#: ``<models>/<name>/CURRENT``: the version in force, one integer (written by the promotion gate,
+#: models/gate_cmd.py). Without it the highest version is in force.
+CURRENT_FILE = "CURRENT"
+
+#: ``<models>/<name>/SHADOW``: a candidate version scored in shadow beside the one in force (one integer);
+#: see :meth:`ReloadingScorer.take_shadow_counters`.
+SHADOW_FILE = "SHADOW"
+
+#: Two scores of a row "differ" in shadow counts when ``|a - b|`` exceeds this (udfs.gate.ShadowCounts).
+SHADOW_TOLERANCE = 0.05
 
 
 class ModelError(ValueError):
@@ -215,11 +232,11 @@ class ModelRegistry:
     """The model versions under a models folder (``<root>/<name>/<version>/manifest.json``).
 
     Args:
-        root: the models folder; default :data:`DEFAULT_MODELS_DIR`.
+        root: the models folder; default :func:`models_dir`.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root is not None else DEFAULT_MODELS_DIR
+        self.root = Path(root) if root is not None else models_dir()
 
     def versions(self, name: str) -> list[int]:
         """Integer versions of ``name`` that have a manifest and an ONNX file, ascending."""
@@ -233,11 +250,17 @@ class ModelRegistry:
         return sorted(found)
 
     def manifest_path(self, name: str, version: int | None = None) -> Path:
-        """Path of the manifest of ``name``/``version`` (latest version when None).
+        """Path of the manifest of ``name``/``version`` (the version in force when None: the one named by
+        ``<name>/CURRENT`` when that file exists, else the highest).
 
         Raises:
             FileNotFoundError: no such model or version.
+            ModelError: ``CURRENT`` does not hold a version number.
         """
+        if version is None:
+            current = self.current_version(name)
+            if current is not None:
+                version = current
         if version is None:
             versions = self.versions(name)
             if not versions:
@@ -248,8 +271,23 @@ class ModelRegistry:
             raise FileNotFoundError(path)
         return path
 
+    def current_version(self, name: str) -> int | None:
+        """The version named by ``<name>/CURRENT``, or None when there is no such file.
+
+        Raises:
+            ModelError: the file does not hold an integer.
+        """
+        path = self.root / name / CURRENT_FILE
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        if not text.isdigit():
+            raise ModelError(f"{path}: expected a version number, got {text[:40]!r}")
+        return int(text)
+
     def latest(self, name: str = DEFAULT_MODEL_NAME) -> ModelManifest:
-        """Manifest of the highest version of ``name``.
+        """Manifest of the version of ``name`` in force (``CURRENT``, else the highest).
 
         Raises:
             FileNotFoundError: no version exists.
@@ -295,6 +333,44 @@ class ReloadingScorer:
         self._rejected: tuple | None = None
         self._next_check = clock() + check_interval_s
         self.reloads = 0
+        self._shadow: IntentScorer | None = None  # candidate scored beside the model in force (SHADOW file)
+        self._shadow_key: tuple | None = None
+        self._shadow_counts: dict[str, int] = {}
+        self._load_shadow()
+
+    def _load_shadow(self) -> None:
+        """(Re)load the shadow candidate named by ``<name>/SHADOW`` when that file changed; a missing file
+        or the version in force itself turns shadow scoring off; a broken one is logged and skipped."""
+        path = self.registry.root / self.name / SHADOW_FILE
+        try:
+            key = (path.stat().st_mtime_ns, path.read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            self._shadow, self._shadow_key = None, None
+            return
+        if key == self._shadow_key:
+            return
+        self._shadow_key = key
+        self._shadow = None
+        try:
+            shadow = IntentScorer(self.registry.manifest_path(self.name, int(key[1])))
+        except Exception as exc:  # noqa: BLE001 - never stop scoring for a candidate
+            log.warning("shadow model %s/%s not loaded: %s", self.name, key[1], exc)
+            return
+        if shadow.model_version != self._scorer.model_version:
+            self._shadow = shadow
+
+    @property
+    def shadow_version(self) -> str | None:
+        """``"<name>/<version>"`` of the candidate scored in shadow, or None."""
+        return self._shadow.model_version if self._shadow is not None else None
+
+    def take_shadow_counters(self) -> dict[str, int]:
+        """Shadow counts since the last call, as job counters (``{p}stats`` in Redis), then reset:
+        ``shadow_rows:<candidate>`` rows scored by both, ``shadow_differ:<candidate>`` rows whose scores differ
+        by more than :data:`SHADOW_TOLERANCE`, ``shadow_abs_diff_micro:<candidate>`` the sum of ``|a - b|`` in
+        millionths (integer, as the counters are HINCRBY)."""
+        out, self._shadow_counts = self._shadow_counts, {}
+        return out
 
     @staticmethod
     def _stat(path: Path) -> tuple:
@@ -326,6 +402,7 @@ class ReloadingScorer:
             signature = self._stat(path)
         except FileNotFoundError:
             return False
+        self._load_shadow()
         if signature == self._signature or signature == self._rejected:
             return False
         try:
@@ -349,7 +426,16 @@ class ReloadingScorer:
         """
         self.maybe_reload()
         scorer = self._scorer
-        return scorer.score(batch), scorer.model_version
+        scores = scorer.score(batch)
+        shadow = self._shadow
+        if shadow is not None and shadow.model_version != scorer.model_version and len(scores):
+            diff = np.abs(shadow.score(batch).astype(np.float64) - scores)
+            counts, v = self._shadow_counts, shadow.model_version
+            counts["shadow_rows:" + v] = counts.get("shadow_rows:" + v, 0) + len(diff)
+            counts["shadow_differ:" + v] = counts.get("shadow_differ:" + v, 0) + int((diff > SHADOW_TOLERANCE).sum())
+            counts["shadow_abs_diff_micro:" + v] = (counts.get("shadow_abs_diff_micro:" + v, 0)
+                                                    + int(round(float(diff.sum()) * 1e6)))
+        return scores, scorer.model_version
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         """Scores only (see :meth:`score_with_version`)."""

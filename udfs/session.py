@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from udfs.contract import PAGE_TYPES
 from udfs.features import FEATURE_DTYPE, FEATURE_INDEX, FEATURE_NAMES, N_FEATURES
 from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig, NoiseFilter, ema
 
@@ -87,8 +88,27 @@ SLOW_EFFECTIVE_TYPES = frozenset({"slow-2g", "2g", "3g"})
 #: ``shared/data`` has 111 events; past the bound, new keys are counted as new and not tracked.
 MAX_TRACKED_KEYS = 512
 
-#: Layout version of the pickled SessionState (bump when the slots change).
-STATE_VERSION = 1
+#: Layout version of the pickled SessionState (bump when the slots change). 2: page types, page rates.
+STATE_VERSION = 2
+
+#: ms per day, and the weekday of the epoch's day 0 (1970-01-01 was a Thursday: 3 with Monday = 0).
+MS_PER_DAY = 86_400_000
+EPOCH_WEEKDAY = 3
+
+#: Event fields a page_view may carry with the page's cross-session rates (set by
+#: :class:`udfs.page_stats.PageStats` in the job, by the UCI converter in training; never by a client:
+#: ``udfs.contract.parse_event`` drops unknown top-level fields).
+PAGE_BOUNCE_RATE_FIELD = "_page_bounce_rate"
+PAGE_EXIT_RATE_FIELD = "_page_exit_rate"
+
+#: Values of ``page_bounce_rate_mean_ratio`` / ``page_exit_rate_mean_ratio`` before any page view carried a
+#: rate (a session scored outside the job's PageStats, e.g. in the browser, or before its first page view),
+#: and the priors of :class:`udfs.page_stats.PageStats`: the means of ``BounceRates`` (0.0222) and
+#: ``ExitRates`` (0.0430) over the 12,316 kept rows of UCI Online Shoppers (models/evaluate.py
+#: ``load_online_shoppers``), the data the shipped model learned from. Not 0: a model trained on UCI reads a
+#: rate of 0 ("nobody leaves from here") as strong intent.
+DEFAULT_PAGE_BOUNCE_RATE = 0.0222
+DEFAULT_PAGE_EXIT_RATE = 0.0430
 
 _BEHAVIORAL_TYPES = frozenset(
     {"page_view", "click", "scroll", "hover", "visibility", "form", "mouse_trajectory", "add_to_cart",
@@ -128,6 +148,27 @@ _I_SLOW = FEATURE_INDEX["network_slow_flag"]
 _I_RTT = FEATURE_INDEX["network_rtt_ms"]
 _I_DOWNLINK = FEATURE_INDEX["network_downlink_mbps"]
 _I_VISITS = FEATURE_INDEX["visit_count"]
+#: page type -> (index of its page view count, index of its page time)
+_I_PAGE_TYPE = {t: (FEATURE_INDEX[f"{t}_page_view_count"], FEATURE_INDEX[f"{t}_page_time_s"]) for t in PAGE_TYPES}
+_I_BOUNCE = FEATURE_INDEX["page_bounce_rate_mean_ratio"]
+_I_EXIT = FEATURE_INDEX["page_exit_rate_mean_ratio"]
+_I_WEEKEND = FEATURE_INDEX["weekend_flag"]
+_I_RETURNING = FEATURE_INDEX["returning_visitor_flag"]
+
+
+def page_type_of_event(event: dict[str, Any]) -> str | None:
+    """The page type of a page_view: ``page.type``; when null, ``product_related`` if ``page.item_id`` is
+    set, else None (an untyped page, counted in none of the page-type features)."""
+    page = event.get("page") or {}
+    page_type = page.get("type")
+    if page_type in _I_PAGE_TYPE:
+        return page_type
+    return "product_related" if page.get("item_id") else None
+
+
+def weekend_flag(ts_ms: int) -> float:
+    """1.0 when epoch ms ``ts_ms`` falls on a Saturday or Sunday (UTC), else 0.0."""
+    return 1.0 if (ts_ms // MS_PER_DAY + EPOCH_WEEKDAY) % 7 >= 5 else 0.0
 
 
 def event_order_key(event: dict[str, Any]) -> tuple:
@@ -175,6 +216,7 @@ class SessionState:
         "session_id", "visit_count", "_noise", "_v", "_first_ts", "_last_applied_ts", "_last_seen_ts",
         "_item_views", "_current_item", "_hover_by_element", "_click_ts", "_scroll_ema",
         "_hover_ema", "_straight_ema", "_speed_ema", "_context", "_n_suppressed", "_n_late",
+        "_page_time_idx", "_page_start_ts", "_page_time_closed", "_bounce_sum", "_exit_sum", "_n_rated",
     )
 
     def __init__(self, noise_config: NoiseConfig = DEFAULT_NOISE_CONFIG, visit_count: int = 1) -> None:
@@ -183,6 +225,9 @@ class SessionState:
         self._noise = NoiseFilter(noise_config)
         self._v: list[float] = [0.0] * N_FEATURES
         self._v[_I_VISITS] = float(self.visit_count)
+        self._v[_I_RETURNING] = 1.0 if self.visit_count > 1 else 0.0
+        self._v[_I_BOUNCE] = DEFAULT_PAGE_BOUNCE_RATE
+        self._v[_I_EXIT] = DEFAULT_PAGE_EXIT_RATE
         self._first_ts: int | None = None
         self._last_applied_ts: int | None = None
         self._last_seen_ts: int | None = None
@@ -197,6 +242,12 @@ class SessionState:
         self._context: tuple | None = None  # (device, vw, vh, network class, rtt, downlink, country, region)
         self._n_suppressed = 0
         self._n_late = 0
+        self._page_time_idx: int | None = None  # page-time feature of the current page's type, None: untyped
+        self._page_start_ts = 0  # ts_ms of the current page's page_view
+        self._page_time_closed = 0.0  # page time of its type from the pages before the current one, s
+        self._bounce_sum = 0.0
+        self._exit_sum = 0.0
+        self._n_rated = 0
 
     # pickling: a flat tuple of the slots (smaller and faster than the default slot-dict state),
     # led by STATE_VERSION so a savepoint written by another layout is refused, not misread
@@ -273,6 +324,9 @@ class SessionState:
         self._last_applied_ts = ts
         v[_I_AGE] = (ts - self._first_ts) / 1000.0
         v[_I_EVENTS] += 1.0
+        v[_I_WEEKEND] = 1.0 if (ts // MS_PER_DAY + EPOCH_WEEKDAY) % 7 >= 5 else 0.0
+        if self._page_time_idx is not None:  # the current page lasts until this event
+            v[self._page_time_idx] = self._page_time_closed + (ts - self._page_start_ts) / 1000.0
         # trailing click window moves with every event's time
         clicks = self._click_ts
         horizon = ts - CLICK_VELOCITY_WINDOW_MS
@@ -369,6 +423,24 @@ class SessionState:
     def _page_view(self, event: dict[str, Any]) -> None:
         v = self._v
         v[_I_PAGES] += 1.0
+        # page type: the previous page's time was closed by apply() at this event's ts
+        page_type = page_type_of_event(event)
+        if page_type is None:
+            self._page_time_idx = None
+        else:
+            i_count, i_time = _I_PAGE_TYPE[page_type]
+            v[i_count] += 1.0
+            self._page_time_idx = i_time
+            self._page_time_closed = v[i_time]
+            self._page_start_ts = event["ts_ms"]
+        bounce = event.get(PAGE_BOUNCE_RATE_FIELD)
+        exit_rate = event.get(PAGE_EXIT_RATE_FIELD)
+        if bounce is not None and exit_rate is not None:
+            self._bounce_sum += float(bounce)
+            self._exit_sum += float(exit_rate)
+            self._n_rated += 1
+            v[_I_BOUNCE] = self._bounce_sum / self._n_rated
+            v[_I_EXIT] = self._exit_sum / self._n_rated
         # a new page: page-scope features restart
         v[_I_SCROLL_MAX] = 0.0
         v[_I_SCROLL_EMA] = 0.0

@@ -1,5 +1,5 @@
 """Imported by CPython at start-up inside Flink's JVM only (this folder is on the PYTHONPATH that
-intentflow.stack.flink_process_env gives the JVM; no other process has it on sys.path).
+operators.layout.flink_process_env gives the JVM; no other process has it on sys.path).
 
 In thread mode Flink embeds CPython in the JVM (PEMJA), and each task thread gets its own Python
 thread state. onnxruntime's pybind11 extension calls ``PyGILState_Ensure`` while it initialises; on a

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaProducer
 
 from collector import edge
-from intentflow.rules_cmd import RULESET_KEY, publish_ruleset
+from connectors.rules_topic import RULESET_KEY, publish_ruleset
 
 pytestmark = pytest.mark.integration
 

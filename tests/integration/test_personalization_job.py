@@ -125,7 +125,7 @@ def test_batching_file_replay_and_live_give_the_same_actions(stack, topics, redi
 
 
 def test_rule_published_mid_stream_changes_later_decisions(stack, topics, redis_client):
-    from intentflow.rules_cmd import publish_ruleset
+    from connectors.rules_topic import publish_ruleset
     from udfs.rules import load_ruleset
 
     client, prefix = redis_client

@@ -6,7 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from intentflow.rules_cmd import RULESET_KEY, latest_ruleset_record, rules_cmd
+from connectors.rules_topic import RULESET_KEY, latest_ruleset_record
+from intentflow.rules_cmd import rules_cmd
 from udfs.rules import DEFAULT_RULES_PATH, RuleEngine, reload
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ def test_publish_then_read_back_and_show_the_latest(stack, topics, tmp_path):
 
     result = runner.invoke(rules_cmd, ["publish", str(DEFAULT_RULES_PATH), *args])
     assert result.exit_code == 0, result.output
-    assert f"published rules_version 2026-11-30.1 to {topics.rules}" in result.output
+    assert f"published rules_version 2026-12-02.1 to {topics.rules}" in result.output
 
     # the raw record: key, header and a value the job's reload accepts
     from kafka import KafkaConsumer
@@ -42,7 +43,7 @@ def test_publish_then_read_back_and_show_the_latest(stack, topics, tmp_path):
         break
     consumer.close()
     assert len(records) == 1 and records[0].key == RULESET_KEY
-    assert dict(records[0].headers)["rules_version"] == b"2026-11-30.1"
+    assert dict(records[0].headers)["rules_version"] == b"2026-12-02.1"
     engine, reason = reload(None, records[0].value)
     assert reason is None and engine.rule_ids() == RuleEngine.default().rule_ids()
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from bench.loadgen import EventStream, Template, augment_session, compile_event, events_due, fill, next_due_s
-from bench.run import lag_trend, percentiles, ratio
+from bench.stats import lag_trend, percentiles, ratio
 from udfs.contract import make_event, parse_event
 from udfs.scenarios import article_session
 
@@ -151,7 +151,7 @@ def test_stream_ids_unique_and_session_order_kept():
 # ------------------------------------------------------------------ py-spy profile shares
 
 def test_classify_stack_first_matching_category_wins():
-    from bench.run import classify_stack
+    from bench.stats import classify_stack
 
     state = ["DecideMicroBatch._flush (operators/personalization.py:172)", "Decider.decide (udfs/decide.py:228)",
              "MapStateImpl.get (pyflink/fn_execution/datastream/embedded/state_impl.py:208)"]
@@ -165,7 +165,7 @@ def test_classify_stack_first_matching_category_wins():
 
 
 def test_profile_shares_ignores_idle_and_sums_to_one():
-    from bench.run import profile_shares
+    from bench.stats import profile_shares
 
     raw = (" 70\n"
            "a (operators/personalization.py:1);b (pyflink/fn_execution/datastream/embedded/state_impl.py:2) 20\n"

@@ -42,14 +42,15 @@ async def test_model_current_serves_bytes_and_manifest_with_etag(client_for):
     resp = await client.get("/v1/models/intent-lr/current")
     assert resp.status == 200
     body = await resp.json()
-    manifest = json.loads((ROOT / "models" / "intent-lr" / "1" / "manifest.json").read_text())
+    latest = max(int(p.name) for p in (ROOT / "models" / "intent-lr").iterdir() if p.name.isdigit())
+    manifest = json.loads((ROOT / "models" / "intent-lr" / str(latest) / "manifest.json").read_text())
     blob = base64.b64decode(body["model_base64"])
-    assert blob == (ROOT / "models" / "intent-lr" / "1" / "model.onnx").read_bytes()
+    assert blob == (ROOT / "models" / "intent-lr" / str(latest) / "model.onnx").read_bytes()
     assert hashlib.sha256(blob).hexdigest() == body["sha256"] == manifest["sha256"]
-    assert body["model_version"] == "intent-lr/1" and body["bytes"] == len(blob)
+    assert body["model_version"] == f"intent-lr/{latest}" and body["bytes"] == len(blob)
     assert body["features"] == [f["name"] for f in manifest["features"]]
     assert (body["input_name"], body["output_name"]) == ("features", "intent_score")
-    assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["X-Intentflow-Model-Version"] == "intent-lr/1"
+    assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["X-Intentflow-Model-Version"] == f"intent-lr/{latest}"
     etag = resp.headers["ETag"]
     again = await client.get("/v1/models/intent-lr/current", headers={"If-None-Match": etag})
     assert again.status == 304 and await again.read() == b""

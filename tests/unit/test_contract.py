@@ -147,3 +147,17 @@ def test_dlq_record_truncates_payload_to_8_kib_at_char_boundary():
     orjson.loads(dlq.dumps_dlq(rec))
     with pytest.raises(ValueError):
         dlq.dlq_record("x", "browser", "p")
+
+
+def test_page_type_field_and_tracker_categories():
+    from udfs.contract import ContractError, page_type_of
+
+    event = make_event("page_view", session_id="s", client_ts_ms=1, source_key="k",
+                       page={"type": "informational"}, props={"title": "About"})
+    assert event["page"]["type"] == "informational"
+    assert make_event("page_view", session_id="s", client_ts_ms=1, source_key="k")["page"]["type"] is None
+    with pytest.raises(ContractError):
+        make_event("page_view", session_id="s", client_ts_ms=1, source_key="k", page={"type": "landing"})
+    assert page_type_of(" Checkout ") == "administrative"
+    assert page_type_of("PDP") == "product_related"
+    assert page_type_of("landing") is None and page_type_of(3) is None

@@ -72,6 +72,8 @@ def _synthetic_session() -> list[dict]:
     ctx_tablet = {**DESKTOP_CONTEXT, "device_class": "tablet", "network": {"effective_type": "4g", "save_data": True}}
     other_page = {**LAPTOP_PAGE, "item_id": "mouse-silent", "path": "/p/mouse"}
     no_item = {**LAPTOP_PAGE, "item_id": None, "path": "/"}
+    info_page = {**no_item, "path": "/help", "type": "informational"}
+    admin_page = {**LAPTOP_PAGE, "path": "/cart", "type": "administrative"}  # a typed page with an item: its type wins
     steps = [
         ("scroll", 0, LAPTOP_PAGE, DESKTOP_CONTEXT, {"scroll_depth_pct": 20.0, "offset_px": 10, "document_height_px": 3000}),
         ("page_view", 100, LAPTOP_PAGE, DESKTOP_CONTEXT, {"title": "a"}),
@@ -101,12 +103,21 @@ def _synthetic_session() -> list[dict]:
         ("page_view", 3200, LAPTOP_PAGE, ctx_tablet, {"title": "a"}),
         ("page_view", 3300, no_item, ctx_tablet, {"title": "home"}),
         ("click", 3400, no_item, {**ctx_tablet, "is_bot": True}, {"element_id": "x", "element_role": "spec", "x_px": 1, "y_px": 1}),
+        ("page_view", 3500, info_page, ctx_tablet, {"title": "help"}),
+        ("scroll", 4750, info_page, ctx_tablet, {"scroll_depth_pct": 40.0, "offset_px": 10, "document_height_px": 3000}),
+        ("page_view", 6100, admin_page, ctx_tablet, {"title": "cart"}),
+        ("page_view", 7300, info_page, ctx_tablet, {"title": "help"}),
+        ("page_view", 8000, no_item, ctx_tablet, {"title": "home"}),
         ("purchase", 64000, no_item, {}, {"order_id": "o1", "value": 10.0, "currency": "EUR", "item_ids": ["laptop-pro-14"]}),
         ("click", 64100, no_item, DESKTOP_CONTEXT, {"element_id": "buy", "element_role": "add_to_cart_button", "x_px": 1, "y_px": 1}),
     ]
     events = [make_event(kind, session_id=sid, client_ts_ms=T0_MS + dt, seq=n, source_key=f"synthetic:{n}",
                          page=page, context=ctx, props=props)
               for n, (kind, dt, page, ctx, props) in enumerate(steps)]
+    # cross-session page rates as udfs.page_stats.PageStats writes them into page views (not on every one)
+    for n, (bounce, exit_rate) in {1: (0.25, 0.125), 28: (0.1, 0.3), 31: (1 / 3, 0.07)}.items():
+        assert events[n]["type"] == "page_view"
+        events[n]["_page_bounce_rate"], events[n]["_page_exit_rate"] = bounce, exit_rate
     # a late event: older than the newest one seen (the job would DLQ it; the state ignores it)
     late = make_event("click", session_id=sid, client_ts_ms=T0_MS + 50, seq=999, source_key="synthetic:late",
                       page=LAPTOP_PAGE, context=DESKTOP_CONTEXT, props={"element_id": "late", "x_px": 1, "y_px": 1})

@@ -43,7 +43,7 @@ test('hashes: CRC-32 check value and the FNV-1a values udfs.edge.feature_hash gi
 });
 
 test('engine: the article visitor gets the deep-engagement action once, on the hover', async () => {
-  const e = engine(0.25);
+  const e = engine(0.1); // below rerank_compared_item's threshold (the median score of intent-lr/2, 0.14)
   const results = [];
   for (const x of ARTICLE) results.push(await e.onEvent(x));
   const fired = results.filter((r) => r && r.decision).map((r) => [r.event.event_id, r.decision.rule_id]);
@@ -110,7 +110,7 @@ test('tracker: event times never go backwards in capture order', () => {
 test('tracker with edge: provisional decision to the page, one intent event, never fed back', async () => {
   const decisions = [];
   const t = quietTracker({ edge: true, onEdgeDecision: (d) => decisions.push(d) });
-  t.edge = engine(0.25);
+  t.edge = engine(0.1);
   const sid = t.sessionId;
   const t1 = Date.now() - 5000; // near now: the intent event is stamped now, in the same session
   t._contextCache = { device_class: 'desktop', is_bot: false };

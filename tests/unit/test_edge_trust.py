@@ -20,9 +20,11 @@ from udfs.edge import SCORE_TOLERANCE, check_intent, feature_hash
 from udfs.normalize import normalize_event
 from udfs.rules import RuleEngine
 from udfs.scenarios import article_session, shallow_session
-from udfs.scoring import ReloadingScorer
+from udfs.scoring import ModelRegistry, ReloadingScorer
 
 T0_MS = 1_764_000_000_000
+#: the model version in force (the latest under models/intent-lr)
+MODEL_VERSION = ModelRegistry().latest().model_version
 
 
 def _as_sent(event: dict) -> dict:
@@ -33,7 +35,7 @@ def _as_sent(event: dict) -> dict:
 def _forged_intent(session_event: dict, ts_ms: int, seq: int) -> dict:
     return {**_as_sent(session_event), "event_id": str(uuid.uuid4()), "type": "intent", "seq": seq,
             "client_ts_ms": ts_ms, "ts_ms": ts_ms,
-            "props": {"intent_score": 1.0, "model_version": "intent-lr/1", "rules_version": "2026-11-30.1",
+            "props": {"intent_score": 1.0, "model_version": MODEL_VERSION, "rules_version": "2026-11-30.1",
                       "feature_hash": "fnv1a32:deadbeef", "trigger_event_id": session_event["event_id"],
                       "action": "rerank_towards_item", "rule_id": "rerank_compared_item", "edge_latency_ms": 0.1}}
 
@@ -69,8 +71,8 @@ def test_a_tampered_intent_event_changes_no_server_decision():
 
 def test_intent_events_outside_the_contract_are_rejected():
     e = shallow_session("shallow-bad", T0_MS)[0]
-    for props in ({"intent_score": 1.5, "model_version": "intent-lr/1"}, {"intent_score": 0.5},
-                  {"intent_score": 0.5, "model_version": "intent-lr/1", "features": [1, 2, 3]}):
+    for props in ({"intent_score": 1.5, "model_version": MODEL_VERSION}, {"intent_score": 0.5},
+                  {"intent_score": 0.5, "model_version": MODEL_VERSION, "features": [1, 2, 3]}):
         raw = {**_forged_intent(e, T0_MS, 7), "props": props}
         try:
             normalize_event(raw, received_at_ms=T0_MS)
@@ -89,7 +91,7 @@ def test_check_intent_counts_agreement_and_disagreement():
     rows = reference_replay(article_session("article-check", T0_MS), scorer.scorer, engine)
     last = rows[-1]
     vector = np.asarray(last["features"], dtype=np.float32)
-    honest = {"intent_score": last["intent_score"], "model_version": "intent-lr/1", "feature_hash": feature_hash(vector),
+    honest = {"intent_score": last["intent_score"], "model_version": MODEL_VERSION, "feature_hash": feature_hash(vector),
               "rule_id": last["decision"]["rule_id"] if last["decision"] else None}
     ok = check_intent(honest, vector, last["intent_score"], honest["rule_id"])
     assert ok.same_features and ok.same_rule and not ok.disagrees and ok.score_diff == 0.0
@@ -125,7 +127,7 @@ def test_audit_counts_honest_and_forged_intent_events_per_model_version():
         if row["status"] != "applied":
             continue
         honest.append({**e, "event_id": str(uuid.uuid4()), "type": "intent", "seq": 100 + i, "ts_ms": e["ts_ms"],
-                       "props": {"intent_score": row["intent_score"], "model_version": "intent-lr/1",
+                       "props": {"intent_score": row["intent_score"], "model_version": MODEL_VERSION,
                                  "feature_hash": feature_hash(np.asarray(row["features"], dtype=np.float32)),
                                  "trigger_event_id": e["event_id"],
                                  "rule_id": row["decision"]["rule_id"] if row["decision"] else None}})
@@ -133,8 +135,8 @@ def test_audit_counts_honest_and_forged_intent_events_per_model_version():
               {**_forged_intent(events[2], events[2]["ts_ms"], 201), "props": {
                   **_forged_intent(events[2], 0, 0)["props"], "trigger_event_id": "no-such-event"}}]
     counts = audit_intents(events + honest + forged, scorer, engine)
-    assert set(counts) == {"intent-lr/1"}
-    c = counts["intent-lr/1"]
+    assert set(counts) == {MODEL_VERSION}
+    c = counts[MODEL_VERSION]
     assert c["intent"] == len(honest) + 2
     assert c["disagree"] == 2 and c["unknown_trigger"] == 1
     assert c["feature_mismatch"] == 1 and c["rule_mismatch"] == 1
@@ -158,7 +160,7 @@ def test_the_job_counts_agreeing_and_disagreeing_intent_events_per_model_version
         step = steps[event["event_id"]]
         if "intent_score" not in step:
             continue
-        props = {"intent_score": step["intent_score"], "model_version": "intent-lr/1",
+        props = {"intent_score": step["intent_score"], "model_version": MODEL_VERSION,
                  "feature_hash": feature_hash(np.asarray(step["features"], dtype=np.float32)),
                  "trigger_event_id": event["event_id"],
                  "rule_id": (step["decision"] or {}).get("rule_id"), "action": (step["decision"] or {}).get("action")}
@@ -175,8 +177,8 @@ def test_the_job_counts_agreeing_and_disagreeing_intent_events_per_model_version
     counters = result.counters
     # the first intent event opens the checks: its own trigger came before it in the same batch, so all
     # honest ones are checked
-    assert counters["edge_intent:intent-lr/1"] == len(honest) + 1
-    assert counters["edge_disagree:intent-lr/1"] == 1  # the forged one
+    assert counters["edge_intent:" + MODEL_VERSION] == len(honest) + 1
+    assert counters["edge_disagree:" + MODEL_VERSION] == 1  # the forged one
     assert counters["edge_unchecked"] == 1
     honest_only, _, _ = _decide(article)
     assert [a["event_id"] for a in result.actions] == [a["event_id"] for a in honest_only]

@@ -137,3 +137,19 @@ def test_deciding_shard_by_shard_equals_deciding_all_at_once():
             actions.extend(result.actions)
     key = lambda a: a["event_id"]  # noqa: E731
     assert ref_actions and sorted(actions, key=key) == sorted(ref_actions, key=key)
+
+
+def test_a_state_write_always_takes_the_pending_summaries_with_it():
+    # summary every 5 s, state every 1 s: without the rule, a state write at 1_000 would checkpoint
+    # "a" while its summary waits until 5_000, and a restore would never write it
+    shard = ShardSessions(ttl_ms=60_000, write_interval_ms=1_000, summary_interval_ms=5_000, now_ms=0, phase=0.5)
+    entry = SessionEntry()
+    shard.update({"a": entry}, now_ms=100)
+    assert shard.due(200) == (False, False)
+    assert shard.summary_due(1_500) is False and shard.write_due(1_500) is True
+    assert shard.due(1_500) == (True, True)
+    assert shard.take_summary_dirty(1_500) == {"a": entry} and shard.take_dirty(1_500) == {"a": entry}
+    # nothing dirty: nothing due, forced or not
+    assert shard.due(10_000, force=True) == (False, False)
+    shard.update({"b": entry}, now_ms=10_100)
+    assert shard.due(10_200, force=True) == (True, True)

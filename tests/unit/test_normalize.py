@@ -6,15 +6,9 @@ import math
 import pytest
 
 from udfs.contract import ContractError
-from udfs.normalize import (
-    MAX_DURATION_MS,
-    classify_user_agent,
-    ip_prefix,
-    loads_lenient,
-    normalize_event,
-    sort_events,
-    to_epoch_ms,
-)
+from udfs.enrich import classify_user_agent, ip_prefix
+from udfs.jsontext import loads_lenient
+from udfs.normalize import MAX_DURATION_MS, normalize_event, sort_events, to_epoch_ms
 
 NOW_MS = 1_764_500_000_000  # 2025-11-30T10:53:20Z
 UUID = "1b4e28ba-2ca1-41d4-8b8e-0b1c2d3e4f5a"

@@ -65,7 +65,7 @@ def engine() -> RuleEngine:
 
 def test_default_file_validates_against_the_schema_and_feature_list():
     ruleset = load_ruleset(DEFAULT_RULES_PATH)
-    assert ruleset["rules_version"] == "2026-11-30.1"
+    assert ruleset["rules_version"] == "2026-12-02.1"
     assert {r["action"]["name"] for r in ruleset["rules"]} == {
         "show_video_demo_and_price_comparison", "simplify_layout", "rerank_towards_item"}
 
@@ -120,8 +120,8 @@ def test_article_scenario_view_scroll_hover_compare(engine):
     assert decisions[3].action == "rerank_towards_item"
     assert decisions[3].params == {"item_id": "laptop-16gb"}
     assert decisions[3].as_dict() == {"action": "rerank_towards_item", "params": {"item_id": "laptop-16gb"},
-                                      "rule_id": "rerank_compared_item", "rule_version": 1,
-                                      "rules_version": "2026-11-30.1"}
+                                      "rule_id": "rerank_compared_item", "rule_version": 2,
+                                      "rules_version": "2026-12-02.1"}
 
 
 def test_deep_scroll_and_3s_hover_on_product_card_shows_video_demo(engine):
@@ -402,8 +402,8 @@ def test_adapt_moves_threshold_when_a_variant_converts_significantly_better():
     assert ruleset == before  # pure
     rule = next(r for r in new["rules"] if r["id"] == "shallow_engagement")
     assert rule["when"]["all"][1]["value"] == 30 and rule["version"] == 2
-    assert new["rules_version"] == "2026-11-30.2"
-    assert adapt(ruleset, exposures, conversions, today="2026-12-02")["rules_version"] == "2026-12-02.1"
+    assert new["rules_version"] == "2026-12-02.2"
+    assert adapt(ruleset, exposures, conversions, today="2026-12-03")["rules_version"] == "2026-12-03.1"
     (move,) = adapt_moves(ruleset, exposures, conversions)
     assert move.variant == "higher" and move.lift == pytest.approx(0.6) and move.p_value < 0.025
     RuleEngine(new)  # still a valid ruleset

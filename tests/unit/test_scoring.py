@@ -115,15 +115,33 @@ def test_registry_latest_and_reload_without_restart(trained, tmp_path):
     assert scorer.maybe_reload() is False and scorer.model_version == "intent-test/2"
 
 
-def test_shipped_default_model_matches_its_manifest_formula():
-    """The committed model: inputs are FEATURES names, and ONNX equals the manifest's logistic formula."""
+def test_shipped_default_model_accounts_for_every_feature_and_records_its_score_quantiles():
+    """The model in force (latest intent-lr): every feature of the job is an input or listed as not used, its
+    ONNX scores probabilities through IntentScorer, and the manifest has the 101 quantiles of its validation
+    scores that quantile thresholds of rules read."""
+    scorer = ModelRegistry(ROOT / "models").load("intent-lr")
+    m = scorer.manifest.raw
+    used = [f["name"] for f in m["features"]]
+    unused = {f["name"] for f in m["features_not_used"]}
+    assert len(used) == len(set(used)) and unused.isdisjoint(used) and unused | set(used) == set(FEATURE_NAMES)
+    q = m["score_quantiles"]
+    assert q["levels"][0] == 0.0 and q["levels"][-1] == 1.0 and len(q["values"]) == len(q["levels"]) == 101
+    assert all(a <= b for a, b in zip(q["values"], q["values"][1:])) and 0.0 <= q["values"][0] < q["values"][-1] <= 1.0
+    X, _, _ = synthetic(200, seed=5)
+    scores = scorer.score(X)
+    assert scores.shape == (200,) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_first_shipped_model_matches_its_manifest_formula():
+    """intent-lr/1 (OTTO, logistic regression): inputs are FEATURES names, and ONNX equals the manifest's
+    logistic formula."""
     registry = ModelRegistry(ROOT / "models")
-    scorer = registry.load("intent-lr")
+    scorer = registry.load("intent-lr", 1)
     m = scorer.manifest.raw
     used = [f["name"] for f in m["features"]]
     assert set(used) <= set(FEATURE_NAMES) and len(used) == len(set(used))
     unused = {f["name"] for f in m["features_not_used"]}
-    assert unused.isdisjoint(used) and unused | set(used) == set(FEATURE_NAMES)
+    assert unused.isdisjoint(used) and unused | set(used) <= set(FEATURE_NAMES)
     lr = m["model"]["logistic_regression_standardized"]
     X, _, _ = synthetic(200, seed=5)
     z = (X[:, feature_indices(used)].astype(np.float64) - lr["scaler_mean"]) / lr["scaler_scale"]

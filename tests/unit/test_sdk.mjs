@@ -220,3 +220,13 @@ test('edge: no provisional action for a visitor in the holdout arm', async () =>
   assert.equal(seen[0].action, 'simplify_layout');
   clearTimeout(tr._timer);
 });
+
+test('page type: the pageType option becomes page.type; anything but the three contract types is null', () => {
+  const typed = new Tracker({ pageType: 'informational', autoPageView: false, flushIntervalMs: 100000 });
+  assert.equal(typed.page().type, 'informational');
+  const other = new Tracker({ pageType: 'landing', autoPageView: false, flushIntervalMs: 100000 });
+  assert.equal(other.page().type, null);
+  const none = new Tracker({ autoPageView: false, flushIntervalMs: 100000 });
+  assert.equal(none.page().type, null);
+  for (const t of [typed, other, none]) { clearTimeout(t._timer); t._timer = null; }
+});

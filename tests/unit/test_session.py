@@ -243,3 +243,31 @@ def test_pickle_of_another_layout_is_refused():
         SessionState.__new__(SessionState).__setstate__((state[0] + 1,) + state[1:])
     with pytest.raises(ValueError, match="layout"):
         SessionState.__new__(SessionState).__setstate__(state[:-1])
+
+
+def test_page_type_counts_and_times_weekend_and_returning_visitor():
+    """Issue 17: per-page-type counts and time on page (closed by the next page view), weekend, returning."""
+    from udfs.contract import make_event
+    from udfs.session import weekend_flag
+
+    saturday = 1_764_374_400_000  # 2025-11-29 00:00 UTC, a Saturday
+    assert weekend_flag(saturday) == 1.0 and weekend_flag(saturday + 2 * 86_400_000) == 0.0
+    steps = [("page_view", 0, {"path": "/account", "type": "administrative"}),
+             ("scroll", 5_000, {"path": "/account", "type": "administrative"}),
+             ("page_view", 8_000, {"path": "/p/1", "item_id": "1"}),  # untyped with item: product related
+             ("page_view", 20_000, {"path": "/help", "type": "informational"}),
+             ("page_view", 30_000, {"path": "/"}),  # untyped, no item: no type
+             ("page_view", 35_000, {"path": "/p/2", "item_id": "2"}),
+             ("click", 36_500, {"path": "/p/2", "item_id": "2"})]
+    props = {"page_view": {"title": "t"}, "scroll": {"scroll_depth_pct": 50.0, "offset_px": 1, "document_height_px": 9},
+             "click": {"element_id": "b", "x_px": 1, "y_px": 1}}
+    state = SessionState(visit_count=3)
+    for n, (kind, dt, page) in enumerate(steps):
+        state.apply(make_event(kind, session_id="s", client_ts_ms=saturday + dt, seq=n, source_key=f"k{n}",
+                               page=page, props=props[kind]))
+    d = state.feature_dict()
+    assert (d["administrative_page_view_count"], d["administrative_page_time_s"]) == (1.0, 8.0)
+    assert (d["product_related_page_view_count"], d["product_related_page_time_s"]) == (2.0, 13.5)
+    assert (d["informational_page_view_count"], d["informational_page_time_s"]) == (1.0, 10.0)
+    assert d["page_view_count"] == 5.0 and d["weekend_flag"] == 1.0 and d["returning_visitor_flag"] == 1.0
+    assert SessionState().feature_dict()["returning_visitor_flag"] == 0.0

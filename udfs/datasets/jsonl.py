@@ -15,7 +15,8 @@ from typing import Any
 
 from udfs.contract import ContractError, parse_event
 from udfs.datasets import count
-from udfs.normalize import loads_fast, normalize_event
+from udfs.jsontext import loads_fast
+from udfs.normalize import normalize_event
 
 RejectFn = Callable[[str, str, bytes], None]
 

@@ -52,7 +52,8 @@ from urllib.parse import parse_qs
 import orjson
 
 from udfs.contract import ContractError
-from udfs.normalize import loads_fast, to_epoch_ms
+from udfs.jsontext import loads_fast
+from udfs.normalize import to_epoch_ms
 from udfs.trackers import Item, Mapped, Rejected, content_digest, event_id_for
 from udfs.trackers.rrweb import DomStates, RrwebMapper
 

@@ -25,9 +25,10 @@ Segment                                    ours
 =========================================  ========================================================
 
 Types: ``page`` -> ``page_view`` (``properties.title``, else ``context.page.title``, else ``name``;
-``properties.url`` wins over the context's). ``track`` by ``event`` name (Segment's e-commerce spec v2 and A/B testing spec):
+``properties.url`` wins over the context's; the call's ``category``, else ``properties.category``, gives
+``page.type`` through ``udfs.contract.PAGE_CATEGORY_TO_TYPE``). ``track`` by ``event`` name (Segment's e-commerce spec v2 and A/B testing spec):
 
-- ``Product Viewed`` -> ``page_view`` with ``page.item_id = product_id``;
+- ``Product Viewed`` -> ``page_view`` with ``page.item_id = product_id``, ``page.type = product_related``;
 - ``Product Clicked`` -> ``click`` (``element_id = product_id``, role ``product_card``);
 - ``Product Added`` -> ``add_to_cart`` (``product_id`` or ``sku``, ``quantity``, ``price``);
 - ``Order Completed`` -> ``purchase`` (``order_id``, ``total`` or ``revenue``, ``currency``, the
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from udfs.contract import ContractError
+from udfs.contract import ContractError, page_type_of
 from udfs.normalize import to_epoch_ms
 from udfs.trackers import Item, Mapped, Rejected, event_id_for
 
@@ -135,6 +136,7 @@ def _track(name: str, props: dict, page: dict) -> tuple[str, dict]:
     if name == "Product Viewed":
         if product_id:
             page["item_id"] = product_id
+        page["type"] = "product_related"
         return "page_view", {"title": props.get("name")}
     if name == "Product Clicked":
         return "click", {"element_id": product_id, "element_role": "product_card"}
@@ -209,6 +211,9 @@ def _map(msg: dict, mid: str | None, batch_sent_at: Any, default_type: str | Non
     if mtype == "page":
         title = _id(props.get("title")) or _id(cpage.get("title")) or _id(msg.get("name"))
         etype, eprops = "page_view", {"title": title}
+        page_type = page_type_of(msg.get("category")) or page_type_of(props.get("category"))
+        if page_type:  # the page call's category (Segment spec), mapped by udfs.contract.PAGE_CATEGORY_TO_TYPE
+            page["type"] = page_type
     else:
         name = msg.get("event")
         if not isinstance(name, str) or not name:

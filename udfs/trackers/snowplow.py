@@ -22,7 +22,8 @@ Snowplow            ours
 ``ua``              ``context.user_agent`` (else the request's User-Agent)
 ``lang`` / ``tz``   ``context.locale`` / ``context.timezone``
 ``co`` / ``cx``     contexts (JSON / base64url JSON); the ecommerce ``product`` entity's ``id`` is
-                    ``page.item_id``; ``dev.intentflow/page`` gives ``item_id`` and ``content_ids``
+                    ``page.item_id``; ``dev.intentflow/page`` gives ``item_id``, ``content_ids`` and
+                    ``page.type`` (its ``type`` or ``category`` through ``udfs.contract.page_type_of``)
 ==================  =================================================================================
 
 Event types (``e``):
@@ -58,6 +59,7 @@ from typing import Any
 
 import orjson
 
+from udfs.contract import page_type_of
 from udfs.trackers import Item, Mapped, Rejected, event_id_for
 
 SOURCE = "snowplow"
@@ -290,6 +292,9 @@ def _map(p: dict, eid: str | None) -> Mapped:
                 page["item_id"] = str(data["item_id"])
             if isinstance(data.get("content_ids"), list):
                 page["content_ids"] = data["content_ids"]
+            page_type = page_type_of(data.get("type")) or page_type_of(data.get("category"))
+            if page_type:
+                page["type"] = page_type
     context: dict[str, Any] = {"user_agent": p.get("ua"), "locale": p.get("lang"), "timezone": p.get("tz")}
     if vp:
         context["viewport_w_px"], context["viewport_h_px"] = vp

@@ -59,6 +59,18 @@ function num(x) {
   return x ? Number(x) : 0.0;
 }
 
+/** ms per day and the weekday of epoch day 0 (Thursday = 3, Monday = 0): `udfs.session` constants. */
+const MS_PER_DAY = 86400000;
+const EPOCH_WEEKDAY = 3;
+const PAGE_TYPES = new Set(['administrative', 'informational', 'product_related']);
+
+/** `udfs.session.page_type_of_event`: page.type, else product_related when page.item_id is set, else null. */
+export function pageTypeOfEvent(event) {
+  const page = event.page || {};
+  if (PAGE_TYPES.has(page.type)) return page.type;
+  return page.item_id ? 'product_related' : null;
+}
+
 /** Python's f"{x}" for the click position key of udfs.noise.click_element_key (null -> "None"). */
 function pyStr(x) {
   return x === null || x === undefined ? 'None' : String(x);
@@ -93,7 +105,10 @@ export class SessionFeatures {
       'hover_ms_ema', 'click_count', 'click_velocity_per_min', 'compare_click_count', 'visible_time_on_page_s',
       'form_interaction_count', 'trajectory_straightness_ema', 'trajectory_speed_px_s_ema', 'add_to_cart_count',
       'purchase_count', 'device_mobile_flag', 'device_tablet_flag', 'device_desktop_flag', 'viewport_w_px',
-      'viewport_h_px', 'network_slow_flag', 'network_rtt_ms', 'network_downlink_mbps', 'visit_count']) {
+      'viewport_h_px', 'network_slow_flag', 'network_rtt_ms', 'network_downlink_mbps', 'visit_count',
+      'administrative_page_view_count', 'administrative_page_time_s', 'informational_page_view_count',
+      'informational_page_time_s', 'product_related_page_view_count', 'product_related_page_time_s',
+      'page_bounce_rate_mean_ratio', 'page_exit_rate_mean_ratio', 'weekend_flag', 'returning_visitor_flag']) {
       this._i[name] = at(name);
     }
     if (this.featureNames.length !== Object.keys(this._i).length) {
@@ -107,6 +122,15 @@ export class SessionFeatures {
     this.visitCount = Math.trunc(options.visitCount ?? 1);
     this._v = new Float64Array(this.featureNames.length);
     this._v[this._i.visit_count] = this.visitCount;
+    this._v[this._i.returning_visitor_flag] = this.visitCount > 1 ? 1.0 : 0.0;
+    this._v[this._i.page_bounce_rate_mean_ratio] = spec.session.default_page_bounce_rate;
+    this._v[this._i.page_exit_rate_mean_ratio] = spec.session.default_page_exit_rate;
+    this._pageTimeIdx = null; // page-time feature of the current page's type; null: untyped page
+    this._pageStartTs = 0;
+    this._pageTimeClosed = 0.0;
+    this._bounceSum = 0.0;
+    this._exitSum = 0.0;
+    this._nRated = 0;
     this._firstTs = null;
     this._lastAppliedTs = null;
     this._lastSeenTs = null;
@@ -139,6 +163,8 @@ export class SessionFeatures {
       scroll_ema: this._scrollEma, hover_ema: this._hoverEma, straight_ema: this._straightEma,
       speed_ema: this._speedEma, last_click_ts_ms: Array.from(this._lastClickTsMs),
       last_scroll_pct: this._lastScrollPct, suppressed_count: this.suppressedCount, late_count: this.lateCount,
+      page_time_idx: this._pageTimeIdx, page_start_ts: this._pageStartTs, page_time_closed: this._pageTimeClosed,
+      bounce_sum: this._bounceSum, exit_sum: this._exitSum, n_rated: this._nRated,
     };
   }
 
@@ -170,6 +196,12 @@ export class SessionFeatures {
     f._lastScrollPct = snap.last_scroll_pct;
     f.suppressedCount = snap.suppressed_count;
     f.lateCount = snap.late_count;
+    f._pageTimeIdx = snap.page_time_idx ?? null;
+    f._pageStartTs = snap.page_start_ts ?? 0;
+    f._pageTimeClosed = snap.page_time_closed ?? 0.0;
+    f._bounceSum = snap.bounce_sum ?? 0.0;
+    f._exitSum = snap.exit_sum ?? 0.0;
+    f._nRated = snap.n_rated ?? 0;
     return f;
   }
 
@@ -223,6 +255,8 @@ export class SessionFeatures {
     this._lastAppliedTs = ts;
     v[I.session_age_s] = (ts - this._firstTs) / 1000.0;
     v[I.event_count] += 1.0;
+    v[I.weekend_flag] = (Math.floor(ts / MS_PER_DAY) + EPOCH_WEEKDAY) % 7 >= 5 ? 1.0 : 0.0;
+    if (this._pageTimeIdx !== null) v[this._pageTimeIdx] = this._pageTimeClosed + (ts - this._pageStartTs) / 1000.0;
     const horizon = ts - this._windowMs;
     while (this._clickHead < this._clickTs.length && this._clickTs[this._clickHead] <= horizon) this._clickHead += 1;
     if (this._clickHead > 1024) { this._clickTs = this._clickTs.slice(this._clickHead); this._clickHead = 0; }
@@ -314,6 +348,25 @@ export class SessionFeatures {
     const v = this._v;
     const I = this._i;
     v[I.page_view_count] += 1.0;
+    const pageType = pageTypeOfEvent(event);
+    if (pageType === null) {
+      this._pageTimeIdx = null;
+    } else {
+      v[I[`${pageType}_page_view_count`]] += 1.0;
+      const iTime = I[`${pageType}_page_time_s`];
+      this._pageTimeIdx = iTime;
+      this._pageTimeClosed = v[iTime];
+      this._pageStartTs = event.ts_ms;
+    }
+    const bounce = event._page_bounce_rate;
+    const exitRate = event._page_exit_rate;
+    if (bounce !== undefined && bounce !== null && exitRate !== undefined && exitRate !== null) {
+      this._bounceSum += num(bounce);
+      this._exitSum += num(exitRate);
+      this._nRated += 1;
+      v[I.page_bounce_rate_mean_ratio] = this._bounceSum / this._nRated;
+      v[I.page_exit_rate_mean_ratio] = this._exitSum / this._nRated;
+    }
     v[I.max_scroll_depth_pct] = 0.0;
     v[I.scroll_depth_pct_ema] = 0.0;
     v[I.visible_time_on_page_s] = 0.0;

@@ -374,6 +374,9 @@ function resolveSession(tMs, inactivityMs = SESSION_INACTIVITY_MS, stored = unde
  * @param {string} [options.endpoint='/v1/events'] collector URL (POST)
  * @param {string|null} [options.itemId] product on the page (`page.item_id`); default from
  *   `<meta name="intentflow:item-id">`
+ * @param {string|null} [options.pageType] page type (`page.type`): `administrative`, `informational` or
+ *   `product_related` (the UCI Online Shoppers page categories; anything else is sent as null); default from
+ *   `<meta name="intentflow:page-type">`
  * @param {string|null} [options.userId] logged-in user id
  * @param {{analytics:boolean, personalization:boolean}} [options.consent] default both true; with
  *   `analytics: false` nothing is captured or sent
@@ -404,14 +407,24 @@ function init(options = {}) {
   return tracker;
 }
 
+/** Page types of the contract (`page.type`, udfs/contract.py PAGE_TYPES). */
+const PAGE_TYPES = ['administrative', 'informational', 'product_related'];
+
+/** `page.type` for an option value: one of {@link PAGE_TYPES}, else null. @returns {string|null} */
+function pageTypeOf(value) {
+  return PAGE_TYPES.includes(value) ? value : null;
+}
+
 /** Capture state for one page. Create with {@link init}. */
 class Tracker {
   constructor(options = {}) {
     const doc = globalThis.document;
     const meta = doc && doc.querySelector ? doc.querySelector('meta[name="intentflow:item-id"]') : null;
+    const typeMeta = doc && doc.querySelector ? doc.querySelector('meta[name="intentflow:page-type"]') : null;
     this.options = {
       endpoint: options.endpoint || '/v1/events',
       itemId: options.itemId !== undefined ? options.itemId : (meta ? meta.getAttribute('content') : null),
+      pageType: pageTypeOf(options.pageType !== undefined ? options.pageType : (typeMeta ? typeMeta.getAttribute('content') : null)),
       userId: options.userId ?? null,
       consent: options.consent || { analytics: true, personalization: true },
       maxBatchEvents: options.maxBatchEvents || DEFAULT_MAX_BATCH_EVENTS,
@@ -531,6 +544,7 @@ class Tracker {
       url: cut(loc.href ? loc.href.split('#')[0] : null),
       path: cut(loc.pathname || null),
       item_id: this.options.itemId ?? null,
+      type: this.options.pageType,
       content_ids: contentIds,
       referrer: cut(doc && doc.referrer ? doc.referrer : null),
     };
@@ -1150,7 +1164,7 @@ class Tracker {
   }
 }
 
-  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, EDGE_INTENT_MIN_SCORE_DELTA, EDGE_REFRESH_MS, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, armFor, cut, resolveSession, init, Tracker };
+  const api = { SCHEMA_VERSION, BEACON_LIMIT_BYTES, SESSION_INACTIVITY_MS, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_IMMEDIATE_TYPES, TRAJECTORY_IDLE_END_MS, TRAJECTORY_MAX_DURATION_MS, TRAJECTORY_MAX_SAMPLES, TRAJECTORY_MIN_SAMPLES, PAUSE_SPEED_PX_S, PAUSE_MIN_MS, EDGE_INTENT_MIN_SCORE_DELTA, EDGE_REFRESH_MS, SCROLL_SENTINEL_STEP_PCT, MAX_STRING_CHARS, STORAGE_KEYS, TRACKED_SELECTOR, nowMs, uuid4, summarizeTrajectory, utf8Bytes, splitIntoBodies, scrollDepth, deviceClassHint, armFor, cut, resolveSession, init, PAGE_TYPES, pageTypeOf, Tracker };
   const script = typeof document !== 'undefined' ? document.currentScript : null;
   if (script && script.dataset && script.dataset.endpoint) {
     const opts = { endpoint: script.dataset.endpoint };

@@ -371,6 +371,9 @@ export function resolveSession(tMs, inactivityMs = SESSION_INACTIVITY_MS, stored
  * @param {string} [options.endpoint='/v1/events'] collector URL (POST)
  * @param {string|null} [options.itemId] product on the page (`page.item_id`); default from
  *   `<meta name="intentflow:item-id">`
+ * @param {string|null} [options.pageType] page type (`page.type`): `administrative`, `informational` or
+ *   `product_related` (the UCI Online Shoppers page categories; anything else is sent as null); default from
+ *   `<meta name="intentflow:page-type">`
  * @param {string|null} [options.userId] logged-in user id
  * @param {{analytics:boolean, personalization:boolean}} [options.consent] default both true; with
  *   `analytics: false` nothing is captured or sent
@@ -401,14 +404,24 @@ export function init(options = {}) {
   return tracker;
 }
 
+/** Page types of the contract (`page.type`, udfs/contract.py PAGE_TYPES). */
+export const PAGE_TYPES = ['administrative', 'informational', 'product_related'];
+
+/** `page.type` for an option value: one of {@link PAGE_TYPES}, else null. @returns {string|null} */
+export function pageTypeOf(value) {
+  return PAGE_TYPES.includes(value) ? value : null;
+}
+
 /** Capture state for one page. Create with {@link init}. */
 export class Tracker {
   constructor(options = {}) {
     const doc = globalThis.document;
     const meta = doc && doc.querySelector ? doc.querySelector('meta[name="intentflow:item-id"]') : null;
+    const typeMeta = doc && doc.querySelector ? doc.querySelector('meta[name="intentflow:page-type"]') : null;
     this.options = {
       endpoint: options.endpoint || '/v1/events',
       itemId: options.itemId !== undefined ? options.itemId : (meta ? meta.getAttribute('content') : null),
+      pageType: pageTypeOf(options.pageType !== undefined ? options.pageType : (typeMeta ? typeMeta.getAttribute('content') : null)),
       userId: options.userId ?? null,
       consent: options.consent || { analytics: true, personalization: true },
       maxBatchEvents: options.maxBatchEvents || DEFAULT_MAX_BATCH_EVENTS,
@@ -528,6 +541,7 @@ export class Tracker {
       url: cut(loc.href ? loc.href.split('#')[0] : null),
       path: cut(loc.pathname || null),
       item_id: this.options.itemId ?? null,
+      type: this.options.pageType,
       content_ids: contentIds,
       referrer: cut(doc && doc.referrer ? doc.referrer : null),
     };

@@ -1,0 +1,96 @@
+"""Pure arithmetic of the benchmark (unit-tested in tests/unit/test_bench_pure.py): nearest-rank
+percentiles, the lag trend of a level, ratios, and the shares of a py-spy profile per hop."""
+from __future__ import annotations
+
+import math
+
+#: Lag is "growing" when its fitted slope exceeds this fraction of the offered (achieved) rate, i.e.
+#: the target falls behind by more than 2 % of what arrives. Our choice.
+LAG_GROWTH_FRACTION = 0.02
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """Nearest-rank p50/p95/p99 and max of ``values`` (ms): pXX = the ceil(XX/100 * n)-th smallest."""
+    if not values:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None, "n": 0}
+    s = sorted(values)
+    n = len(s)
+
+    def rank(p: float) -> float:
+        return float(s[max(1, math.ceil(p / 100.0 * n)) - 1])
+
+    return {"p50_ms": rank(50), "p95_ms": rank(95), "p99_ms": rank(99), "max_ms": float(s[-1]), "n": n}
+
+
+def lag_trend(samples: list[tuple[float, int]], rate_eps: float) -> dict:
+    """Least-squares slope of lag (events) over time (s) and whether it stays bounded.
+
+    Args:
+        samples: ``(seconds since level start, lag in events)``.
+        rate_eps: the rate the target was offered, events/s.
+
+    Returns:
+        ``{"slope_eps", "max_lag", "end_lag", "bounded"}``; bounded when the slope is at most
+        :data:`LAG_GROWTH_FRACTION` * ``rate_eps`` (or fewer than 3 samples: unknown -> True).
+    """
+    if not samples:
+        return {"slope_eps": None, "max_lag": None, "end_lag": None, "bounded": True}
+    n = len(samples)
+    max_lag = max(lag for _, lag in samples)
+    if n < 3:
+        return {"slope_eps": None, "max_lag": max_lag, "end_lag": samples[-1][1], "bounded": True}
+    mt = sum(t for t, _ in samples) / n
+    ml = sum(lag for _, lag in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    slope = sum((t - mt) * (lag - ml) for t, lag in samples) / var if var else 0.0
+    return {"slope_eps": round(slope, 1), "max_lag": max_lag, "end_lag": samples[-1][1],
+            "bounded": slope <= LAG_GROWTH_FRACTION * max(rate_eps, 1.0)}
+
+
+def ratio(ours: float | None, base: float | None) -> float | None:
+    """``ours / base`` rounded to 2 places, None when either is missing or base is 0."""
+    if ours is None or not base:
+        return None
+    return round(ours / base, 2)
+
+
+#: Categories of a py-spy stack of the job's embedded Python, first match wins (see classify_stack).
+PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("keyed_state_get_put_pickle", ("state_impl.py",)),
+    ("onnx_scoring", ("udfs/scoring.py",)),
+    ("redis_pipeline", ("redis_actions.py",)),
+    ("parse_validate", ("udfs/contract.py", "ParseEvent.")),
+    ("decide_features_rules", ("udfs/decide.py", "udfs/session.py", "udfs/rules.py", "udfs/features.py",
+                               "udfs/noise.py")),
+    ("operator_and_pyflink_runtime", ("pyflink/", "operators/")),
+)
+
+
+def classify_stack(frames: list[str]) -> str | None:
+    """Category of one sampled stack (frames root -> leaf); None for an empty (idle) stack."""
+    frames = [f for f in frames if f]
+    if not frames:
+        return None
+    for name, needles in PROFILE_CATEGORIES:
+        if any(n in f for f in frames for n in needles):
+            return name
+    return "other"
+
+
+def profile_shares(raw_text: str) -> dict:
+    """py-spy ``--format raw`` text -> share of busy samples per category (0-1) and the sample counts."""
+    counts: dict[str, int] = {}
+    idle = 0
+    for line in raw_text.splitlines():
+        if not line.strip():
+            continue
+        stack, _, n = line.rpartition(" ")
+        category = classify_stack(stack.split(";"))
+        if category is None:
+            idle += int(n)
+        else:
+            counts[category] = counts.get(category, 0) + int(n)
+    busy = sum(counts.values())
+    return {"busy_samples": busy, "idle_samples": idle,
+            "share_of_busy": {k: round(v / busy, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+            if busy else {}}
