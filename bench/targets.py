@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Max wait for the job to consume its first probe (JVM + mini-cluster start, ~10-20 s here), s.
 READY_TIMEOUT_S = 180.0
 #: The job's mini-cluster REST endpoint binds the first free port of this range (flink-conf/config.yaml
-#: pins 8081, which another job on a shared machine may hold); nothing else of the job's config changes.
-REST_BIND_CONF = {"rest.bind-port": "8081-8199"}
+#: pins 8081, which the standalone cluster or another job on a shared machine may hold); nothing else of the job's config changes.
+REST_BIND_CONF = {"rest.bind-port": "8082-8199"}
 
 
 def _stack_pid(name: str) -> int | None:

@@ -298,8 +298,13 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--redis-prefix", default=JobConfig.redis_prefix, show_default=True)
 @click.option("--session-ttl-s", type=int, default=JobConfig.session_ttl_s, show_default=True,
               help="Keyed session state expires after this long without an event (processing time).")
+@click.option("--page-rates/--no-page-rates", default=JobConfig.page_rates, show_default=True,
+              help="Cross-session page bounce/exit rates as features (udfs/page_stats.py); breaks exact "
+                   "batching invariance and replay = live (see JobConfig.page_rates).")
 @click.option("--rules-file", default=str(DEFAULT_RULES_PATH), show_default=True)
 @click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
+@click.option("--model-version", type=int, default=None,
+              help="Pin this version of the model instead of following the one in force (CURRENT, else the newest).")
 @click.option("--trace-every-n", type=int, default=0, show_default=True,
               help="Append every N-th event to the {prefix}trace Redis stream (latency benchmark).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None)
@@ -307,14 +312,15 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="Override execution.checkpointing.interval of flink-conf (10 s).")
 @click.option("--from-savepoint", default=None, help="Restore from this savepoint/checkpoint path.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
-            max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, rules_file, models_root, trace_every_n, checkpoint_dir,
-            checkpoint_interval_ms, from_savepoint) -> None:
+            max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, page_rates, rules_file, models_root, model_version,
+            trace_every_n,
+            checkpoint_dir, checkpoint_interval_ms, from_savepoint) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
                   max_parallelism=max_parallelism, state_write_interval_ms=state_write_interval_ms,
                   allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n,
-                  session_ttl_s=session_ttl_s)
+                  session_ttl_s=session_ttl_s, page_rates=page_rates, model_version=model_version)
     if events_file:
         events: KafkaEvents | FileEvents = FileEvents(str(Path(events_file).resolve()))
     else:

@@ -10,8 +10,8 @@ Java->Python crossing:
 
 1. the batch is appended to keyed list state (one state call), so it is checkpointed until its effect is;
 2. parse/validate (``udfs.microbatch.decode_batch``; bad values -> DLQ records with the reason);
-3. page views get their page's bounce / exit rates over other sessions (``udfs.page_stats.PageStats``,
-   this subtask's sessions, in memory); decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
+3. with ``JobConfig.page_rates`` (off by default), page views get their page's bounce / exit rates over
+   other sessions (``udfs.page_stats.PageStats``, this subtask's sessions, in memory); decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
 4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
@@ -211,7 +211,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         """
         now_ms = int(time.time() * 1000)
         events, dlq = decode_batch(batch)
-        self.page_stats.annotate(events)  # page views get their page's cross-session rates
+        if self.config.page_rates:
+            self.page_stats.annotate(events)  # page views get their page's cross-session rates
         result = self.decider.decide(events, shard.loader(now_ms, self.sessions.get))
         shard.update(result.touched, now_ms)
         self.writes.add(now_ms, facts=result.facts)  # experiment counts (udfs/experiments.py)

@@ -300,7 +300,7 @@ class Decider:
         if take_shadow is not None:
             counters.update(take_shadow())
         current = getattr(self.scorer, "scorer", None)  # quantile thresholds follow the model in force (issue 17)
-        if engine.quantile_model_version not in (None, model_version) and current is not None:
+        if engine.quantile_model_version != model_version and current is not None:
             engine = self.engine = engine.for_model(current.manifest.raw)
         decided_at_ms = self.clock_ms()
         for (entry, event, vector), score in zip(pending, scores.tolist()):

@@ -396,6 +396,7 @@ class RuleEngine:
             except (FileNotFoundError, QuantilesError):
                 score_quantiles = None
         self.score_quantiles = score_quantiles if uses_quantiles else None
+        self.uses_quantiles = uses_quantiles
         #: the model version the quantile thresholds were resolved for (None: the ruleset has none, or no model
         #: could resolve them); ``score_quantiles.model_version`` names the model whose quantiles are used
         #: (the previous one, when the model in force records none: see :meth:`for_model`)
@@ -549,13 +550,13 @@ class RuleEngine:
         from udfs.thresholds import QuantilesError, ScoreQuantiles  # noqa: PLC0415
 
         version = str(manifest.get("model_version") or f"{manifest.get('name')}/{manifest.get('version')}")
-        if self.quantile_model_version in (None, version):
+        if not self.uses_quantiles or self.quantile_model_version == version:
             return self
         try:
             quantiles = ScoreQuantiles.from_manifest(manifest)
         except QuantilesError as exc:
-            logging.getLogger(__name__).warning("quantile thresholds kept from %s: %s",
-                                                self.score_quantiles.model_version, exc)
+            kept = self.score_quantiles.model_version if self.score_quantiles else "their values"
+            logging.getLogger(__name__).warning("quantile thresholds kept from %s: %s", kept, exc)
             return RuleEngine(self.ruleset, self.feature_order, self.score_quantiles, resolved_for=version)
         return RuleEngine(self.ruleset, self.feature_order, quantiles)
 

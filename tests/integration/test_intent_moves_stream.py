@@ -18,7 +18,7 @@ def test_engaged_visitor_scores_above_the_quick_leaver_in_the_stream(stack, topi
     events = sorted(site_history() + engaged_visitor() + quick_leaver(), key=event_order_key)
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    run_bounded(topics, rp, events_file=str(path))
+    run_bounded(topics, rp, "--page-rates", "--model-version", "2", events_file=str(path))
     engaged = float(client.hget(f"{rp}session:engaged", "intent_score"))
     leaver = float(client.hget(f"{rp}session:leaver", "intent_score"))
     assert engaged >= 5 * leaver and engaged - leaver >= 0.03, (engaged, leaver)

@@ -42,7 +42,10 @@ async def test_model_current_serves_bytes_and_manifest_with_etag(client_for):
     resp = await client.get("/v1/models/intent-lr/current")
     assert resp.status == 200
     body = await resp.json()
-    latest = max(int(p.name) for p in (ROOT / "models" / "intent-lr").iterdir() if p.name.isdigit())
+    # the version in force: CURRENT when the promotion gate wrote one, else the highest
+    current = ROOT / "models" / "intent-lr" / "CURRENT"
+    latest = (int(current.read_text().strip()) if current.exists()
+              else max(int(p.name) for p in (ROOT / "models" / "intent-lr").iterdir() if p.name.isdigit()))
     manifest = json.loads((ROOT / "models" / "intent-lr" / str(latest) / "manifest.json").read_text())
     blob = base64.b64decode(body["model_base64"])
     assert blob == (ROOT / "models" / "intent-lr" / str(latest) / "model.onnx").read_bytes()

@@ -11,6 +11,9 @@ from udfs.page_stats import PageStats
 from udfs.rules import RuleEngine
 from udfs.scenarios import DESKTOP_CONTEXT, LAPTOP_PAGE, article_session
 from udfs.scoring import ReloadingScorer
+
+#: intent-lr/2, trained on UCI through the page-type and page-rate features (not in force: models/intent-lr/README.md)
+V2 = 2
 from udfs.session import event_order_key
 
 T0 = 1_764_000_000_000
@@ -57,7 +60,7 @@ def test_engaged_visitor_scores_measurably_above_the_quick_leaver_and_fires_the_
     events = sorted(site_history() + engaged_visitor() + quick_leaver(), key=event_order_key)
     stats = PageStats()
     batches = [events[i:i + 50] for i in range(0, len(events), 50)]
-    decider = Decider(JobConfig(), ReloadingScorer(), RuleEngine.default(), clock_ms=lambda: 0)
+    decider = Decider(JobConfig(), ReloadingScorer(version=V2), RuleEngine.default(), clock_ms=lambda: 0)
     store, actions = {}, []
     for batch in batches:  # as the operator: annotate the batch's page views, then decide it
         stats.annotate(batch)
@@ -76,7 +79,7 @@ def test_engaged_visitor_scores_measurably_above_the_quick_leaver_and_fires_the_
 def test_without_other_sessions_a_one_page_visitor_gets_the_same_score_however_engaged():
     """What the UCI-trained model cannot see (docs/uci-mapping.md): on one page with no page history, scroll,
     hover and Compare do not move it. Kept as a test so the day a model learns them, this fails and is updated."""
-    decider = Decider(JobConfig(), ReloadingScorer(), RuleEngine.default(), clock_ms=lambda: 0)
+    decider = Decider(JobConfig(), ReloadingScorer(version=V2), RuleEngine.default(), clock_ms=lambda: 0)
     article = article_session("a", T0)
     glance = [dict(e, session_id="b", event_id=e["event_id"][:-4] + "beef") for e in article[:2]]
     _, _, store = decide_all(decider, article + glance, 100)

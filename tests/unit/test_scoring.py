@@ -115,11 +115,11 @@ def test_registry_latest_and_reload_without_restart(trained, tmp_path):
     assert scorer.maybe_reload() is False and scorer.model_version == "intent-test/2"
 
 
-def test_shipped_default_model_accounts_for_every_feature_and_records_its_score_quantiles():
-    """The model in force (latest intent-lr): every feature of the job is an input or listed as not used, its
+def test_uci_model_accounts_for_every_feature_and_records_its_score_quantiles():
+    """intent-lr/2 (the newest version; intent-lr/1 stays in force, models/intent-lr/CURRENT): every feature of the job is an input or listed as not used, its
     ONNX scores probabilities through IntentScorer, and the manifest has the 101 quantiles of its validation
     scores that quantile thresholds of rules read."""
-    scorer = ModelRegistry(ROOT / "models").load("intent-lr")
+    scorer = ModelRegistry(ROOT / "models").load("intent-lr", 2)
     m = scorer.manifest.raw
     used = [f["name"] for f in m["features"]]
     unused = {f["name"] for f in m["features_not_used"]}
