@@ -157,7 +157,7 @@ def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: 
                                "model_version": result.model_version, "rules_version": decider.engine.rules_version}
                          for sid, e in result.touched.items()}
             t_decided = time.perf_counter_ns()
-            writer.write(result.actions, summaries, result.aggregates, result.counters, result.trace)
+            writer.write(result.actions, summaries, result.aggregates, result.counters, result.trace, result.facts)
             t_written = time.perf_counter_ns()
             onnx_ns = sum(scorer.ns[n_onnx:])
             hops["batch_size"].append(len(buffer))

@@ -78,7 +78,7 @@ def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: 
             summaries = {sid: {**e.count_dict(), "intent_score": round(e.last_intent_score, 6),
                                "model_version": result.model_version, "rules_version": decider.engine.rules_version}
                          for sid, e in result.touched.items()}
-            writer.write(result.actions, summaries, result.aggregates, result.counters, result.trace)
+            writer.write(result.actions, summaries, result.aggregates, result.counters, result.trace, result.facts)
 
     app = Application(broker_address=settings.kafka_bootstrap,
                       consumer_group=f"{redis_prefix.strip(':').replace(':', '-')}-quix-{uuid.uuid4().hex[:6]}",

@@ -10,6 +10,10 @@
     - ``"redis"``: the stored action (fields of docs/contracts.md §4, numbers as numbers, ``params``
       decoded from its JSON string);
     - ``"none"``: no action stored for the session: ``{"action": "default", ...}``;
+    - ``"holdout"``: the stored action is a *shadow* action of a session in the experiment's holdout arm
+      (``arm == "holdout"``, docs/experiments.md): the default layout, with ``experiment_id``, ``arm``,
+      ``event_ts_ms``, ``decided_at_ms`` and ``rules_version`` (so the page logs an ``exposure`` of the
+      default), never the shadow action itself;
     - ``"redis_unavailable"``: Redis did not answer within ``redis_timeout_s``: the same safe
       default, so a page never waits on, or breaks because of, the decision path.
 
@@ -17,6 +21,15 @@
     collector and the job apply) is answered 400 with ``{"error": ...}``.
     ``served_at_ms`` (server epoch ms) and ``lookup_ms`` (time spent in Redis, ms) come with every
     answer; ``Cache-Control: no-store``.
+
+``GET /v1/experiments[?experiment_id=...][&holdout_pct=...]``
+    The report of every experiment with counts (``udfs.experiment_stats.experiment_report``, as
+    ``intentflow experiments report --json``): per arm sessions, exposures, conversions and rate; lift
+    with its 95 % CI, the mSPRT's always-valid p-value and confidence sequence, the SRM check
+    (docs/experiments.md). The split comes from ``holdout_pct`` or the ruleset file
+    (``INTENTFLOW_RULES_FILE``, default rules/default.v1.json); an experiment whose split is unknown is
+    listed with its counts and ``report: null``. ``503`` when Redis does not answer; ``400`` for a bad
+    ``holdout_pct``. Simulated experiments carry ``simulation: true``.
 
 ``GET /sdk/...``  the capture SDK (``web/sdk/``: ``intentflow.js``, ``intentflow.iife.js``).
 ``GET /demo/``    the demo product page (``web/demo/``); ``/demo`` and ``/`` redirect there.
@@ -30,6 +43,7 @@ Configuration (environment, read by :func:`decision_settings`):
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -59,7 +73,12 @@ DEFAULT_ACTION = "default"
 
 #: Fields of an action (docs/contracts.md §4) that are integers or floats in JSON.
 _INT_FIELDS = ("rule_version", "event_ts_ms", "decided_at_ms")
-_FLOAT_FIELDS = ("intent_score",)
+_FLOAT_FIELDS = ("intent_score", "propensity")
+
+#: Arm whose actions are shadow actions: decided and logged, never served (udfs.experiments.HOLDOUT).
+HOLDOUT_ARM = "holdout"
+#: Fields of a holdout session's stored action that the page may see.
+_HOLDOUT_FIELDS = ("experiment_id", "arm", "event_ts_ms", "decided_at_ms", "rules_version")
 
 #: The web folder of this checkout.
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
@@ -146,7 +165,12 @@ async def handle_decision(request: web.Request) -> web.Response:
         outcome = "error"
         body = _default(session_id, "redis_unavailable")
     else:
-        if fields and fields.get("action"):
+        if fields and fields.get("arm") == HOLDOUT_ARM:
+            outcome = "hit"
+            stored = decode_action(fields)
+            body = _default(session_id, "holdout")
+            body.update({name: stored[name] for name in _HOLDOUT_FIELDS if name in stored})
+        elif fields and fields.get("action"):
             outcome = "hit"
             body = decode_action(fields)
             body["session_id"] = session_id
@@ -160,6 +184,69 @@ async def handle_decision(request: web.Request) -> web.Response:
     body["lookup_ms"] = round(lookup_s * 1000, 3)
     body["served_at_ms"] = int(time.time() * 1000)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+#: Longest wait for Redis when reading experiment counts, s (a report reads a few small hashes).
+EXPERIMENTS_TIMEOUT_S = 2.0
+
+
+async def handle_experiments(request: web.Request) -> web.Response:
+    """``GET /v1/experiments``; see the module docstring."""
+    import asyncio  # noqa: PLC0415
+
+    from udfs.experiment_stats import experiment_design, experiment_report, is_simulation  # noqa: PLC0415
+    from udfs.rules import DEFAULT_RULES_PATH, RulesetError, load_ruleset  # noqa: PLC0415
+
+    headers = {"Cache-Control": "no-store"}
+    holdout_pct = None
+    if "holdout_pct" in request.query:
+        try:
+            holdout_pct = float(request.query["holdout_pct"])
+        except ValueError:
+            holdout_pct = -1.0
+        if not 0 <= holdout_pct <= 100:
+            return web.json_response({"error": "holdout_pct must be a number within 0..100"}, status=400, headers=headers)
+    try:
+        ruleset = load_ruleset(Path(os.environ.get("INTENTFLOW_RULES_FILE", DEFAULT_RULES_PATH)))
+    except RulesetError:
+        ruleset = None
+    wanted = request.query.get("experiment_id")
+    if wanted is not None and (not wanted or len(wanted) > ID_MAX_CHARS):
+        return web.json_response({"error": f"experiment_id must have 1..{ID_MAX_CHARS} characters"}, status=400,
+                                 headers=headers)
+    settings: DecisionSettings = request.app[_SETTINGS_KEY]
+    client = request.app[_REDIS_KEY]
+    prefix = settings.redis_prefix
+
+    async def read() -> dict[str, dict[str, str]]:
+        ids = [wanted] if wanted else sorted(await client.smembers(f"{prefix}experiments"))
+        return {eid: await client.hgetall(f"{prefix}exp:{eid}") for eid in ids}
+
+    try:
+        counts = await asyncio.wait_for(read(), EXPERIMENTS_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - Redis down or slow: say so
+        return web.json_response({"error": "redis_unavailable"}, status=503, headers=headers)
+    out = {}
+    for eid, fields in counts.items():
+        entry: dict[str, Any] = {"simulation": is_simulation(eid), "counts": fields, "report": None}
+        try:
+            shares, control, numerator, denominator = experiment_design(eid, ruleset, holdout_pct)
+            entry["report"] = experiment_report(fields, shares, control, numerator=numerator, denominator=denominator)
+        except ValueError as exc:  # DesignUnknown, or counts that are not ours
+            entry["error"] = str(exc)
+        out[eid] = entry
+    return web.json_response({"experiments": _finite(out)}, headers=headers)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN or infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 async def _redirect_demo(_request: web.Request) -> web.Response:
@@ -201,6 +288,7 @@ def register(app: web.Application, settings: DecisionSettings | None = None) -> 
         return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
 
     app.router.add_get("/v1/decision", handle_decision)
+    app.router.add_get("/v1/experiments", handle_experiments)
     app.router.add_get("/demo/", demo_index)
     app.router.add_get("/demo", _redirect_demo)
     if not any(getattr(r, "canonical", None) == "/" for r in app.router.resources()):

@@ -177,6 +177,22 @@ def openapi_document(*, include_decision: bool = True) -> dict[str, Any]:
                 "400": _error_response(f"session_id missing or longer than {ID_MAX_CHARS} characters"),
             },
         }}
+    if include_decision:
+        paths["/v1/experiments"] = {"get": {
+            "summary": "Experiment reports: counts per arm, lift with 95 % CI, mSPRT, SRM (docs/experiments.md)",
+            "operationId": "getExperiments",
+            "parameters": [
+                {"name": "experiment_id", "in": "query", "required": False, "schema": _ID},
+                {"name": "holdout_pct", "in": "query", "required": False,
+                 "schema": {"type": "number", "minimum": 0, "maximum": 100}},
+            ],
+            "responses": {
+                "200": {"description": "`experiments`: {experiment id: {simulation, counts, report, error?}}",
+                        "content": {"application/json": {"schema": {"type": "object"}}}},
+                "400": _error_response(f"holdout_pct not a number within 0..100, experiment_id empty or longer than {ID_MAX_CHARS} characters"),
+                "503": _error_response("Redis did not answer"),
+            },
+        }}
     return {
         "openapi": "3.0.3",
         "info": {"title": "intentflow collector and decision API", "version": API_VERSION,

@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "models.evaluate:evaluate_cmd",
     "gate": "models.gate_cmd:gate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",
+    "experiments": "intentflow.experiments_cmd:experiments_cmd",
+    "simulate": "intentflow.simulate:simulate_cmd",
     "demo": "intentflow.demo:demo_cmd",
     "bench": "bench.run:bench_cmd",
     "chaos": "intentflow.chaos:chaos_cmd",

@@ -8,10 +8,14 @@
 3. prints actions as the job writes them to Redis, then a summary: events in, how each ended (applied,
    suppressed by the noise filter, deduplicated, late, DLQ), actions per rule, throughput and the
    append->readable latency of every event (the job's trace stream);
-4. with ``--serve`` keeps the page up until Ctrl-C; then stops the job and the collector.
+4. SIMULATION (``--simulate-visitors``, udfs/simulation.py): seeded simulated visitors through the same
+   collector, job and decision API, in the demo's experiment (its ruleset holds the default rules with a
+   50 % holdout, experiment ``simulation-demo-<time>``), then the experiment report (docs/experiments.md);
+5. with ``--serve`` keeps the page up until Ctrl-C; then stops the job and the collector.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +32,8 @@ from udfs.config import kafka_client_kwargs
 
 DEMO_SOURCES = ("otto", "balabit", "yoochoose")
 COLLECTOR_PORT = 8088
+#: Holdout share of the demo's experiment, %: an even split gives the short simulation the most power.
+DEMO_HOLDOUT_PCT = 50.0
 
 
 def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -81,13 +87,38 @@ def _wait_ready(client, rp: str, job: subprocess.Popen, bootstrap: str, topic: s
         time.sleep(0.3)
 
 
+def _simulated_experiment(redis_url: str, rp: str, experiment_id: str, visitors: int) -> None:
+    """SIMULATION: seeded visitors through the demo's collector and job, then the experiment report."""
+    import asyncio
+
+    from intentflow.experiments_cmd import format_report
+    from intentflow.simulate import run_visitors, wait_for_counts
+    from udfs.experiment_stats import experiment_report
+    from udfs.simulation import true_lift
+
+    click.echo(f"\nSIMULATION: {visitors} seeded visitors through the collector, the job and the decision API "
+               f"(made-up response model, udfs/simulation.py: {true_lift() * 100:+.1f} pp built in) ...")
+    result = asyncio.run(run_visitors(f"http://127.0.0.1:{COLLECTOR_PORT}", visitors=visitors, seed=1,
+                                      experiment_id=experiment_id, holdout_pct=DEMO_HOLDOUT_PCT,
+                                      run_id=experiment_id, rate_per_s=50))
+    if not result.decided:
+        click.echo("SIMULATION: no visitor was decided in the demo's experiment (a ruleset published to the rules "
+                   "topic overrides the demo's); no report")
+        return
+    fields = wait_for_counts(redis_url, rp, experiment_id, result)
+    shares = {"holdout": DEMO_HOLDOUT_PCT / 100, "personalized": 1 - DEMO_HOLDOUT_PCT / 100}
+    click.echo(format_report(experiment_id, experiment_report(fields, shares, "holdout")))
+
+
 @click.command("demo")
 @click.option("--limit-per-source", type=int, default=3000, show_default=True,
               help="Events replayed from each real data set.")
 @click.option("--serve", is_flag=True, help="Keep the collector and the demo page up until Ctrl-C.")
 @click.option("--timeout-s", type=float, default=180, show_default=True,
               help="Give up waiting for the job after this long.")
-def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float) -> None:
+@click.option("--simulate-visitors", type=click.IntRange(0), default=1000, show_default=True,
+              help="SIMULATION: seeded visitors for the experiment report at the end (0: none).")
+def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visitors: int) -> None:
     """Replay real data through the job on the local stack and show the actions arriving in Redis."""
     import redis
     from kafka import KafkaProducer
@@ -104,7 +135,14 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float) -> None:
     rp = f"demo{run_id}:"
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     logs = ROOT / ".stack" / "logs"
-    env = dict(os.environ, INTENTFLOW_REDIS_PREFIX=rp)
+    # the simulated visitors all come from one address: no per-client rate limit on the demo's collector
+    env = dict(os.environ, INTENTFLOW_REDIS_PREFIX=rp, INTENTFLOW_RATE_LIMIT_PER_S="0")
+    from intentflow.simulate import simulation_ruleset
+
+    experiment_id = f"simulation-demo-{run_id}"
+    rules_path = ROOT / ".stack" / f"demo-rules-{run_id}.json"
+    rules_path.parent.mkdir(parents=True, exist_ok=True)
+    rules_path.write_text(json.dumps(simulation_ruleset(experiment_id, DEMO_HOLDOUT_PCT)))
     collector = job = None
     try:
         if port_open(COLLECTOR_PORT):
@@ -114,7 +152,7 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float) -> None:
         # from the demo's start time, not "latest": latest is resolved when the source starts, seconds
         # after the warm-up event below was produced
         job = _start([sys.executable, "-m", "jobs.personalization", "--from-ts-ms", str(int(time.time() * 1000)),
-                      "--redis-prefix", rp,
+                      "--redis-prefix", rp, "--rules-file", str(rules_path),
                       "--group-id", f"demo-{run_id}", "--trace-every-n", "1"], logs / "demo-job.log", env)
         click.echo(f"demo page:     http://127.0.0.1:{COLLECTOR_PORT}/demo/   (decisions under Redis prefix {rp})")
         click.echo(f"job log:       {logs / 'demo-job.log'}\nstarting the job on the local mini-cluster ...")
@@ -177,6 +215,8 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float) -> None:
         article = client.hgetall(f"{rp}action:demo-article-visitor")
         click.echo(f"  article visitor      {article.get('action')} (rule {article.get('rule_id')})")
         click.echo(f"  quick leaver         {client.hget(f'{rp}action:demo-quick-leaver', 'action')}")
+        if simulate_visitors:
+            _simulated_experiment(settings.redis_url, rp, experiment_id, simulate_visitors)
         if serve:
             click.echo(f"\nserving http://127.0.0.1:{COLLECTOR_PORT}/demo/ with the job live; Ctrl-C stops.")
             try:

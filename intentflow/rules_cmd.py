@@ -102,3 +102,103 @@ def show_cmd(topic: str | None, bootstrap: str | None, timeout_s: float) -> None
         click.echo(json.dumps(json.loads(value), indent=2))
     except ValueError:
         sys.stdout.write(value.decode("utf-8", "replace") + "\n")
+
+
+def read_variant_counts(redis_url: str, prefix: str, ruleset: dict[str, Any]
+                        ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """``(exposures, conversions)`` of :func:`udfs.rules.adapt` from the job's experiment counts in Redis:
+    per adaptive experiment ``"<rule id>@<version>"`` of ``ruleset``, the sessions assigned to each
+    variant (``sessions``) and those with a purchase (``sessions_converted``), docs/experiments.md."""
+    import redis  # noqa: PLC0415
+
+    from udfs.experiment_stats import parse_counts  # noqa: PLC0415
+    from udfs.rules import RuleEngine  # noqa: PLC0415
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
+    exposures: dict[str, dict[str, int]] = {}
+    conversions: dict[str, dict[str, int]] = {}
+    try:
+        for experiment_id, _rule_id, _explore in RuleEngine(ruleset).adaptive_experiments:
+            counts = parse_counts(client.hgetall(f"{prefix}exp:{experiment_id}"))
+            exposures[experiment_id] = {v: sum(m.get("sessions", {}).values()) for v, m in counts.items()}
+            conversions[experiment_id] = {v: sum(m.get("sessions_converted", {}).values()) for v, m in counts.items()}
+    finally:
+        client.close()
+    return exposures, conversions
+
+
+def _ruleset_in_force(rules_file: Path | None, bootstrap: str, topic: str) -> tuple[dict[str, Any], str]:
+    from udfs.rules import DEFAULT_RULES_PATH, RulesetError, load_ruleset  # noqa: PLC0415
+
+    if rules_file is None:
+        try:
+            found = latest_ruleset_record(bootstrap, topic)
+        except MissingTopicError:
+            found = None
+        if found is not None:
+            try:
+                return load_ruleset(found[0]), f"{topic} offset {found[2]}"
+            except RulesetError:
+                pass  # the job keeps its previous ruleset too; fall back to the file
+        rules_file = DEFAULT_RULES_PATH
+    return load_ruleset(Path(rules_file)), str(rules_file)
+
+
+@rules_cmd.command("adapt")
+@click.option("--dry-run", is_flag=True, help="print the moves, change and publish nothing")
+@click.option("--publish", "do_publish", is_flag=True, help="publish the adapted ruleset to the rules topic")
+@click.option("--every-s", type=click.FloatRange(1), default=None, help="run continuously, every this many seconds")
+@click.option("--rules-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="the ruleset in force (default: the latest on the rules topic, else rules/default.v1.json)")
+@click.option("--prefix", default="if:", show_default=True, help="the job's --redis-prefix")
+@click.option("--redis-url", default=None, help="default: stack_settings().redis_url")
+@click.option("--topic", default=None, help="default: stack_settings().topics.rules")
+@click.option("--bootstrap", default=None, help="default: stack_settings().kafka_bootstrap")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+@click.option("--min-exposures", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--audit-log", type=click.Path(dir_okay=False, path_type=Path), default=Path("artifacts/rules-audit.jsonl"),
+              show_default=True, help="every move is appended here as one JSON line, with its reason")
+def adapt_cmd(dry_run, do_publish, every_s, rules_file, prefix, redis_url, topic, bootstrap, alpha, min_exposures,
+              audit_log) -> None:
+    """Move adaptive thresholds only on evidence: a variant whose purchase rate beats control's by the
+    mSPRT's always-valid p-value (valid under repeated reads, so --every-s may run forever). The moved
+    rule's version is bumped (its experiment, and its counts, start afresh: one move per rule per test),
+    the value never leaves [min, max]; the new ruleset is printed, published with --publish (hot reload)
+    and the reason appended to the audit log."""
+    import time  # noqa: PLC0415
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from udfs.rules import adapt, adapt_moves  # noqa: PLC0415
+
+    settings = _settings()
+    topic = topic or settings.topics.rules
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    redis_url = redis_url or settings.redis_url
+    ruleset, where = _ruleset_in_force(rules_file, bootstrap, topic)
+    while True:
+        exposures, conversions = read_variant_counts(redis_url, prefix, ruleset)
+        kw = {"alpha": alpha, "min_exposures": min_exposures, "test": "msprt"}
+        moves = adapt_moves(ruleset, exposures, conversions, **kw)
+        if not moves:
+            click.echo(f"{ruleset['rules_version']} ({where}): no threshold moves (sessions per variant: {exposures})",
+                       err=True)
+        for m in moves:
+            click.echo(f"{m.rule_id}: {m.old_value} -> {m.new_value} (variant {m.variant}): purchase rate "
+                       f"{m.variant_rate:.4f} vs control {m.control_rate:.4f}, always-valid p {m.p_value:.3g} "
+                       f"(mSPRT, alpha {alpha}/2 per variant)", err=True)
+        if moves and not dry_run:
+            new = adapt(ruleset, exposures, conversions, today=time.strftime("%Y-%m-%d", time.gmtime()), **kw)
+            published = None
+            if do_publish:
+                published = publish_ruleset(new, bootstrap, topic)
+            audit_log.parent.mkdir(parents=True, exist_ok=True)
+            with audit_log.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"at_ms": int(time.time() * 1000), "from_rules_version": ruleset["rules_version"],
+                                    "to_rules_version": new["rules_version"], "published": published is not None,
+                                    "moves": [{**asdict(m), "reason": "variant beats control, mSPRT always-valid "
+                                               f"p {m.p_value:.3g} < alpha/2 {alpha / 2}"} for m in moves]}) + "\n")
+            click.echo(json.dumps(new, indent=2))
+            ruleset, where = new, (f"{topic} (published)" if published else "adapted")
+        if every_s is None:
+            return
+        time.sleep(every_s)

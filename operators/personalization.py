@@ -234,6 +234,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.metrics.observe("decide_time_us", (time.perf_counter_ns() - t0) / 1000)
         self.metrics.add_batch(events, dlq + result.dlq, result.actions, result.counters["late"], len(batch) - 1)
         shard.update(result.touched, now_ms)
+        self.writes.add(now_ms, facts=result.facts)  # experiment counts (udfs/experiments.py)
         counters = result.counters
         if dlq:
             counters["dlq_parse"] += len(dlq)

@@ -12,6 +12,11 @@ Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``):
 * ``{p}agg:{content_id}:{window_start_ms}:{event_type}`` set of session ids (idempotent); TTL 600 s.
 * ``{p}trace`` stream: sampled events with their Kafka append time (latency benchmark only).
 * ``{p}stats`` hash: job counters (HINCRBY; counted again for events replayed after a restart).
+* ``{p}exp:{experiment_id}`` hash: experiment counts, field ``{arm}|{metric}|{bucket_start_ms}`` = sessions
+  (udfs/experiments.py). Each :class:`udfs.experiments.Fact` is added once: a marker
+  ``{p}expfact:{experiment_id}:{metric}:{session_id}`` (SET NX, TTL :data:`FACT_MARKER_TTL_S`) guards the
+  HINCRBY in one Lua script, so a batch decided again after a restore counts nothing twice.
+  ``{p}experiments`` set: the experiment ids that have counts.
 """
 from __future__ import annotations
 
@@ -31,6 +36,21 @@ RETRY_BACKOFF_MAX_S = 5.0
 #: TTL of cross-session aggregate sets, s: 10 min of 10-50 ms windows is plenty for a dashboard or a
 #: rule that looks back; our choice.
 AGG_TTL_S = 600
+
+#: TTL of an experiment fact's marker, s: 7 days. It must outlive every replay of the fact (a restore
+#: decides again what came after the last checkpoint, seconds to minutes) and a session's return after
+#: its keyed state expired (30 min of inactivity); a week covers both with a wide margin. Our choice.
+FACT_MARKER_TTL_S = 7 * 24 * 3600
+
+# KEYS: marker, counts hash, experiment index set. ARGV: marker ttl_s, hash field, experiment id.
+_ADD_FACT_LUA = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('SADD', KEYS[3], ARGV[3])
+  return 1
+end
+return 0
+"""
 
 # KEYS: action hash, actions stream, seen marker. ARGV: event_ts_ms, ttl_s, stream maxlen, field/value...
 _WRITE_ACTION_LUA = """
@@ -79,12 +99,14 @@ class RedisActionWriter:
         self.session_ttl_s = session_ttl_s
         self.stream_maxlen = stream_maxlen
         self._script = self.client.register_script(_WRITE_ACTION_LUA)
+        self._fact_script = self.client.register_script(_ADD_FACT_LUA)
         self.sleep = time.sleep
 
     def write(self, actions: Iterable[Mapping[str, Any]], sessions: Mapping[str, Mapping[str, Any]],
               aggregates: Mapping[tuple[str, int, str], set[str]], counters: Mapping[str, int],
-              trace: Iterable[tuple[str, int, int, int]] = ()) -> None:
-        """Write actions, session summaries, aggregates, counters and latency traces in one pipeline.
+              trace: Iterable[tuple[str, int, int, int]] = (), facts: Iterable[tuple] = ()) -> None:
+        """Write actions, session summaries, aggregates, counters, latency traces and experiment facts
+        (:class:`udfs.experiments.Fact`) in one pipeline.
 
         A Redis outage is waited out: on a connection error or timeout the whole pipeline is sent
         again after a backoff of :data:`RETRY_BACKOFF_S` doubling up to :data:`RETRY_BACKOFF_MAX_S`,
@@ -99,11 +121,12 @@ class RedisActionWriter:
 
         actions = list(actions)
         trace = list(trace)
+        facts = list(facts)
         delay_s = RETRY_BACKOFF_S
         failures = 0
         while True:
             try:
-                self._send(actions, sessions, aggregates, counters, trace)
+                self._send(actions, sessions, aggregates, counters, trace, facts)
                 if failures:
                     log.warning("redis reachable again after %d failed attempts", failures)
                 return
@@ -116,7 +139,7 @@ class RedisActionWriter:
                 self.sleep(delay_s)
                 delay_s = min(delay_s * 2, RETRY_BACKOFF_MAX_S)
 
-    def _send(self, actions, sessions, aggregates, counters, trace) -> None:
+    def _send(self, actions, sessions, aggregates, counters, trace, facts=()) -> None:
         p = self.prefix
         pipe = self.client.pipeline(transaction=False)
         for action in actions:
@@ -138,6 +161,10 @@ class RedisActionWriter:
         for event_id, kafka_ts_ms, client_ts_ms, ts_ms in trace:
             pipe.xadd(f"{p}trace", {"event_id": event_id, "kafka_ts_ms": kafka_ts_ms, "client_ts_ms": client_ts_ms,
                                     "ts_ms": ts_ms}, maxlen=1_000_000, approximate=True)
+        for experiment_id, arm, metric, bucket_start_ms, session_id in facts:
+            self._fact_script(keys=[f"{p}expfact:{experiment_id}:{metric}:{session_id}", f"{p}exp:{experiment_id}",
+                                    f"{p}experiments"],
+                              args=[FACT_MARKER_TTL_S, f"{arm}|{metric}|{bucket_start_ms}", experiment_id], client=pipe)
         pipe.execute()
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 
 from udfs.config import JobConfig
 from udfs.dlq import dlq_record
+from udfs.experiments import ExperimentSession, Fact, annotate_action, observe_event
 from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.limits import REORDER_LOG_MAX_EVENTS
 from udfs.rules import RuleEngine
@@ -80,9 +81,10 @@ class SessionEntry:
         last_fired: ``{rule_id: ts_ms}`` of the event that last fired each rule (cool-down).
         counts: list of ints in :data:`COUNT_FIELDS` order.
         last_intent_score: score of the latest applied event (-1.0 before any).
+        exp: the session's arms and what it was counted in (:class:`udfs.experiments.ExperimentSession`).
     """
 
-    __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score", "edge_recent")
+    __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score", "edge_recent", "exp")
 
     def __init__(self) -> None:
         self.state = SessionState()
@@ -95,14 +97,18 @@ class SessionEntry:
         #: None until the session sends its first ``intent`` event (edge scoring); then the server's
         #: ``{event_id: (score, rule_id, features)}`` of its last :data:`EDGE_RECENT_EVENTS` applied events.
         self.edge_recent: dict[str, tuple[float, str | None, np.ndarray]] | None = None
+        self.exp = ExperimentSession()
 
     def __getstate__(self):
         return (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
-                self.edge_recent)
+                self.edge_recent, self.exp)
 
     def __setstate__(self, st) -> None:
+        # 7 fields: before edge checks; 8: before experiments (a restored session counts from now on)
+        st = (*st, None) if len(st) == 7 else st
         (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
-         self.edge_recent) = st if len(st) == 8 else (*st, None)
+         self.edge_recent) = st[:8]
+        self.exp = st[8] if len(st) > 8 else ExperimentSession()
 
     def remember(self, event_id: str, ts_ms: int, ttl_ms: int, max_ids: int) -> bool:
         """Record ``event_id``; False when it was seen already (a duplicate)."""
@@ -185,6 +191,8 @@ class BatchResult:
         model_version: the model version that scored this batch ("" when nothing was scored).
         trace: ``(event_id, kafka_ts_ms, client_ts_ms, ts_ms)`` of sampled events
             (``JobConfig.trace_every_n``), for the latency benchmark.
+        facts: experiment counting facts (:class:`udfs.experiments.Fact`), each session counted at
+            most once per experiment and metric.
     """
 
     actions: list[dict[str, Any]] = field(default_factory=list)
@@ -194,6 +202,7 @@ class BatchResult:
     aggregates: dict[tuple[str, int, str], set[str]] = field(default_factory=dict)
     model_version: str = ""
     trace: list[tuple[str, int, int, int]] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
 
 
 class Decider:
@@ -238,6 +247,8 @@ class Decider:
         intents: list[tuple[SessionEntry, Mapping[str, Any]]] = []
         window_ms = cfg.window_ms
         trace_n = cfg.trace_every_n
+        engine = self.engine
+        experiment, adaptive, facts = engine.experiment, engine.adaptive_experiments, result.facts
         for event in events:
             counters["events"] += 1
             if trace_n and counters["events"] % trace_n == 0:
@@ -259,6 +270,8 @@ class Decider:
                 intents.append((entry, event))
             outcome, features = entry.apply(event, cfg.allowed_lateness_ms)
             status = outcome.status
+            if status != STATUS_LATE and (experiment is not None or adaptive):
+                observe_event(entry.exp, event, experiment, adaptive, facts)
             if status == STATUS_APPLIED:
                 entry.counts[_APPLIED] += 1
                 counters["applied"] += 1
@@ -320,6 +333,7 @@ class Decider:
             if "_kafka_ts_ms" in event:
                 action["kafka_ts_ms"] = event["_kafka_ts_ms"]
             action["client_ts_ms"] = event.get("client_ts_ms")
+            annotate_action(action, entry.exp, event, experiment, engine.explore_pcts.get(decision.rule_id, 0.0), facts)
             result.actions.append(action)
             counters["actions"] += 1
         self._check_intents(intents, counters)

@@ -77,11 +77,11 @@ class WriteBuffer:
 
     Attributes:
         actions, trace: concatenated in batch order; aggregates: ``{key: union of session ids}``;
-        counters: summed; summaries: ``{session_id: fields}``, the latest wins; since_ms: processing
-        time of the first write waiting (None when empty).
+        counters: summed; summaries: ``{session_id: fields}``, the latest wins; facts: experiment
+        facts, concatenated; since_ms: processing time of the first write waiting (None when empty).
     """
 
-    __slots__ = ("actions", "aggregates", "counters", "trace", "summaries", "since_ms")
+    __slots__ = ("actions", "aggregates", "counters", "trace", "summaries", "facts", "since_ms")
 
     def __init__(self) -> None:
         self.actions: list = []
@@ -89,9 +89,11 @@ class WriteBuffer:
         self.counters: Counter = Counter()
         self.trace: list = []
         self.summaries: dict = {}
+        self.facts: list = []
         self.since_ms: int | None = None
 
-    def add(self, now_ms: int, actions=(), aggregates=None, counters=None, trace=(), summaries=None) -> None:
+    def add(self, now_ms: int, actions=(), aggregates=None, counters=None, trace=(), summaries=None,
+            facts=()) -> None:
         """Queue one batch's writes (shapes as ``RedisActionWriter.write``)."""
         if self.since_ms is None:
             self.since_ms = now_ms
@@ -101,13 +103,14 @@ class WriteBuffer:
         self.counters.update(counters or {})
         self.trace.extend(trace)
         self.summaries.update(summaries or {})
+        self.facts.extend(facts)
 
-    def take(self) -> tuple[list, dict, dict, Counter, list] | None:
-        """``(actions, summaries, aggregates, counters, trace)`` to write now and empty the buffer, or
-        None when nothing waits."""
+    def take(self) -> tuple[list, dict, dict, Counter, list, list] | None:
+        """``(actions, summaries, aggregates, counters, trace, facts)`` to write now and empty the
+        buffer, or None when nothing waits."""
         if self.since_ms is None:
             return None
-        out = (self.actions, self.summaries, self.aggregates, self.counters, self.trace)
+        out = (self.actions, self.summaries, self.aggregates, self.counters, self.trace, self.facts)
         self.__init__()
         return out
 

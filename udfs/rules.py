@@ -25,7 +25,8 @@ Semantics (the same live and in a replay, because only event time is used):
   survives ruleset reloads (keyed by rule id).
 * Adaptive thresholds: one numeric threshold per rule may carry
   ``"adaptive": {"min", "max", "step", "explore_pct"}``. ``explore_pct`` % of sessions (chosen by a hash of
-  rule id and session id, :func:`variant_for`) see ``value - step`` (variant ``lower``) or ``value + step``
+  rule id and the event's ``anonymous_id`` — the visitor, so a returning visitor keeps its variant — or its
+  ``session_id`` when it has none, :func:`variant_for`) see ``value - step`` (variant ``lower``) or ``value + step``
   (``higher``), half each, clamped to [min, max]; the rest see ``value`` (``control``). Actions of such a
   rule carry ``params.experiment_id`` (``"<rule id>@<rule version>"``) and ``params.variant``.
   :func:`adapt` moves the threshold to a variant's value only when that variant's conversion rate beats
@@ -42,12 +43,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
+
+from udfs.assignment import VARIANTS, variant_for  # noqa: F401 - part of this module's API
 
 __all__ = [
     "Decision",
@@ -68,8 +70,6 @@ __all__ = [
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "rules.v1.json"
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "default.v1.json"
 
-#: Variant names of an adaptive threshold, in the index order the compiled code uses.
-VARIANTS: tuple[str, str, str] = ("control", "lower", "higher")
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -167,6 +167,12 @@ def validate_ruleset(ruleset: Any, known_features: Iterable[str] | None = None) 
         raise RulesetError(_schema_error_message(ruleset, error))
     features = set(known_feature_names() if known_features is None else known_features)
     normalized = copy.deepcopy(dict(ruleset))
+    experiment = normalized.get("experiment")
+    if experiment is not None:
+        from udfs.experiments import DEFAULT_ATTRIBUTION_WINDOW_MS, DEFAULT_BUCKET_MS  # noqa: PLC0415
+
+        experiment.setdefault("attribution_window_ms", DEFAULT_ATTRIBUTION_WINDOW_MS)
+        experiment.setdefault("bucket_ms", DEFAULT_BUCKET_MS)
     seen: dict[str, int] = {}
     for index, rule in enumerate(normalized["rules"]):
         where = f"rule {rule['id']!r} (rules[{index}])"
@@ -242,24 +248,6 @@ def _reject_constant(name: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------- variants
-
-
-def variant_for(rule_id: str, session_id: str | None, explore_pct: float) -> int:
-    """Index into :data:`VARIANTS` of the threshold variant a session sees for an adaptive rule.
-
-    Deterministic (CRC-32 of ``"<rule id>|<session id>"``), so the job, a replay and whoever counts
-    exposures and conversions offline assign the same variant from the session id alone.
-    Bucket = crc32 % 10000 / 100 in [0, 100); < explore_pct/2 -> 1 (lower), < explore_pct -> 2 (higher),
-    else 0 (control). A missing session id is control.
-    """
-    if not explore_pct or session_id is None:
-        return 0
-    bucket_pct = (zlib.crc32(f"{rule_id}|{session_id}".encode()) % 10000) / 100.0
-    if bucket_pct < explore_pct / 2.0:
-        return 1
-    if bucket_pct < explore_pct:
-        return 2
-    return 0
 
 
 def _variant_values(comparison: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -369,7 +357,7 @@ class _Compiler:
             return repr(float(comparison["value"]))
         values = self.constant(_variant_values(comparison))
         pick = self.constant(partial(variant_for, rule_id, explore_pct=float(adaptive["explore_pct"])))
-        return f"{values}[{pick}(e.get('session_id'))]"
+        return f"{values}[{pick}(e.get('anonymous_id') or e.get('session_id'))]"
 
 
 def _adaptive_comparison(rule: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -419,6 +407,15 @@ class RuleEngine:
         enabled = [r for r in self.ruleset["rules"] if r["enabled"]]
         enabled.sort(key=lambda r: (-r["priority"], r["id"]))
         self._rules: tuple[_CompiledRule, ...] = tuple(self._compile_rule(r) for r in enabled)
+        from udfs.experiments import experiment_config  # noqa: PLC0415
+
+        #: the ruleset's experiment (holdout split, attribution window), or None (udfs/experiments.py)
+        self.experiment = experiment_config(self.ruleset)
+        #: ``{rule id: explore_pct}`` of the enabled rules (0 without an adaptive threshold)
+        self.explore_pcts: dict[str, float] = {r.id: r.explore_pct for r in self._rules}
+        #: ``(experiment id "<rule id>@<version>", rule id, explore_pct)`` of the enabled adaptive thresholds
+        self.adaptive_experiments: tuple[tuple[str, str, float], ...] = tuple(
+            (f"{r.id}@{r.version}", r.id, r.explore_pct) for r in self._rules if r.explore_pct)
         self.feature_names: frozenset[str] = frozenset(
             node["feature"] for r in enabled for node, _ in _walk_conditions(r["when"], []) if "feature" in node)
         self._match = self._compile_matcher(enabled, lambda name: name)
@@ -533,7 +530,8 @@ class RuleEngine:
             params[key] = source.get(field)
         if rule.explore_pct:
             params["experiment_id"] = f"{rule.id}@{rule.version}"
-            params["variant"] = VARIANTS[variant_for(rule.id, event.get("session_id"), rule.explore_pct)]
+            params["variant"] = VARIANTS[variant_for(rule.id, event.get("anonymous_id") or event.get("session_id"),
+                                                     rule.explore_pct)]
         return Decision(rule.action, params, rule.id, rule.version, self.rules_version, rule.priority, ts_ms), "fired"
 
     def __reduce__(self):
@@ -624,7 +622,7 @@ class ThresholdMove:
 
 def adapt_moves(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str, int]],
                 conversions: Mapping[str, Mapping[str, int]], *, alpha: float = 0.05,
-                min_exposures: int = 200) -> list[ThresholdMove]:
+                min_exposures: int = 200, test: str = "z") -> list[ThresholdMove]:
     """The threshold moves :func:`adapt` would make, without changing anything.
 
     Args:
@@ -637,9 +635,15 @@ def adapt_moves(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str,
             ``alpha / 2`` (Bonferroni). 0.05 is the conventional level, our choice.
         min_exposures: sessions needed in control and in the variant before testing (our choice, 200:
             keeps the normal approximation of the z-test reasonable at conversion rates of a few %).
+        test: ``"z"``: the pooled two-proportion z-test (:func:`two_proportion_p_value`), valid when
+            read once at a fixed horizon; ``"msprt"``: the always-valid p-value of the mixture SPRT
+            (``udfs.experiment_stats.msprt``, Johari et al. 2022), valid however often the counts are
+            read — what a scheduled ``intentflow rules adapt --every-s`` needs.
     Raises:
-        ValueError: a count is negative or conversions exceed exposures.
+        ValueError: a count is negative or conversions exceed exposures, or an unknown ``test``.
     """
+    if test not in ("z", "msprt"):
+        raise ValueError(f"test must be 'z' or 'msprt', got {test!r}")
     moves = []
     for rule in ruleset["rules"]:
         comparison = _adaptive_comparison(rule)
@@ -656,7 +660,12 @@ def adapt_moves(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str,
             ni, ci = int(n.get(VARIANTS[i], 0)), int(c.get(VARIANTS[i], 0))
             if ni < min_exposures or values[i] == values[0]:
                 continue
-            p_value = two_proportion_p_value(ci, ni, c0, n0)
+            if test == "msprt":
+                from udfs.experiment_stats import msprt  # noqa: PLC0415
+
+                p_value = msprt([(ci, ni, c0, n0)], alpha=alpha / 2, min_units=min_exposures).p_value
+            else:
+                p_value = two_proportion_p_value(ci, ni, c0, n0)
             rate_i, rate_0 = ci / ni, c0 / n0
             if p_value < alpha / 2 and rate_i > rate_0 and (best is None or rate_i > best.variant_rate):
                 best = ThresholdMove(rule["id"], experiment_id, VARIANTS[i], values[0], values[i], rate_0, rate_i,
@@ -675,7 +684,7 @@ def _bump_rules_version(rules_version: str, today: str | None) -> str:
 
 def adapt(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str, int]],
           conversions: Mapping[str, Mapping[str, int]], *, alpha: float = 0.05, min_exposures: int = 200,
-          today: str | None = None, known_features: Iterable[str] | None = None) -> dict[str, Any]:
+          today: str | None = None, known_features: Iterable[str] | None = None, test: str = "z") -> dict[str, Any]:
     """Adaptive thresholds through feedback: a new ruleset where each adaptive threshold whose ``lower``
     or ``higher`` variant converted significantly better than ``control`` (see :func:`adapt_moves`) is
     moved to that variant's value. Each moved rule's ``version`` is incremented (so its experiment id,
@@ -687,7 +696,7 @@ def adapt(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str, int]]
         RulesetError: the result does not validate (cannot happen for a valid input; checked anyway).
         ValueError: see :func:`adapt_moves`.
     """
-    moves = adapt_moves(ruleset, exposures, conversions, alpha=alpha, min_exposures=min_exposures)
+    moves = adapt_moves(ruleset, exposures, conversions, alpha=alpha, min_exposures=min_exposures, test=test)
     out = copy.deepcopy(dict(ruleset))
     if not moves:
         return out

@@ -13,6 +13,7 @@ import pytest
 from tests.job_support import LiveJob, actions_stream, produce, session_counts, wait_for
 from udfs.config import JobConfig
 from udfs.decide import COUNT_FIELDS, Decider, decide_all
+from udfs.experiments import fold_facts
 from udfs.rules import RuleEngine
 from udfs.scenarios import article_session, shallow_session
 from udfs.scoring import ReloadingScorer
@@ -94,6 +95,11 @@ def test_kill_and_restart_from_checkpoint_loses_and_duplicates_nothing(stack, to
     for sid, action in latest.items():
         stored = client.hgetall(f"{rp}action:{sid}")
         assert (stored["event_id"], stored["rule_id"]) == (action["event_id"], action["rule_id"]), sid
+    # experiment counts (udfs/experiments.py) equal a failure-free run's, though batches were decided again
+    facts = Decider(replace(JobConfig()), ReloadingScorer(), RuleEngine.default()).decide(first + second, {}.get).facts
+    expected = fold_facts(facts)
+    assert expected and all(client.hgetall(f"{rp}exp:{experiment_id}") == {k: str(n) for k, n in fields.items()}
+                            for experiment_id, fields in expected.items())
 
 
 def _slow(events, per_s: int):

@@ -52,9 +52,10 @@ def test_write_buffer_merges_the_writes_of_a_flush():
     buf.add(100, [{"a": 1}], {("c", 0, "click"): {"s1"}}, {"events": 2}, [("e1", 1, 1, 1)])
     buf.add(105, [{"a": 2}], {("c", 0, "click"): {"s2"}, ("d", 0, "click"): {"s3"}}, {"events": 3, "late": 1},
             [("e2", 2, 2, 2)], summaries={"s1": {"applied": 1}})
-    buf.add(106, summaries={"s1": {"applied": 2}})
+    buf.add(106, summaries={"s1": {"applied": 2}}, facts=[("x", "holdout", "sessions", 0, "s1")])
     assert buf.since_ms == 100
-    actions, summaries, aggregates, counters, trace = buf.take()
+    actions, summaries, aggregates, counters, trace, facts = buf.take()
+    assert facts == [("x", "holdout", "sessions", 0, "s1")]
     assert actions == [{"a": 1}, {"a": 2}] and [t[0] for t in trace] == ["e1", "e2"]
     assert aggregates == {("c", 0, "click"): {"s1", "s2"}, ("d", 0, "click"): {"s3"}}
     assert counters == {"events": 5, "late": 1} and summaries == {"s1": {"applied": 2}}

@@ -187,6 +187,40 @@ test('without analytics consent nothing is captured', () => {
   assert.equal(tr.stats.captured, 0);
 });
 
+test('exposure: one event per experiment, arm and content; none outside an experiment', () => {
+  const tr = new Tracker({ flushIntervalMs: 100000, autoPageView: false });
+  const held = { action: 'default', source: 'holdout', experiment_id: 'exp-1', arm: 'holdout' };
+  const e = tr.exposure(held);
+  assert.deepEqual(e.props, { experiment_id: 'exp-1', variant: 'holdout', content_id: 'default' });
+  assert.equal(e.type, 'exposure');
+  assert.equal(tr.exposure(held), null, 'the same exposure is sent once');
+  const served = { action: 'simplify_layout', experiment_id: 'exp-1', arm: 'personalized' };
+  assert.equal(tr.exposure(served, 'key_facts').props.variant, 'personalized');
+  assert.equal(tr.exposure({ action: 'simplify_layout' }, 'key_facts'), null);
+  assert.equal(tr.exposure(null), null);
+  assert.equal(tr.queue.filter((q) => q.type === 'exposure').length, 2);
+  clearTimeout(tr._timer);
+});
+
+test('edge: no provisional action for a visitor in the holdout arm', async () => {
+  const seen = [];
+  const tr = new Tracker({ flushIntervalMs: 100000, autoPageView: false, onEdgeDecision: (d) => seen.push(d) });
+  const result = { decided_at: 2, captured_at: 1, event: { event_id: 'e1' }, intent_score: 0.9, vector: new Float32Array(2),
+    feature_hash: 'fnv1a32:0', model_version: 'm/1', rules_version: 'r.1',
+    decision: { action: 'simplify_layout', rule_id: 'shallow_engagement', params: {} } };
+  tr.edge = { rules: { experiment: { id: 'exp-1', holdout_pct: 100 } } };
+  assert.equal(tr._edgeArm(), null, 'unknown until hashed: nothing shown');
+  await tr._armPromise;
+  assert.equal(tr._edgeArm(), 'holdout');
+  tr._edgeResult(result);
+  assert.equal(seen.length, 0);
+  tr.edge = { rules: { experiment: { id: 'exp-1', holdout_pct: 0 } } };
+  tr._edgeResult(result);
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0].action, 'simplify_layout');
+  clearTimeout(tr._timer);
+});
+
 test('page type: the pageType option becomes page.type; anything but the three contract types is null', () => {
   const typed = new Tracker({ pageType: 'informational', autoPageView: false, flushIntervalMs: 100000 });
   assert.equal(typed.page().type, 'informational');

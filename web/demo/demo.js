@@ -88,6 +88,9 @@ const ACTIONS = {
  */
 function applyProvisional(decision) {
   if (!(decision.action in ACTIONS)) return;
+  // a visitor the server put in the experiment's holdout sees no personalization, provisional or not
+  // (before the first server answer the browser cannot know the arm: docs/experiments.md, limits)
+  if (state.lastDecision && state.lastDecision.source === 'holdout') return;
   if (serverView === null) serverView = { ...view };
   ACTIONS[decision.action](decision.params || {});
   render();
@@ -114,6 +117,9 @@ function apply(decision) {
   }
   if (state.provisional) return; // the server has not caught up yet: keep the provisional action
   status.dataset.ifDecisionSource = decision.source || 'unknown';
+  // holdout: the server decided (a shadow action) but serves the default layout, which the page keeps;
+  // logging that exposure is what makes the holdout's conversions comparable (docs/experiments.md)
+  if (decision.source === 'holdout') tracker.exposure(decision, 'default');
   if (action === 'default') return; // no decision (yet, or expired): keep what is shown
   const key = `${action}|${decision.rule_id || ''}|${decision.decided_at_ms || ''}|${decision.event_id || ''}`;
   if (key === state.appliedKey) return;
@@ -131,7 +137,8 @@ function apply(decision) {
     applied_at_perf_ms: performance.now(), intent_score: decision.intent_score ?? null });
   // feedback loop: what the visitor was shown is an event too
   for (const contentId of changed ? shown : []) {
-    tracker.track('exposure', { experiment_id: decision.rule_id || 'default', variant: action, content_id: contentId });
+    if (decision.experiment_id) tracker.exposure(decision, contentId); // experiment id and arm (docs/experiments.md)
+    else tracker.track('exposure', { experiment_id: decision.rule_id || 'default', variant: action, content_id: contentId });
   }
 }
 

@@ -14,7 +14,7 @@
  *      onnxruntime-web (wasm backend, one thread), input columns selected by name from the manifest.
  *   3. {@link RuleEvaluator}: the ruleset in force (`GET /v1/rules`), same semantics as
  *      `udfs.rules.RuleEngine` (priority then rule id, per-rule cool-down in event time, adaptive
- *      threshold variants by CRC-32 of "<rule id>|<session id>"), interpreted (no eval, CSP-safe).
+ *      threshold variants by CRC-32 of "<rule id>|<anonymous id, else session id>"), interpreted (no eval, CSP-safe).
  *
  * Trust: the result is advisory. The server recomputes everything from the raw events and its
  * decision replaces the provisional one; see docs/edge.md.
@@ -500,7 +500,8 @@ export const VARIANTS = Object.freeze(['control', 'lower', 'higher']);
 
 /**
  * Index into {@link VARIANTS} a session sees for an adaptive rule (`udfs.rules.variant_for`):
- * bucket = crc32("<rule id>|<session id>") % 10000 / 100, < explorePct/2 -> 1, < explorePct -> 2, else 0.
+ * bucket = crc32("<rule id>|<id>") % 10000 / 100, < explorePct/2 -> 1, < explorePct -> 2, else 0; the engine
+ * passes the event's anonymous id (the visitor), else its session id.
  * @param {string} ruleId
  * @param {string|null} sessionId null -> 0 (control)
  * @param {number} explorePct 0-100
@@ -558,6 +559,8 @@ export class RuleEvaluator {
    */
   constructor(ruleset, featureNames) {
     this.rulesVersion = ruleset.rules_version;
+    /** The ruleset's experiment (holdout share; docs/experiments.md), or null. */
+    this.experiment = ruleset.experiment || null;
     const index = new Map(featureNames.map((n, i) => [n, i]));
     const enabled = ruleset.rules.filter((r) => r.enabled !== false);
     enabled.sort((a, b) => (b.priority - a.priority) || (a.id < b.id ? -1 : (a.id > b.id ? 1 : 0)));
@@ -586,7 +589,7 @@ export class RuleEvaluator {
     const values = [value, Math.max(Number(adaptive.min), value - Number(adaptive.step)),
       Math.min(Number(adaptive.max), value + Number(adaptive.step))];
     const explore = Number(adaptive.explore_pct);
-    return (e) => values[variantFor(ruleId, e.session_id ?? null, explore)];
+    return (e) => values[variantFor(ruleId, e.anonymous_id || e.session_id || null, explore)];
   }
 
   _compile(node, ruleId, index) {
@@ -657,7 +660,7 @@ export class RuleEvaluator {
     }
     if (rule.explorePct) {
       params.experiment_id = `${rule.id}@${rule.version}`;
-      params.variant = VARIANTS[variantFor(rule.id, event.session_id ?? null, rule.explorePct)];
+      params.variant = VARIANTS[variantFor(rule.id, event.anonymous_id || event.session_id || null, rule.explorePct)];
     }
     return {
       decision: { action: rule.action, params, rule_id: rule.id, rule_version: rule.version,

@@ -312,6 +312,19 @@ export function deviceClassHint(hints) {
  * @param {string|null|undefined} s
  * @returns {string|null}
  */
+/**
+ * The experiment arm of a visitor, as the job assigns it (`udfs.experiments.arm_for`): `holdout` when
+ * u * 100 < holdoutPct, with u = the first 8 bytes of SHA-256("<experiment id>|<anonymous id>") / 2^64,
+ * else `personalized`. Uses WebCrypto (`crypto.subtle`, secure contexts only).
+ * @returns {Promise<string>} `holdout` or `personalized`
+ */
+export async function armFor(experimentId, anonymousId, holdoutPct) {
+  if (!holdoutPct || !anonymousId) return 'personalized';
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${experimentId}|${anonymousId}`));
+  const u = Number(new DataView(digest).getBigUint64(0, false)) / 18446744073709551616;
+  return u * 100 < holdoutPct ? 'holdout' : 'personalized';
+}
+
 export function cut(s) {
   if (s === null || s === undefined) return null;
   const str = String(s);
@@ -588,6 +601,26 @@ export class Tracker {
     return event;
   }
 
+  /**
+   * Log that the page rendered an arm's treatment of a decision of `GET /v1/decision`: an `exposure`
+   * event (docs/experiments.md). For the `personalized` arm, the personalized content the action showed;
+   * for the `holdout` arm (`source: "holdout"`), the default layout the page kept. The job counts a
+   * session's conversions for its arm from its first exposure on. A decision without `experiment_id`
+   * is in no experiment: nothing is sent. At most once per experiment, arm and content id per tracker.
+   * @param {object} decision the decision API's answer (`experiment_id`, `arm`)
+   * @param {string} [contentId='default'] what was rendered (a content block id)
+   * @returns {object|null} the exposure event, or null when nothing was sent
+   */
+  exposure(decision, contentId = 'default') {
+    if (!decision || !decision.experiment_id || !decision.arm) return null;
+    const key = `${decision.experiment_id}|${decision.arm}|${contentId}`;
+    if (!this._exposed) this._exposed = new Set();
+    if (this._exposed.has(key)) return null;
+    this._exposed.add(key);
+    return this.track('exposure', { experiment_id: cut(String(decision.experiment_id)),
+      variant: cut(String(decision.arm)), content_id: cut(String(contentId)) });
+  }
+
   // --- sending ----------------------------------------------------------------------------------
 
   /**
@@ -791,13 +824,34 @@ export class Tracker {
       .catch((err) => { this.edgeError = String(err && err.message ? err.message : err); });
   }
 
+  /**
+   * This visitor's arm in the edge ruleset's experiment (docs/experiments.md): `personalized` without a
+   * holdout; null while the hash is computed (asynchronously, once per experiment) or where WebCrypto
+   * is missing: no provisional action until the arm is known.
+   */
+  _edgeArm() {
+    const exp = this.edge && this.edge.rules && this.edge.rules.experiment;
+    if (!exp || !exp.holdout_pct) return 'personalized';
+    const key = `${exp.id}|${exp.holdout_pct}|${this.anonymousId}`;
+    if (this._armKey !== key) {
+      this._armKey = key;
+      this._arm = null;
+      /** Settles once the arm is known (or could not be computed). */
+      this._armPromise = armFor(exp.id, this.anonymousId, exp.holdout_pct)
+        .then((arm) => { if (this._armKey === key) this._arm = arm; })
+        .catch(() => { /* no WebCrypto: the arm stays unknown, no provisional action */ });
+    }
+    return this._arm;
+  }
+
   _edgeResult(r) {
     const latencyMs = Math.round((r.decided_at - r.captured_at) * 1000) / 1000;
     /** The newest edge result: `{event_id, intent_score, feature_hash, features (array), decision, edge_latency_ms}`. */
     this.lastEdgeResult = { event_id: r.event.event_id, intent_score: r.intent_score, feature_hash: r.feature_hash,
       features: Array.from(r.vector), decision: r.decision, edge_latency_ms: latencyMs };
     const d = r.decision;
-    if (d && this.options.onEdgeDecision) {
+    // a visitor of the ruleset's holdout arm gets no personalization, provisional or not
+    if (d && this.options.onEdgeDecision && this._edgeArm() === 'personalized') {
       try {
         this.options.onEdgeDecision({ ...d, event_id: r.event.event_id, intent_score: r.intent_score,
           model_version: r.model_version, feature_hash: r.feature_hash, edge_latency_ms: latencyMs, source: 'edge' });
