@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from udfs.config import stack_settings
+
 from udfs.experiment_stats import SIMULATION_PREFIX, DesignUnknown, is_simulation  # noqa: F401 - re-exported
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +148,7 @@ def experiments_cmd() -> None:
 
 @experiments_cmd.command("report")
 @click.option("--experiment", "experiment_ids", multiple=True, help="experiment id (repeatable); default: all")
-@click.option("--redis-url", default=None, help="default: stack_settings().redis_url")
+@click.option("--redis-url", default=None, help=f"Redis URL.  [default: {stack_settings().redis_url} (INTENTFLOW_REDIS_URL)]")
 @click.option("--prefix", default="if:", show_default=True, help="the job's --redis-prefix")
 @click.option("--rules-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=ROOT / "rules" / "default.v1.json", show_default=True,

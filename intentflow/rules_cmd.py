@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from typing import Any
+
 import click
 
 from connectors.rules_topic import MissingTopicError, latest_ruleset_record, publish_ruleset
@@ -151,9 +153,9 @@ def _ruleset_in_force(rules_file: Path | None, bootstrap: str, topic: str) -> tu
 @click.option("--rules-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="the ruleset in force (default: the latest on the rules topic, else rules/default.v1.json)")
 @click.option("--prefix", default="if:", show_default=True, help="the job's --redis-prefix")
-@click.option("--redis-url", default=None, help="default: stack_settings().redis_url")
-@click.option("--topic", default=None, help="default: stack_settings().topics.rules")
-@click.option("--bootstrap", default=None, help="default: stack_settings().kafka_bootstrap")
+@click.option("--redis-url", default=None, help=f"Redis URL.  [default: {_settings().redis_url} (INTENTFLOW_REDIS_URL)]")
+@click.option("--topic", default=None, help=f"Rules topic.  [default: {_settings().topics.rules} (INTENTFLOW_TOPIC_PREFIX + rules)]")
+@click.option("--bootstrap", default=None, help=f"Kafka bootstrap servers.  [default: {_settings().kafka_bootstrap} (INTENTFLOW_KAFKA_BOOTSTRAP)]")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
 @click.option("--min-exposures", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--audit-log", type=click.Path(dir_okay=False, path_type=Path), default=Path("artifacts/rules-audit.jsonl"),

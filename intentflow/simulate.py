@@ -22,6 +22,8 @@ from typing import Any
 
 import click
 
+from udfs.config import stack_settings
+
 from udfs.simulation import DEFAULT_LAYOUT, conversion_probability, visitor_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,7 +220,7 @@ def wait_for_counts(redis_url: str, prefix: str, experiment_id: str, result: Sim
 @click.option("--collector-url", default="http://127.0.0.1:8088", show_default=True)
 @click.option("--publish/--no-publish", default=True, show_default=True,
               help="publish the default ruleset with this experiment to the rules topic first (hot reload)")
-@click.option("--redis-url", default=None, help="default: stack_settings().redis_url")
+@click.option("--redis-url", default=None, help=f"Redis URL.  [default: {stack_settings().redis_url} (INTENTFLOW_REDIS_URL)]")
 @click.option("--prefix", default="if:", show_default=True, help="the job's --redis-prefix")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def simulate_cmd(visitors, seed, experiment_id, holdout_pct, drop_personalized_pct, rate_per_s, collector_url,

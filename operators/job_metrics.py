@@ -74,6 +74,10 @@ class TimedScorer:
         self.scorer = scorer
         self.metrics = metrics
 
+    def __getattr__(self, name: str):
+        # everything else of the wrapped scorer (take_shadow_counters, its current IntentScorer, ...)
+        return getattr(self.scorer, name)
+
     @property
     def model_version(self) -> str:
         return self.scorer.model_version

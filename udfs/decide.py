@@ -310,7 +310,11 @@ class Decider:
         take_shadow = getattr(self.scorer, "take_shadow_counters", None)  # a candidate scored in shadow (udfs/gate.py)
         if take_shadow is not None:
             counters.update(take_shadow())
-        current = getattr(self.scorer, "scorer", None)  # quantile thresholds follow the model in force (issue 17)
+        # quantile thresholds follow the model in force (issue 17): the IntentScorer inside the
+        # ReloadingScorer, itself possibly inside the operator's TimedScorer
+        current = getattr(self.scorer, "scorer", None)
+        while current is not None and not hasattr(current, "manifest"):
+            current = getattr(current, "scorer", None)
         if engine.quantile_model_version != model_version and current is not None:
             engine = self.engine = engine.for_model(current.manifest.raw)
         decided_at_ms = self.clock_ms()

@@ -119,3 +119,18 @@ def test_stream_features_equal_the_batch_reference(events):
         by_session.setdefault(e["session_id"], []).append(e)
     for session_id, evs in by_session.items():
         np.testing.assert_array_equal(store[session_id].state.features(), replay_features(evs)[-1])
+
+
+def test_a_wrapped_scorer_still_lets_the_thresholds_follow_the_model_in_force():
+    """The operator wraps the ReloadingScorer in a TimedScorer (job metrics): the Decider must still find
+    the IntentScorer in force to re-resolve quantile thresholds, and the candidate's shadow counters
+    (a live job restarted forever on 'ReloadingScorer' object has no attribute 'manifest')."""
+    from operators.job_metrics import TimedScorer
+    from udfs.opmetrics import JobMetrics
+
+    inner = ReloadingScorer()
+    decider = Decider(JobConfig(), TimedScorer(inner, JobMetrics()), RuleEngine.default(), clock_ms=lambda: 0)
+    result = decider.decide(article_session("w", T0), {}.get)
+    assert result.model_version == inner.model_version
+    assert decider.engine.quantile_model_version == result.model_version
+    assert result.actions, "the article session fires rules"

@@ -181,12 +181,13 @@ def test_conversion_counts_only_within_the_attribution_window_after_the_exposure
 
 
 def test_a_purchase_that_arrives_before_its_exposure_is_attributed_when_the_exposure_arrives():
-    # the exposure is 1 s older than the purchase that arrived first: inside the lateness bound (2 s)
+    # the exposure is 1 s older than the purchase that arrived first: inside the lateness bound
     events = article_session("s", T0) + [_purchase("s", T0 + 12_000, 90), _exposure("s", T0 + 11_000, 91)]
     counts = _counts(_ruleset(0, attribution_window_ms=600_000), events, 1)
     assert _metric(counts, PERSONALIZED, "converted") == 1
     # beyond the lateness bound the exposure is a late event (DLQ, counted there), not an exposure
-    events = article_session("s", T0) + [_purchase("s", T0 + 20_000, 90), _exposure("s", T0 + 11_000, 91)]
+    beyond_ms = 11_000 + JobConfig().allowed_lateness_ms + 1_000
+    events = article_session("s", T0) + [_purchase("s", T0 + beyond_ms, 90), _exposure("s", T0 + 11_000, 91)]
     _, dlq, _ = decide_all(_decider(_ruleset(0)), events, 1)
     assert [r["reason"] for r in dlq] == ["late_event"]
     assert _metric(_counts(_ruleset(0), events, 1), PERSONALIZED, "exposed") == 0
