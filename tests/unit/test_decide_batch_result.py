@@ -79,3 +79,42 @@ def test_suppressed_ignored_and_late_are_counted_by_reason():
     assert strict.counters["late"] == 1 and strict.counters["applied"] == 5
     assert [(r["reason"], r["event_id"]) for r in strict.dlq] == [("late_event", article[1]["event_id"])]
     assert strict.touched["a"].lag is None  # no lagging state is kept without a bound
+
+
+def test_session_summaries_are_the_entries_counts_score_versions_and_features():
+    import json
+
+    from udfs.decide import session_summaries
+
+    article = article_session("a", T0)
+    result = _decider().decide([*article, article[0]], lambda _sid: None)
+    entry = result.touched["a"]
+    out = session_summaries(result.touched, "intent-lr/7", "2026-12-01.3")
+    assert set(out) == {"a"}
+    fields = out["a"]
+    # 6 events applied, the redelivered page view deduplicated
+    assert {k: fields[k] for k in ("applied", "suppressed", "ignored", "deduplicated", "late")} == {
+        "applied": 6, "suppressed": 0, "ignored": 0, "deduplicated": 1, "late": 0}
+    assert fields["intent_score"] == round(entry.last_intent_score, 6) and 0 < fields["intent_score"] < 1
+    assert (fields["model_version"], fields["rules_version"]) == ("intent-lr/7", "2026-12-01.3")
+    assert json.loads(fields["features"]) == entry.state.features().tolist()
+
+
+def test_a_session_entry_restored_from_a_checkpoint_decides_as_if_never_stopped():
+    """Keyed state is pickled at a checkpoint: deciding the rest of a session from the restored entry
+    gives what one uninterrupted run gives (actions, counts, features, dedup memory, cool-downs)."""
+    import pickle
+
+    import numpy as np
+
+    article = article_session("a", T0)
+    whole = _decider().decide([*article, article[1]], lambda _sid: None)
+    first = _decider().decide(article[:4], lambda _sid: None)
+    restored = pickle.loads(pickle.dumps(first.touched["a"]))
+    rest = _decider().decide([*article[4:], article[1]], lambda _sid: restored)
+    key = [(a["event_id"], a["action"], a["rule_id"]) for a in first.actions + rest.actions]
+    assert key == [(a["event_id"], a["action"], a["rule_id"]) for a in whole.actions]
+    assert rest.touched["a"].count_dict() == whole.touched["a"].count_dict()
+    assert rest.counters["deduplicated"] == 1 and rest.counters["cooldown"] == whole.counters["cooldown"] == 2
+    np.testing.assert_array_equal(rest.touched["a"].state.features(), whole.touched["a"].state.features())
+    assert rest.touched["a"].last_fired == whole.touched["a"].last_fired
