@@ -1,0 +1,88 @@
+"""Every field of a full SDK event through ``normalize_event`` (docs/contracts.md §1), and the reason codes
+of field-level rejections. The expected event is written out by hand from the input and the rules in
+udfs/normalize.py's docstring (ids as strings, integer pixels, IP cut to its /24, unknown props dropped
+with a flag)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from udfs.contract import ContractError
+from udfs.normalize import normalize_event
+
+pytestmark = pytest.mark.claim
+
+NOW_MS = 1_764_500_000_000
+UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/126.0 Safari/537.36")
+EVENT_ID = "6f1c1f4e-3c1b-4f7e-9a55-2b7c0d1e8a42"
+
+
+def _raw(**overrides) -> dict:
+    raw = {"type": "click", "session_id": "s-9", "anonymous_id": "anon-9", "user_id": 42, "event_id": EVENT_ID,
+           "client_ts_ms": NOW_MS - 2_000, "seq": 3,
+           "page": {"url": "https://shop.example/p/42?x=1", "item_id": 7, "content_ids": ["a:specs", "a:video"],
+                    "referrer": "https://search.example/"},
+           "context": {"user_agent": UA, "viewport_w_px": 1280.0, "viewport_h_px": 720, "screen_w_px": 1920,
+                       "screen_h_px": 1080,
+                       "network": {"effective_type": "4g", "rtt_ms": 50, "downlink_mbps": 10.5, "save_data": False},
+                       "timezone": "Europe/Berlin", "locale": "de-DE", "geo": {"country": "DE", "region": "BE"},
+                       "consent": {"analytics": True, "personalization": False}},
+           "props": {"element_id": "compare", "element_role": "compare_button", "x_px": 10.5, "y_px": 20,
+                     "extra": "x"}}
+    raw.update(overrides)
+    return raw
+
+
+def test_every_field_of_a_full_event():
+    out = normalize_event(_raw(), received_at_ms=NOW_MS, sent_at_ms=NOW_MS - 1_000, client_ip="203.0.113.77")
+    assert out == {
+        "event_id": EVENT_ID, "schema_version": 1, "type": "click",
+        "session_id": "s-9", "anonymous_id": "anon-9", "user_id": "42", "seq": 3,
+        "client_ts_ms": NOW_MS - 2_000, "sent_at_ms": NOW_MS - 1_000, "received_at_ms": NOW_MS,
+        "ts_ms": NOW_MS - 2_000,  # 1 s between sent and received is transit, not skew
+        "page": {"url": "https://shop.example/p/42?x=1", "path": "/p/42", "item_id": "7",
+                 "content_ids": ["a:specs", "a:video"], "referrer": "https://search.example/"},
+        "context": {"user_agent": UA, "device_class": "desktop", "is_bot": False,
+                    "viewport_w_px": 1280, "viewport_h_px": 720, "screen_w_px": 1920, "screen_h_px": 1080,
+                    "network": {"effective_type": "4g", "rtt_ms": 50.0, "downlink_mbps": 10.5, "save_data": False},
+                    "timezone": "Europe/Berlin", "locale": "de-DE", "geo": {"country": "DE", "region": "BE"},
+                    "consent": {"analytics": True, "personalization": False}, "ip_prefix": "203.0.113.0/24"},
+        "flags": ["props_unknown_dropped"],
+        "source": "sdk", "source_event_id": None,
+        "props": {"element_id": "compare", "element_role": "compare_button", "x_px": 10.5, "y_px": 20.0},
+    }
+
+
+def test_the_edges_geo_and_the_events_own_sent_time_win():
+    # this event's client clock is an hour behind: it happened 1 s before it was sent
+    raw = _raw(client_ts_ms=NOW_MS - 3_600_000 - 2_000, sent_at_ms=NOW_MS - 3_600_000 - 1_000)
+    raw.pop("anonymous_id")
+    out = normalize_event(raw, received_at_ms=NOW_MS, sent_at_ms=NOW_MS - 1_000, geo={"country": "FR", "region": "IDF"})
+    assert out["context"]["geo"] == {"country": "FR", "region": "IDF"}
+    assert out["sent_at_ms"] == NOW_MS - 3_601_000
+    assert out["ts_ms"] == NOW_MS - 1_000  # client time + skew (received - sent = 3,601,000 ms)
+    assert "clock_skew_corrected" in out["flags"]
+    assert out["anonymous_id"] == "s-9"  # no anonymous id: the session id stands in
+    no_url = normalize_event(_raw(page={"path": "/only-path"}), received_at_ms=NOW_MS)
+    assert no_url["page"]["path"] == "/only-path" and no_url["page"]["url"] is None
+
+
+@pytest.mark.parametrize("mutate,reason,field", [
+    (lambda r: r["context"].update(viewport_w_px=-1), "wrong_type", "context.viewport_w_px"),
+    (lambda r: r["context"].update(screen_h_px=-5), "wrong_type", "context.screen_h_px"),
+    (lambda r: r["context"]["network"].update(downlink_mbps=-0.5), "wrong_type", "context.network.downlink_mbps"),
+    (lambda r: r["page"].update(content_ids="a:specs"), "wrong_type", "page.content_ids: expected list"),
+    (lambda r: r["page"].update(content_ids=[{"id": 1}]), "wrong_type", "page.content_ids: expected strings"),
+    (lambda r: r["props"].update(x_px=math.nan), "wrong_type", "props.x_px: NaN/inf"),
+    (lambda r: r["props"].update(y_px=math.inf), "wrong_type", "props.y_px: NaN/inf"),
+    (lambda r: r.update(type="teleport"), "unknown_type", "'teleport'"),
+])
+def test_field_rejections_name_their_reason_and_field(mutate, reason, field):
+    raw = _raw()
+    mutate(raw)
+    with pytest.raises(ContractError) as info:
+        normalize_event(raw, received_at_ms=NOW_MS)
+    assert info.value.reason == reason
+    assert field in str(info.value)
