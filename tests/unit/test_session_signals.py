@@ -74,3 +74,56 @@ def test_enrichment_is_the_sessions_context():
         "device_class": "tablet", "viewport_w_px": 820, "viewport_h_px": 1180, "geo_country": "FR", "geo_region": "IDF"}
     assert e["network_class"] == "slow"  # 3g, 300 ms round trip
     assert (e["session_age_s"], e["page_view_count"], e["visit_count"]) == (4.0, 1, 3)
+
+
+def test_context_flags_item_views_purchases_and_clamped_depth():
+    s = SessionState()
+    n = iter(range(100, 200))
+    s.apply(_ev("page_view", 0, next(n), title="t"))  # tablet on 3g (CONTEXT)
+    f = s.feature_dict()
+    assert (f["device_tablet_flag"], f["device_desktop_flag"], f["network_slow_flag"]) == (1.0, 0.0, 1.0)
+    assert f["current_item_view_count"] == 1.0
+    s.apply(_ev("page_view", 1_000, next(n), title="t"))
+    assert s.feature_dict()["current_item_view_count"] == 2.0  # the same item again
+    no_item = make_event("page_view", session_id="s", client_ts_ms=T0 + 2_000, source_key="no-item", seq=150,
+                         page={"path": "/cart"}, context=CONTEXT, props={"title": "cart"})
+    s.apply(no_item)
+    assert s.feature_dict()["current_item_view_count"] == 0.0
+    # the session clamps a depth the normalizer did not (e.g. a replayed file): at most 100 %
+    deep = _ev("scroll", 3_000, next(n), scroll_depth_pct=100.0, scroll_depth_pct_raw=150.0, offset_px=9000,
+               document_height_px=6000)
+    deep["props"]["scroll_depth_pct"] = 150.0  # past the contract: the session's own clamp must hold
+    s.apply(deep)
+    assert s.feature_dict()["max_scroll_depth_pct"] == 100.0
+    for dt in (4_000, 5_000):
+        s.apply(_ev("purchase", dt, next(n), order_id=f"o{dt}", value=10.0, currency="EUR", item_ids=["laptop-1"]))
+    assert s.feature_dict()["purchase_count"] == 2.0
+    desktop = SessionState()
+    desktop.apply(make_event("page_view", session_id="d", client_ts_ms=T0, source_key="d", seq=1,
+                             context={"device_class": "desktop", "network": {"effective_type": "4g", "rtt_ms": 40}},
+                             props={"title": "t"}))
+    f = desktop.feature_dict()
+    assert (f["device_tablet_flag"], f["device_desktop_flag"], f["network_slow_flag"]) == (0.0, 1.0, 0.0)
+
+
+def test_a_suppressed_event_says_so_and_equal_times_are_not_late():
+    from udfs.noise import REASON_HOVER_TOO_SHORT
+    from udfs.session import STATUS_SUPPRESSED
+
+    s = SessionState()
+    s.apply(_ev("page_view", 0, 1, title="t"))
+    out = s.apply(_ev("hover", 1_000, 2, element_id="x", element_role="spec", hover_ms=10))
+    assert (out.status, out.reason) == (STATUS_SUPPRESSED, REASON_HOVER_TOO_SHORT)
+    same_ms = _ev("click", 1_000, 3, element_id="y", element_role="spec", x_px=1, y_px=1)
+    assert s.apply(same_ms).status == STATUS_APPLIED  # same millisecond as the last event: not late
+
+
+def test_event_order_key_orders_by_time_then_seq_then_id():
+    from udfs.session import event_order_key
+
+    def e(ts, seq, eid):
+        return {"ts_ms": ts, "seq": seq, "event_id": eid}
+    events = [e(2, None, "a"), e(1, 5, "z"), e(2, 3, "b"), e(2, None, "0"), e(2, 0, "c"), e(1, 5, "y")]
+    ordered = sorted(events, key=event_order_key)
+    assert [(x["ts_ms"], x["seq"], x["event_id"]) for x in ordered] == [
+        (1, 5, "y"), (1, 5, "z"), (2, 0, "c"), (2, 3, "b"), (2, None, "0"), (2, None, "a")]
