@@ -86,3 +86,46 @@ def test_field_rejections_name_their_reason_and_field(mutate, reason, field):
         normalize_event(raw, received_at_ms=NOW_MS)
     assert info.value.reason == reason
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda r: r["context"].update(locale=["de"]), "context.locale"),
+    (lambda r: r["context"].update(screen_w_px="wide"), "context.screen_w_px"),
+    (lambda r: r["context"]["consent"].update(personalization="yes"), "context.consent.personalization"),
+    (lambda r: r["page"].update(path=["/p"]), "page.path"),
+])
+def test_a_wrong_type_names_the_field_with_its_path(mutate, field):
+    raw = _raw()
+    mutate(raw)
+    with pytest.raises(ContractError, match=field.replace(".", r"\.")) as info:
+        normalize_event(raw, received_at_ms=NOW_MS)
+    assert info.value.reason == "wrong_type"
+
+
+def test_props_rules_per_type():
+    from udfs.contract import derive_event_id
+
+    purchase = normalize_event(_raw(type="purchase", props={"order_id": 17, "value": 99.5, "currency": "EUR",
+                                                            "item_ids": [7, "x"]}), received_at_ms=NOW_MS)
+    assert purchase["props"] == {"order_id": "17", "value": 99.5, "currency": "EUR", "item_ids": ["7", "x"]}
+    cart = normalize_event(_raw(type="add_to_cart", props={"quantity": 1, "price": 10}), received_at_ms=NOW_MS)
+    assert cart["props"]["item_id"] == "7"  # the page's item when the event names none
+    derived = normalize_event(_raw(event_id="client-123"), received_at_ms=NOW_MS)
+    assert derived["event_id"] == derive_event_id("client:client-123")  # contract: uuid5 of "client:<id>"
+
+
+def test_event_time_bounds_are_inclusive():
+    from udfs.normalize import MAX_FUTURE_MS, MAX_PAST_MS
+
+    for ts in (NOW_MS + MAX_FUTURE_MS, NOW_MS - MAX_PAST_MS):
+        out = normalize_event(_raw(client_ts_ms=ts), received_at_ms=NOW_MS)
+        assert out["ts_ms"] == ts and "ts_replaced_by_received" not in out["flags"], ts
+    out = normalize_event(_raw(client_ts_ms=NOW_MS + MAX_FUTURE_MS + 1), received_at_ms=NOW_MS)
+    assert out["ts_ms"] == NOW_MS and "ts_replaced_by_received" in out["flags"]
+
+
+def test_a_scroll_on_a_page_of_no_height_is_100_pct_recomputed_not_clamped():
+    out = normalize_event(_raw(type="scroll", props={"scroll_depth_pct": None, "offset_px": 0,
+                                                     "document_height_px": 0}), received_at_ms=NOW_MS)
+    assert out["props"]["scroll_depth_pct"] == 100.0 and out["props"]["scroll_depth_pct_raw"] is None
+    assert out["flags"] == ["scroll_recomputed"]
