@@ -16,6 +16,8 @@
  *   set_visibility {state}          emulate 'hidden'/'visible' (see below)
  *   screenshot {path, full_page}    PNG
  *   sleep {ms}
+ *   clock_install / clock_pause     Playwright's fake clock: install before goto; pause = time stands still
+ *   clock_run_for {ms}              advance the paused fake clock by ms (timers due in between fire)
  *   close
  *
  * Why visibility is emulated: headless Chromium keeps every page `visible` (measured here with
@@ -105,6 +107,11 @@ const commands = {
   },
   async screenshot({ path, full_page }) { await page.screenshot({ path, fullPage: !!full_page }); return path; },
   async sleep({ ms }) { await page.waitForTimeout(ms); return null; },
+  // Playwright's fake clock (Date, performance.now, timers): install before goto, then pause it and
+  // move it only with clock_run_for, so what the page measures does not depend on the machine's speed.
+  async clock_install() { await page.clock.install(); return null; },
+  async clock_pause() { await page.clock.pauseAt(await page.evaluate(() => Date.now())); return null; },
+  async clock_run_for({ ms }) { await page.clock.runFor(ms); return null; },
   async page_errors() { return pageErrors; },
 };
 

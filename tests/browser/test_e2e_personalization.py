@@ -6,14 +6,14 @@ personalization job reading ``topics.raw`` (from the earliest offset or from now
 under ``redis_prefix`` (docs/contracts.md §5), returns once the job consumes, and stops it on exit — a
 context manager, or an object with ``stop()``.
 
-Measures the time from the visitor's last signal (the Compare click, page clock) to the page update
-(page clock), writes it to ``artifacts/e2e_latency.json`` and saves screenshots in ``artifacts/``.
+Checks that the page update follows the visitor's last signal (page clock) and saves screenshots in
+``artifacts/``. How fast is measured by ``bench/e2e_latency_bench.py`` (``bench/results/e2e_latency.json``),
+never asserted here.
 """
 from __future__ import annotations
 
 import contextlib
 import json
-import time
 
 import pytest
 from aiohttp import web
@@ -22,10 +22,6 @@ from collector.decision import DecisionSettings, register
 from support import ARTIFACTS, Browser, ServerThread, browser_missing_reason
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.flink]
-
-#: Generous bound for one run on the shared 2-core machine (the product target, sub-200 ms from signal
-#: to action in Redis, is measured by the benchmark of issue 7, not asserted here).
-MAX_SIGNAL_TO_PAGE_MS = 5000
 
 #: The visitor presents a desktop Chrome user agent and no ``navigator.webdriver``: headless Chromium's
 #: own UA ("HeadlessChrome") and automation flag are flagged as a bot by the collector, and the noise
@@ -116,8 +112,6 @@ def test_visitor_gets_video_demo_and_price_comparison_and_a_quick_leaver_gets_th
             browser.screenshot("e2e_simplified.png")
             browser.call("goto", url="about:blank")
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "e2e_latency.json").write_text(json.dumps(
-        {"signal_to_page_ms": signal_to_page_ms, "applied": applied, "measured_at_ms": int(time.time() * 1000)},
-        indent=2))
-    assert 0 < signal_to_page_ms < MAX_SIGNAL_TO_PAGE_MS, signal_to_page_ms
+    # causality, not speed: the page changed after (because of) the last signal
+    assert signal_to_page_ms > 0, signal_to_page_ms
+    assert ARTIFACTS.is_dir()

@@ -58,24 +58,29 @@ def _wait(pred, timeout_s: float = 10.0, what: str = "condition"):
 def test_hover_time_does_not_grow_while_the_tab_is_hidden(browser):
     capture = CaptureCollector()
     with ServerThread(_capture_app(capture), browser) as srv:
+        # the page's clock is Playwright's fake clock, paused: only clock_run_for moves it, so the
+        # hover time the SDK measures is exactly the visible time the test let pass
+        browser.call("clock_install")
         browser.call("goto", url=srv.base_url + "/demo/")
+        browser.call("clock_pause")
         browser.call("hover", selector="#spec-ram")
-        browser.call("sleep", ms=600)
+        browser.call("clock_run_for", ms=600)
         browser.call("set_visibility", state="hidden")
         hidden_start = browser.eval("window.intentflowDemo.tracker.activeHoverMs()['spec-ram-16gb']")
-        browser.call("sleep", ms=1500)
+        browser.call("clock_run_for", ms=1500)
         hidden_end = browser.eval("window.intentflowDemo.tracker.activeHoverMs()['spec-ram-16gb']")
         browser.call("set_visibility", state="visible")
-        browser.call("sleep", ms=600)
+        browser.call("clock_run_for", ms=600)
         browser.call("mouse_move", x=5, y=5, steps=5)  # leave the spec: the hover event is sent
         browser.eval("window.intentflowDemo.tracker.flush()")
         sid = browser.eval("window.intentflowDemo.tracker.sessionId")
         hovers = _wait(lambda: [e for e in capture.events() if e["type"] == "hover"
                                 and e["props"]["element_id"] == "spec-ram-16gb"], what="hover event")
+    assert hidden_start == 600, hidden_start
     assert hidden_end == hidden_start, "hover time grew while the tab was hidden"
     total_hover_ms = sum(e["props"]["hover_ms"] for e in hovers)
-    # visible hover: 600 + 600 ms plus the driver's round trips; hidden time (1500 ms) must not count
-    assert 1150 <= total_hover_ms < 1150 + 700, total_hover_ms
+    # visible hover: 600 + 600 ms of the page's clock; the 1500 ms hidden must not count
+    assert total_hover_ms == 1200, total_hover_ms
     vis = [e["props"] for e in capture.events() if e["type"] == "visibility" and e["session_id"] == sid]
     assert [v["state"] for v in vis][:2] == ["hidden", "visible"]
     assert vis[1]["visible_ms"] == vis[0]["visible_ms"], "visible time grew while hidden"

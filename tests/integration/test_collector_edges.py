@@ -89,7 +89,7 @@ async def test_write_keys_per_source_admit_their_source_and_count_it(stack, topi
 def test_write_key_specs_are_parsed_strictly():
     assert parse_write_keys(["web=k1", " partner = k2 ", ""]) == {"web": "k1", "partner": "k2"}
     for bad in (["k1"], ["=k1"], ["web="], ["web=a", "web=b"]):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="write key"):
             parse_write_keys(bad)
     assert collector_settings(env={"INTENTFLOW_WRITE_KEYS": "web=k1,partner=k2"}).write_keys == {
         "web": "k1", "partner": "k2"}

@@ -101,7 +101,7 @@ async def test_other_ids_and_strings_follow_the_same_limits(stack, topics, clien
     assert len(cut["props"]["element_id"]) == limits.STRING_MAX_CHARS and "text_truncated" in cut["flags"]
     uncut = orjson.loads(raw["s4"])
     uncut["props"]["element_id"] = long_text
-    with pytest.raises(ContractError):
+    with pytest.raises(ContractError, match="element_id"):
         parse_event(orjson.dumps(uncut))
     assert parse_event(raw["s3"])["user_id"] == longest_id
 

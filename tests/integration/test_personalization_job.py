@@ -64,6 +64,22 @@ def _actions_key(actions):
                    round(float(a["intent_score"]), 5)) for a in actions)
 
 
+def _first_session_decided(client, rp: str, job, accept, name: str, t0_ms: int, stack, topics,
+                           timeout_s: float = 120) -> str:
+    """Send one article visitor after the other (``{name}-0``, ``{name}-1``, ...) until one's action
+    satisfies ``accept(action fields)``; return that session id. Each round waits for the visitor's
+    action, so the rounds follow the job, not a clock."""
+    deadline = time.monotonic() + timeout_s
+    for n in range(1000):
+        sid = f"{name}-{n}"
+        produce(stack.kafka_bootstrap, topics.raw, article_session(sid, t0_ms + 20_000 * n, key=sid))
+        wait_for(lambda: client.hget(f"{rp}action:{sid}", "rule_id"), 60, f"the action of {sid}", job)
+        if accept(client.hgetall(f"{rp}action:{sid}")):
+            return sid
+        assert time.monotonic() < deadline, f"no session decided as expected within {timeout_s} s"
+    raise AssertionError("unreachable")
+
+
 def test_bounded_run_decides_counts_and_dead_letters_everything(stack, topics, redis_client, scenario):
     client, prefix = redis_client
     rp = prefix + "if:"
@@ -143,11 +159,12 @@ def test_rule_published_mid_stream_changes_later_decisions(stack, topics, redis_
                 rule["version"] += 1
                 rule["action"] = {"name": "show_price_comparison_only", "params": {}}
         publish_ruleset(ruleset, stack.kafka_bootstrap, topics.rules)
-        time.sleep(2)  # the broadcast arrives within the source's poll interval
-        produce(stack.kafka_bootstrap, topics.raw, article_session("after", T0 + 60_000))
-        wait_for(lambda: client.hget(f"{rp}action:after", "rule_id"), 60, "the second action", job)
+        # event-driven, not a fixed sleep: a new article visitor every round until one is decided by the
+        # new ruleset (the broadcast arrives within the source's poll interval)
+        after_id = _first_session_decided(client, rp, job, lambda fields: fields.get("rules_version") == "2099-01-01.2",
+                                          "after", T0 + 60_000, stack, topics)
 
-    before, after = client.hgetall(f"{rp}action:before"), client.hgetall(f"{rp}action:after")
+    before, after = client.hgetall(f"{rp}action:before"), client.hgetall(f"{rp}action:{after_id}")
     assert before["action"] == "show_video_demo_and_price_comparison"
     assert after["action"] == "show_price_comparison_only"
     assert after["rules_version"] == "2099-01-01.2" and after["rule_version"] == "2"
@@ -183,8 +200,9 @@ def test_new_model_version_is_picked_up_without_restart(stack, topics, redis_cli
         (models / "intent-lr" / "2").mkdir()
         shutil.copy(models / "intent-lr" / "1" / "model.onnx", models / "intent-lr" / "2" / "model.onnx")
         (models / "intent-lr" / "2" / "manifest.json").write_text(json.dumps(manifest))
-        time.sleep(6)  # ReloadingScorer looks for new versions every 5 s
-        produce(stack.kafka_bootstrap, topics.raw, article_session("model-after", T0 + 60_000))
-        wait_for(lambda: client.hget(f"{rp}action:model-after", "model_version"), 60, "the second action", job)
+        # event-driven, not a fixed sleep: a new visitor every round until one is scored by version 2
+        # (ReloadingScorer looks for new versions every 5 s)
+        after_id = _first_session_decided(client, rp, job, lambda fields: fields.get("model_version") == "intent-lr/2",
+                                          "model-after", T0 + 60_000, stack, topics)
     assert client.hget(f"{rp}action:model-before", "model_version") == "intent-lr/1"
-    assert client.hget(f"{rp}action:model-after", "model_version") == "intent-lr/2"
+    assert client.hget(f"{rp}action:{after_id}", "model_version") == "intent-lr/2"

@@ -108,5 +108,5 @@ def test_checksums_of_shared_copy_and_a_corrupted_copy(shared_data, tmp_path):
 def test_parse_speed():
     assert parse_speed("max") is None and parse_speed("asrecorded") == 1.0
     assert parse_speed("x10") == 10.0 and parse_speed("2.5x") == 2.5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="speed factor must be > 0"):
         parse_speed("x0")

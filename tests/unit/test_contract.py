@@ -103,9 +103,9 @@ def test_event_id_is_uuid5_of_source_key_and_deterministic():
 
 
 def test_make_event_needs_exactly_one_id():
-    with pytest.raises(ContractError):
+    with pytest.raises(ContractError, match="exactly one of source_key / event_id"):
         make_event("page_view", session_id="s", client_ts_ms=1)
-    with pytest.raises(ContractError):
+    with pytest.raises(ContractError, match="exactly one of source_key / event_id"):
         make_event("page_view", session_id="s", client_ts_ms=1, source_key="k",
                    event_id="6f1c1f4e-3c1b-4f7e-9a55-2b7c0d1e8a42")
 
@@ -122,7 +122,7 @@ def test_parse_event_errors_have_reason_codes():
 def test_parse_event_cleans_invalid_utf8_in_one_field_and_keeps_the_event():
     event = _event("page_view")
     raw = dumps_event(event).replace(b'"Kettle"', b'"Ket\xfftle"')
-    with pytest.raises(orjson.JSONDecodeError):
+    with pytest.raises(orjson.JSONDecodeError, match="not valid UTF-8"):
         orjson.loads(raw)
     parsed = parse_event(raw)
     assert parsed["props"]["title"] == "Ket\ufffdtle"
@@ -145,7 +145,7 @@ def test_dlq_record_truncates_payload_to_8_kib_at_char_boundary():
     rec = dlq.dlq_record("invalid_json", "parse", b"ab\xffc")
     assert rec["payload"] == "ab\ufffdc"
     orjson.loads(dlq.dumps_dlq(rec))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="stage must be one of"):
         dlq.dlq_record("x", "browser", "p")
 
 

@@ -85,7 +85,7 @@ def test_otto_limit(shared_data):
 
 
 def test_otto_missing_path_raises(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         list(otto.iter_events(tmp_path / "nope.jsonl"))
 
 

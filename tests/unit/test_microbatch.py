@@ -35,7 +35,7 @@ def test_decode_batch_without_timestamps_and_empty():
     decoded, dlq = decode_batch(["", orjson.dumps(event).decode()])
     assert "_kafka_ts_ms" not in decoded[0] and not dlq
     assert decode_batch([""]) == ([], [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least its timestamp entry"):
         decode_batch([])
 
 
@@ -95,9 +95,9 @@ def test_shard_sessions_write_rhythms_and_expiry():
     assert not shard.dirty and not shard.summary_dirty
     shard.update({"b": entry}, now_ms=20_000)
     assert shard.expire(70_000) == ["b"] and shard.expire(70_001) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be > 0"):
         ShardSessions(0, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"phase must be within \[0, 1\)"):
         ShardSessions(1, 1, phase=1.0)
 
 

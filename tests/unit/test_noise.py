@@ -85,11 +85,11 @@ def test_ema_steps():
 def test_config_is_frozen_and_validated():
     cfg = N.NoiseConfig()
     assert cfg.click_debounce_ms == 500  # the article's number
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'click_debounce_ms'"):
         cfg.click_debounce_ms = 1  # type: ignore[misc]
     for bad in ({"ema_alpha": 0.0}, {"ema_alpha": 1.5}, {"click_debounce_ms": -1}, {"hover_min_ms": -5},
                 {"max_tracked_click_elements": 0}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"^{next(iter(bad))} must"):
             N.NoiseConfig(**bad)
 
 

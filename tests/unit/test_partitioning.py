@@ -27,7 +27,7 @@ def test_sessions_spread_over_shards_stably():
 
 
 def test_bad_parallelism_is_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="parallelism must be within 1..128"):
         shard_keys(0)
 
 

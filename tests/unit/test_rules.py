@@ -322,7 +322,7 @@ def test_reload_keeps_the_previous_engine_when_the_new_ruleset_is_invalid(engine
 
 def test_feature_list_can_be_passed_in():
     ruleset = simple_ruleset({"id": "r", "when": {"feature": "custom_feature_s", "op": ">", "value": 1}})
-    with pytest.raises(RulesetError):
+    with pytest.raises(RulesetError, match="unknown feature 'custom_feature_s'"):
         validate_ruleset(ruleset)
     engine = RuleEngine(ruleset, known_features=["custom_feature_s"])
     assert engine.evaluate({"custom_feature_s": 2.0}, 0.0, event("click", T0_MS), {}) is not None
@@ -384,7 +384,7 @@ def test_two_proportion_p_value_matches_chi_square():
     expected = chi2_contingency(table, correction=False).pvalue
     assert two_proportion_p_value(130, 1000, 100, 1000) == pytest.approx(expected, rel=1e-9)
     assert two_proportion_p_value(0, 100, 0, 100) == 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need 0 <= conversions <= exposures"):
         two_proportion_p_value(5, 4, 1, 10)
 
 

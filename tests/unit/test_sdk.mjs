@@ -147,7 +147,9 @@ test('retry after a 503 resends the same event ids (no duplicates created)', asy
   const saved = globalThis.fetch;
   globalThis.fetch = async (_url, init) => {
     calls += 1;
-    posted.push({ ids: JSON.parse(init.body).events.map((e) => e.event_id), keepalive: init.keepalive });
+    const events = JSON.parse(init.body).events;
+    posted.push({ ids: events.map((e) => e.event_id), keepalive: init.keepalive,
+      sessionSeq: events.map((e) => [e.session_id, e.seq]) });
     return { ok: calls > 1, status: calls > 1 ? 202 : 503 };
   };
   try {
@@ -161,9 +163,10 @@ test('retry after a 503 resends the same event ids (no duplicates created)', asy
     assert.deepEqual(posted.map((p) => p.ids), [ids, ids]);
     assert.ok(posted.every((p) => p.keepalive === true));
     assert.equal(tr.stats.sent_events, 2);
-    // the session id and seq are stable across the two events
-    const seqs = posted[1].ids.length;
-    assert.equal(seqs, 2);
+    // the retry re-sends the same events: session id and seq are those of the first attempt
+    assert.deepEqual(posted[1].sessionSeq, posted[0].sessionSeq);
+    assert.deepEqual(posted[0].sessionSeq.map(([sid]) => sid), [tr.sessionId, tr.sessionId]);
+    assert.equal(posted[0].sessionSeq[1][1], posted[0].sessionSeq[0][1] + 1);
   } finally {
     globalThis.fetch = saved;
   }

@@ -102,7 +102,7 @@ def test_exposure_is_ignored_and_other_session_rejected():
     s.apply(ev("page_view", 0))
     out = s.apply(ev("exposure", 10, experiment_id="e", variant="a", content_id="c"))
     assert out.status == STATUS_IGNORED and s.feature_dict()["event_count"] == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="event of session 'other' applied to session 's1'"):
         s.apply(ev("page_view", 20, session="other"))
 
 
@@ -231,7 +231,7 @@ def test_no_look_ahead_prefix_features_equal_full_replay():
 
 
 def test_replay_session_rejects_two_sessions():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="event of session 'b' applied to session 'a'"):
         replay_session([ev("page_view", 0, session="a"), ev("page_view", 1, session="b")])
 
 

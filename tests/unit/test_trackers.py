@@ -257,7 +257,7 @@ def test_segment_body_shapes():
     assert key == "k" and [i.sent_at_ms for i in items] == [1796209201000] * 2
     with pytest.raises(ValueError, match="batch"):
         segment.map_body({"batch": "nope"})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expected a message object"):
         segment.map_body([SEG])
 
 

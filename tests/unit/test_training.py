@@ -111,7 +111,7 @@ def test_train_end_to_end_from_jsonl(tmp_path):
     assert "intent-t/1" in (d / "README.md").read_text()
     scorer = IntentScorer(d)
     assert scorer.features == tuple(used)
-    with pytest.raises(click.UsageError):
+    with pytest.raises(click.UsageError, match="exists"):
         T.train(events=[src], models_dir=tmp_path / "models", name="intent-t", version=1)
     assert T.next_version(tmp_path / "models", "intent-t") == 2
 
