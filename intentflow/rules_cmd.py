@@ -156,8 +156,10 @@ def _ruleset_in_force(rules_file: Path | None, bootstrap: str, topic: str) -> tu
 @click.option("--redis-url", default=None, help=f"Redis URL.  [default: {_settings().redis_url} (INTENTFLOW_REDIS_URL)]")
 @click.option("--topic", default=None, help=f"Rules topic.  [default: {_settings().topics.rules} (INTENTFLOW_TOPIC_PREFIX + rules)]")
 @click.option("--bootstrap", default=None, help=f"Kafka bootstrap servers.  [default: {_settings().kafka_bootstrap} (INTENTFLOW_KAFKA_BOOTSTRAP)]")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
-@click.option("--min-exposures", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Significance level of the mSPRT that must call a variant better before a threshold moves.")
+@click.option("--min-exposures", type=click.IntRange(1), default=200, show_default=True,
+              help="Exposed sessions each arm needs before its threshold may move.")
 @click.option("--audit-log", type=click.Path(dir_okay=False, path_type=Path), default=Path("artifacts/rules-audit.jsonl"),
               show_default=True, help="every move is appended here as one JSON line, with its reason")
 def adapt_cmd(dry_run, do_publish, every_s, rules_file, prefix, redis_url, topic, bootstrap, alpha, min_exposures,

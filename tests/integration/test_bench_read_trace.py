@@ -1,11 +1,11 @@
-"""``bench.run.read_trace`` against the real Redis: the window on the client clock and paging past one
+"""``bench.levels.read_trace`` against the real Redis: the window on the client clock and paging past one
 XRANGE chunk (20,000 entries)."""
 from __future__ import annotations
 
 import pytest
 import redis as redis_lib
 
-from bench.run import read_trace
+from bench.levels import read_trace
 
 pytestmark = [pytest.mark.integration, pytest.mark.claim]
 

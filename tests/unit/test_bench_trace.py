@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.run import _level_figures, breakdown
+from bench.levels import _level_figures
+from bench.report import breakdown
 
 pytestmark = pytest.mark.claim
 

@@ -43,7 +43,7 @@ def test_every_field_of_a_full_event():
         "client_ts_ms": NOW_MS - 2_000, "sent_at_ms": NOW_MS - 1_000, "received_at_ms": NOW_MS,
         "ts_ms": NOW_MS - 2_000,  # 1 s between sent and received is transit, not skew
         "page": {"url": "https://shop.example/p/42?x=1", "path": "/p/42", "item_id": "7",
-                 "content_ids": ["a:specs", "a:video"], "referrer": "https://search.example/"},
+                 "content_ids": ["a:specs", "a:video"], "referrer": "https://search.example/", "type": None},
         "context": {"user_agent": UA, "device_class": "desktop", "is_bot": False,
                     "viewport_w_px": 1280, "viewport_h_px": 720, "screen_w_px": 1920, "screen_h_px": 1080,
                     "network": {"effective_type": "4g", "rtt_ms": 50.0, "downlink_mbps": 10.5, "save_data": False},

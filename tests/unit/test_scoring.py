@@ -76,9 +76,9 @@ def test_shape_checks_and_empty_batch(trained, tmp_path):
     _, blob, X_held, _ = trained
     scorer = IntentScorer(write_version(tmp_path, 1, blob))
     assert scorer.score(np.empty((0, N_FEATURES), np.float32)).shape == (0,)
-    with pytest.raises(ValueError, match=r"shape \(N, 32\), got \(200, 5\)"):
+    with pytest.raises(ValueError, match=rf"shape \(N, {N_FEATURES}\), got \(200, 5\)"):
         scorer.score(X_held[:, :len(USED)])
-    with pytest.raises(ValueError, match=r"shape \(N, 32\), got \(32,\)"):
+    with pytest.raises(ValueError, match=rf"shape \(N, {N_FEATURES}\), got \({N_FEATURES},\)"):
         scorer.score(X_held[0])
 
 
