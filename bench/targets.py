@@ -2,7 +2,6 @@
 the plain-Python baseline and the Quix Streams peer; how each is started and stopped."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -65,10 +64,10 @@ def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, win
     if target == "job":
         args = ["--start", "earliest" if from_beginning else "latest", *common, "--parallelism", str(parallelism),
                 "--group-id", f"{prefix}personalization", "--checkpoint-dir", str(run_dir / "checkpoints")]
-        # The job's own command (jobs.personalization:job_cmd) plus Flink settings: always
-        # REST_BIND_CONF, so a mini-cluster of someone else on this machine holding 8081 does not fail us.
-        cmd = [sys.executable, "-c", "from bench.targets import job_with_conf; job_with_conf()",
-               json.dumps({**REST_BIND_CONF, **flink_conf}), *args,
+        # The job's own command plus Flink settings: always REST_BIND_CONF, so a mini-cluster of someone
+        # else on this machine (or the standalone cluster) holding 8081 does not fail us.
+        conf = [f"--flink-conf={key}={value}" for key, value in {**REST_BIND_CONF, **flink_conf}.items()]
+        cmd = [sys.executable, "-m", "jobs.personalization", *args, *conf,
                *shlex.split(os.environ.get("INTENTFLOW_BENCH_JOB_ARGS", ""))]
     elif target == "quix":
         cmd = [quix_python(), "-m", "bench.quix_target", *common]
@@ -81,24 +80,6 @@ def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, win
     log = open(run_dir / f"{target}.log", "ab")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def job_with_conf() -> None:
-    """Entry of ``--flink-conf`` runs: the job's own command, with extra Flink settings (argv[1] JSON).
-
-    Uses only the job's public pieces (``jobs.personalization.run`` with ``extra_conf``); the pipeline is
-    built exactly as ``job_cmd`` builds it.
-    """
-    import jobs.personalization as jp
-
-    extra = json.loads(sys.argv.pop(1))
-    original = jp.run
-
-    def run_with_extra(pipeline, job_name="intentflow-personalization", checkpoint_dir=None, extra_conf=None):
-        return original(pipeline, job_name, checkpoint_dir, {**(extra_conf or {}), **extra})
-
-    jp.run = run_with_extra
-    jp.job_cmd()
 
 
 def stop_target(proc: subprocess.Popen) -> None:

@@ -451,10 +451,13 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="Print a rate line (events/s in, actions/s, DLQ/s, from the job's Redis stats) this often, s.")
 @click.option("--job-name", default="intentflow-personalization", show_default=True,
               help="Flink job name (in its log lines: the chaos suite counts its failovers by it).")
+@click.option("--flink-conf", "flink_conf", multiple=True, metavar="KEY=VALUE",
+              help="An extra Flink setting for this job, over flink-conf/config.yaml (repeatable; e.g. "
+                   "execution.buffer-timeout.interval=10ms). Used by the benchmark's experiments.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
             max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, page_rates,
             rules_file, models_root, model_version, trace_every_n, checkpoint_dir, checkpoint_interval_ms,
-            from_savepoint, prometheus_port, rates_every_s, job_name) -> None:
+            from_savepoint, prometheus_port, rates_every_s, job_name, flink_conf) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
     settings = stack_settings()
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
@@ -474,6 +477,11 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
                         config=cfg, models_root=models_root,
                         kafka_properties=settings.kafka_security.java_properties(FLINK_KAFKA_SHADED_PREFIX))
     extra: dict[str, str] = {}
+    for item in flink_conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--flink-conf")
+        extra[key.strip()] = value.strip()
     if from_savepoint:
         extra["execution.state-recovery.path"] = from_savepoint
     if prometheus_port:
