@@ -4,7 +4,7 @@ kafka-python consumer on ``{prefix}signals.raw`` (all partitions assigned, start
 ``udfs.contract.parse_event`` -> micro-batch (flushed ``window_ms`` after its first event or at
 ``max_batch_size`` events, as ``operators.personalization.DecideMicroBatch``) -> ``udfs.decide.Decider``
 (dedup, noise filter, session features, ONE ONNX call via ``udfs.scoring.ReloadingScorer``, rules from
-``RuleEngine.default()``) with sessions in a dict -> ``operators.redis_actions.RedisActionWriter`` (the
+``RuleEngine.default()``) with sessions in a dict -> ``connectors.redis_store.RedisActionWriter`` (the
 same Redis pipeline, including the ``{prefix}trace`` stream). No Flink, no checkpoints, no actions/DLQ topics.
 
 It also times each hop of every batch (``perf_counter_ns``); on SIGUSR1 (the benchmark sends one
@@ -68,7 +68,7 @@ def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: 
     """Consume, micro-batch, decide, write to Redis until SIGTERM."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from operators.redis_actions import RedisActionWriter
+    from connectors.redis_store import RedisActionWriter
     from udfs.contract import ContractError, parse_event
     from udfs.decide import Decider, SessionEntry
     from udfs.rules import RuleEngine

@@ -31,8 +31,11 @@ from pathlib import Path
 
 import click
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from connectors.redis_store import RedisKeys  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "decision_bench.json"
 TARGET_P99_MS = 5.0
@@ -131,7 +134,7 @@ def main(n: int, warmup: int) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:8]}:if:"
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     sid = str(uuid.uuid4())
-    key = f"{prefix}action:{sid}"
+    key = RedisKeys(prefix).action(sid)
     now_ms = int(time.time() * 1000)
     client.hset(key, mapping={
         "session_id": sid, "action": "show_video_demo_and_price_comparison", "params": "{}",

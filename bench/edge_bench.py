@@ -44,11 +44,14 @@ import uuid
 from pathlib import Path
 
 import click
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+
+from connectors.redis_store import RedisKeys  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "edge_bench.json"
 TARGET_P99_MS = 30.0
@@ -146,7 +149,7 @@ def _start_baseline(prefix: str, redis_prefix: str, stack, timeout_s: float = 60
                 "page_view", session_id=sid, client_ts_ms=int(time.time() * 1000), source_key=f"{sid}:{time.time()}",
                 props={"title": "warm-up"})])
             time.sleep(0.5)
-            if client.exists(f"{redis_prefix}session:{sid}"):
+            if client.exists(RedisKeys(redis_prefix).session(sid)):
                 return proc
         raise RuntimeError("baseline did not decide its warm-up event in time")
     except BaseException:

@@ -6,7 +6,7 @@ checkpoint, and the checkpoint interval is the micro-batch rule (``commit_interv
 ``commit_every`` = ``max_batch_size``), so Quix cuts the micro-batches. Each sink batch (one per topic
 partition per checkpoint) runs exactly what the plain-Python baseline runs per micro-batch
 (bench/baseline.py): ``udfs.contract.parse_event`` -> ``udfs.decide.Decider`` with sessions in a dict
--> ``operators.redis_actions.RedisActionWriter`` (the same pipeline, the same summaries).
+-> ``connectors.redis_store.RedisActionWriter`` (the same pipeline, the same summaries).
 
 Sessions are kept in a Python dict, not in Quix's RocksDB state store: a per-event state store call
 would make this peer slower, so the comparison favours Quix.
@@ -45,7 +45,7 @@ def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: 
     from quixstreams import Application
     from quixstreams.sinks import BatchingSink, SinkBatch
 
-    from operators.redis_actions import RedisActionWriter
+    from connectors.redis_store import RedisActionWriter
     from udfs.contract import ContractError, parse_event
     from udfs.decide import Decider, SessionEntry
     from udfs.rules import RuleEngine

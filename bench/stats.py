@@ -58,7 +58,7 @@ def ratio(ours: float | None, base: float | None) -> float | None:
 PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("keyed_state_get_put_pickle", ("state_impl.py",)),
     ("onnx_scoring", ("udfs/scoring.py",)),
-    ("redis_pipeline", ("redis_actions.py",)),
+    ("redis_pipeline", ("redis_store.py",)),
     ("parse_validate", ("udfs/contract.py", "ParseEvent.")),
     ("decide_features_rules", ("udfs/decide.py", "udfs/session.py", "udfs/rules.py", "udfs/features.py",
                                "udfs/noise.py")),

@@ -42,7 +42,6 @@ Configuration (environment, read by :func:`decision_settings`):
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -53,11 +52,10 @@ from typing import Any
 from aiohttp import web
 
 from collector import metrics as service_metrics
+from connectors.redis_store import DEFAULT_REDIS_PREFIX, RedisKeys, decode_action
 from udfs.config import stack_settings
 from udfs.limits import ID_MAX_CHARS
 
-#: Default key prefix of docs/contracts.md §5 (``if:action:{session_id}``).
-DEFAULT_REDIS_PREFIX = "if:"
 
 #: Redis connect and read timeout, s. 50 ms: a Redis on loopback answers a HGETALL in well under
 #: 1 ms (bench/decision_bench.py), so 50 ms is only reached when it is down or stalled, and the page
@@ -71,9 +69,6 @@ MAX_SESSION_ID_CHARS = ID_MAX_CHARS
 #: Action returned when there is no decision: render the page as designed.
 DEFAULT_ACTION = "default"
 
-#: Fields of an action (docs/contracts.md §4) that are integers or floats in JSON.
-_INT_FIELDS = ("rule_version", "event_ts_ms", "decided_at_ms")
-_FLOAT_FIELDS = ("intent_score", "propensity")
 
 #: Arm whose actions are shadow actions: decided and logged, never served (udfs.experiments.HOLDOUT).
 HOLDOUT_ARM = "holdout"
@@ -98,7 +93,7 @@ class DecisionSettings:
 
     def action_key(self, session_id: str) -> str:
         """Redis key of the latest action of ``session_id``."""
-        return f"{self.redis_prefix}action:{session_id}"
+        return RedisKeys(self.redis_prefix).action(session_id)
 
 
 def decision_settings(env: dict[str, str] | None = None) -> DecisionSettings:
@@ -110,38 +105,6 @@ def decision_settings(env: dict[str, str] | None = None) -> DecisionSettings:
         timeout_s=float(env.get("INTENTFLOW_DECISION_TIMEOUT_S", DEFAULT_TIMEOUT_S)),
         web_root=Path(env.get("INTENTFLOW_WEB_ROOT", WEB_ROOT)),
     )
-
-
-def decode_action(fields: dict[str, str]) -> dict[str, Any]:
-    """Turn the Redis hash of an action (all strings) into its JSON form (docs/contracts.md §4).
-
-    Integers and floats become numbers, ``params`` is parsed from JSON (``{}`` when absent or
-    invalid, with ``params_invalid: true``); unknown fields pass through as strings.
-    """
-    out: dict[str, Any] = dict(fields)
-    for name in _INT_FIELDS:
-        if name in out:
-            try:
-                out[name] = int(float(out[name]))
-            except (TypeError, ValueError):
-                out[name] = None
-    for name in _FLOAT_FIELDS:
-        if name in out:
-            try:
-                out[name] = float(out[name])
-            except (TypeError, ValueError):
-                out[name] = None
-    raw = out.get("params")
-    if raw is None or raw == "":
-        out["params"] = {}
-    else:
-        try:
-            parsed = json.loads(raw)
-            out["params"] = parsed if isinstance(parsed, dict) else {"value": parsed}
-        except (TypeError, ValueError):
-            out["params"] = {}
-            out["params_invalid"] = True
-    return out
 
 
 def _default(session_id: str, source: str) -> dict[str, Any]:
@@ -216,11 +179,11 @@ async def handle_experiments(request: web.Request) -> web.Response:
                                  headers=headers)
     settings: DecisionSettings = request.app[_SETTINGS_KEY]
     client = request.app[_REDIS_KEY]
-    prefix = settings.redis_prefix
+    keys = RedisKeys(settings.redis_prefix)
 
     async def read() -> dict[str, dict[str, str]]:
-        ids = [wanted] if wanted else sorted(await client.smembers(f"{prefix}experiments"))
-        return {eid: await client.hgetall(f"{prefix}exp:{eid}") for eid in ids}
+        ids = [wanted] if wanted else sorted(await client.smembers(keys.experiments))
+        return {eid: await client.hgetall(keys.experiment(eid)) for eid in ids}
 
     try:
         counts = await asyncio.wait_for(read(), EXPERIMENTS_TIMEOUT_S)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import click
 
+from connectors.redis_store import RedisKeys
+
 from intentflow.stack import ROOT, port_open
 from udfs.config import kafka_client_kwargs
 
@@ -78,7 +80,7 @@ def _wait_ready(client, rp: str, job: subprocess.Popen, bootstrap: str, topic: s
     producer.flush(10)
     producer.close()
     deadline = time.monotonic() + timeout_s
-    while not client.exists(f"{rp}session:{session_id}"):
+    while not client.exists(RedisKeys(rp).session(session_id)):
         if job.poll() is not None:
             raise click.ClickException(f"the job exited with code {job.returncode}; log: {ROOT / '.stack/logs/demo-job.log'}")
         if time.monotonic() > deadline:
@@ -183,23 +185,23 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
         click.echo("\nactions arriving in Redis (stream " + rp + "actions):")
         last_id, shown, deadline = "0", 0, time.monotonic() + timeout_s
         while True:
-            for _, entries in client.xread({f"{rp}actions": last_id}, count=500, block=500) or []:
+            for _, entries in client.xread({RedisKeys(rp).actions: last_id}, count=500, block=500) or []:
                 for entry_id, fields in entries:
                     last_id = entry_id
                     if shown < 12 or fields["session_id"].startswith("demo-"):
                         click.echo(f"  {fields['session_id'][:36]:36s} {fields['action']:38s} rule={fields['rule_id']} "
                                    f"score={float(fields['intent_score']):.3f} model={fields['model_version']}")
                     shown += 1
-            done = int(client.hget(f"{rp}stats", "events") or 0)
+            done = int(client.hget(RedisKeys(rp).stats, "events") or 0)
             if done >= produced + 1:  # + the warm-up event
                 break
             if time.monotonic() > deadline or job.poll() is not None:
                 raise click.ClickException(f"the job processed {done} of {produced} events; log: {logs / 'demo-job.log'}")
         elapsed_s = time.time() - started
 
-        stats = {k: int(v) for k, v in client.hgetall(f"{rp}stats").items()}
-        rules = Counter(f["rule_id"] for _, f in client.xrange(f"{rp}actions"))
-        trace = client.xrange(f"{rp}trace")
+        stats = {k: int(v) for k, v in client.hgetall(RedisKeys(rp).stats).items()}
+        rules = Counter(f["rule_id"] for _, f in client.xrange(RedisKeys(rp).actions))
+        trace = client.xrange(RedisKeys(rp).trace)
         append_to_readable = [int(i.split("-")[0]) - int(f["kafka_ts_ms"]) for i, f in trace if int(f["kafka_ts_ms"])]
         click.echo("\nsummary")
         click.echo(f"  events produced      {produced + 1} (incl. 1 warm-up event)")
@@ -212,7 +214,7 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
         click.echo(f"  append->readable     p50 {_percentile(append_to_readable, 50):.0f} ms, "
                    f"p99 {_percentile(append_to_readable, 99):.0f} ms over {len(append_to_readable)} events "
                    "(under the flat-out replay; paced figures: make bench)")
-        article = client.hgetall(f"{rp}action:demo-article-visitor")
+        article = client.hgetall(RedisKeys(rp).action("demo-article-visitor"))
         click.echo(f"  article visitor      {article.get('action')} (rule {article.get('rule_id')})")
         click.echo(f"  quick leaver         {client.hget(f'{rp}action:demo-quick-leaver', 'action')}")
         if simulate_visitors:

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from connectors.redis_store import RedisKeys
+
 from udfs.config import stack_settings
 
 from udfs.experiment_stats import SIMULATION_PREFIX, DesignUnknown, is_simulation  # noqa: F401 - re-exported
@@ -127,10 +129,10 @@ def read_reports(redis_url: str, prefix: str, experiment_ids: list[str], ruleset
 
     client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
     try:
-        ids = experiment_ids or sorted(client.smembers(f"{prefix}experiments"))
+        ids = experiment_ids or sorted(client.smembers(RedisKeys(prefix).experiments))
         reports = {}
         for experiment_id in ids:
-            fields = client.hgetall(f"{prefix}exp:{experiment_id}")
+            fields = client.hgetall(RedisKeys(prefix).experiment(experiment_id))
             if not fields:
                 raise click.ClickException(f"no counts for experiment {experiment_id!r} under prefix {prefix!r}")
             shares, control, numerator, denominator = experiment_design(experiment_id, ruleset, holdout_pct)

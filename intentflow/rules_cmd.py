@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from connectors.redis_store import RedisKeys
+
 from connectors.rules_topic import MissingTopicError, latest_ruleset_record, publish_ruleset
 
 def _settings():
@@ -121,7 +123,7 @@ def read_variant_counts(redis_url: str, prefix: str, ruleset: dict[str, Any]
     conversions: dict[str, dict[str, int]] = {}
     try:
         for experiment_id, _rule_id, _explore in RuleEngine(ruleset).adaptive_experiments:
-            counts = parse_counts(client.hgetall(f"{prefix}exp:{experiment_id}"))
+            counts = parse_counts(client.hgetall(RedisKeys(prefix).experiment(experiment_id)))
             exposures[experiment_id] = {v: sum(m.get("sessions", {}).values()) for v, m in counts.items()}
             conversions[experiment_id] = {v: sum(m.get("sessions_converted", {}).values()) for v, m in counts.items()}
     finally:

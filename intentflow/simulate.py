@@ -22,6 +22,8 @@ from typing import Any
 
 import click
 
+from connectors.redis_store import RedisKeys
+
 from udfs.config import stack_settings
 
 from udfs.simulation import DEFAULT_LAYOUT, conversion_probability, visitor_plan
@@ -193,7 +195,7 @@ def wait_for_counts(redis_url: str, prefix: str, experiment_id: str, result: Sim
     deadline = time.monotonic() + timeout_s
     try:
         while True:
-            fields = {k: int(v) for k, v in client.hgetall(f"{prefix}exp:{experiment_id}").items()}
+            fields = {k: int(v) for k, v in client.hgetall(RedisKeys(prefix).experiment(experiment_id)).items()}
             counts = parse_counts(fields)
             got = {(arm, m): sum(counts.get(arm, {}).get(m, {}).values())
                    for arm in result.exposed for m in ("exposed", "converted")}

@@ -11,6 +11,7 @@ One function, :func:`build_pipeline`, builds the job for every use; only the sou
 """
 from __future__ import annotations
 
+
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import click  # noqa: E402
 
+from connectors.redis_store import RedisKeys  # noqa: E402
 from udfs.config import FLINK_KAFKA_SHADED_PREFIX, JobConfig, stack_settings  # noqa: E402
 from udfs.rules import DEFAULT_RULES_PATH  # noqa: E402
 
@@ -354,7 +356,7 @@ def _report_rates(redis_url: str, prefix: str, interval_s: float) -> None:
         while True:
             time.sleep(interval_s)
             try:
-                stats = {k: int(v) for k, v in client.hgetall(f"{prefix}stats").items()}
+                stats = {k: int(v) for k, v in client.hgetall(RedisKeys(prefix).stats).items()}
             except (redis.RedisError, ValueError) as exc:
                 print(f"intentflow job: rates unavailable ({exc.__class__.__name__})", flush=True)
                 continue

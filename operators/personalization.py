@@ -61,7 +61,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
 
     Args:
         config: job parameters.
-        redis_url: where actions go (``operators.redis_actions.RedisActionWriter``).
+        redis_url: where actions go (``connectors.redis_store.RedisActionWriter``).
         rules_json: the ruleset used until one arrives on the broadcast stream.
         models_root: folder of model versions (default: models/ of this checkout).
     """
@@ -76,7 +76,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from operators.job_metrics import FlinkJobMetrics, TimedScorer
-        from operators.redis_actions import RedisActionWriter
+        from connectors.redis_store import RedisActionWriter
         from udfs.opmetrics import JobMetrics
         from udfs.rules import RuleEngine
         from udfs.scoring import ModelRegistry, ReloadingScorer

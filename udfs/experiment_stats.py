@@ -2,7 +2,7 @@
 valid under continuous peeking, and the sample-ratio-mismatch check. Pure (numpy, scipy, statsmodels).
 
 Input: the fields of one Redis hash ``{p}exp:{experiment id}``, ``{"<arm>|<metric>|<bucket_start_ms>":
-sessions}`` (operators/redis_actions.py), as :func:`parse_counts` reads them.
+sessions}`` (connectors/redis_store.py), as :func:`parse_counts` reads them.
 
 Methods (docs/experiments.md says why these):
 

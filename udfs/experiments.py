@@ -23,7 +23,7 @@ logged (``arm == "holdout"``), never served.
 bucket_start_ms, session_id)`` is emitted at most once per session, experiment and metric
 (:class:`ExperimentSession` remembers which, in keyed state), and the Redis writer adds it with a
 SET-NX marker per ``(experiment, metric, session)``, so a batch decided again after a restore never
-counts twice (operators/redis_actions.py). Metrics (:data:`METRICS`), per experiment x arm x
+counts twice (connectors/redis_store.py). Metrics (:data:`METRICS`), per experiment x arm x
 event-time bucket of the event that completed the fact:
 
 * ``sessions``: sessions with an event (not a duplicate, not late, not a bot) — the assignment count
@@ -320,7 +320,7 @@ def annotate_action(action: dict[str, Any], state: ExperimentSession, event: Map
 
 def fold_facts(facts, counts: dict[str, dict[str, int]] | None = None,
                seen: set[tuple[str, str, str]] | None = None) -> dict[str, dict[str, int]]:
-    """Add facts to counts the way the Redis writer does (operators/redis_actions.py), in memory.
+    """Add facts to counts the way the Redis writer does (connectors/redis_store.py), in memory.
 
     Args:
         facts: :class:`Fact` s (or equal tuples).

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.app import collector_cmd, collector_settings, create_app, parse_write_keys
-from operators.redis_actions import RedisActionWriter
+from connectors.redis_store import RedisActionWriter
 from tests.job_support import read_records
 from tests.live_collector import LiveCollector
 from udfs.config import JobConfig

@@ -9,7 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.decision import DEFAULT_ACTION, DecisionSettings, decode_action, register
+from collector.decision import DEFAULT_ACTION, DecisionSettings, register
+from connectors.redis_store import decode_action
 from udfs.limits import ID_MAX_CHARS
 
 pytestmark = pytest.mark.integration

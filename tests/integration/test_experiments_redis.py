@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from collector.decision import DEFAULT_ACTION, DecisionSettings, register
-from operators.redis_actions import RedisActionWriter
+from connectors.redis_store import RedisActionWriter
 from udfs.config import JobConfig
 from udfs.decide import Decider, decide_all
 from udfs.experiments import HOLDOUT, PERSONALIZED, arm_for, fold_facts

@@ -1,4 +1,4 @@
-"""The Redis writer of the job and the baseline (operators/redis_actions.py) against the real Redis of
+"""The Redis writer of the job and the baseline (connectors/redis_store.py) against the real Redis of
 the local stack: the Lua write-if-newer script, the idempotent actions stream, the ``agg`` sets and the
 ``stats`` counters (docs/contracts.md §5). Every expectation is written out by hand from the contract."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from operators.redis_actions import AGG_TTL_S, RedisActionWriter
+from connectors.redis_store import AGG_TTL_S, RedisActionWriter
 
 pytestmark = [pytest.mark.integration, pytest.mark.claim]
 

@@ -3,7 +3,7 @@
 Each test runs its own redis-server (tests/own_redis.py) with ``requirepass`` (and an ACL user), never
 the shared one, so it can stop it:
 
-- the action writer (``operators.redis_actions``) blocks through an outage and writes everything after
+- the action writer (``connectors.redis_store``) blocks through an outage and writes everything after
   it; wrong credentials are an error at once, not an endless retry;
 - the decision API reads with the password or an ACL user from the environment, and answers the safe
   default (never a 5xx) while Redis is down or refuses it;
@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from collector.decision import decision_settings, register
-from operators.redis_actions import RedisActionWriter
+from connectors.redis_store import RedisActionWriter
 from tests.own_redis import OwnRedis
 from udfs.config import stack_settings
 

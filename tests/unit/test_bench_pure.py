@@ -158,7 +158,7 @@ def test_classify_stack_first_matching_category_wins():
     assert classify_stack(state) == "keyed_state_get_put_pickle"
     assert classify_stack(state[:2]) == "decide_features_rules"
     assert classify_stack(["DecideMicroBatch._flush (operators/personalization.py:180)",
-                           "RedisActionWriter.write (operators/redis_actions.py:100)"]) == "redis_pipeline"
+                           "RedisActionWriter.write (connectors/redis_store.py:100)"]) == "redis_pipeline"
     assert classify_stack(["FunctionOperation._output_elements (pyflink/fn_execution/embedded/operations.py:57)"]) \
         == "operator_and_pyflink_runtime"
     assert classify_stack([""]) is None
@@ -169,7 +169,7 @@ def test_profile_shares_ignores_idle_and_sums_to_one():
 
     raw = (" 70\n"
            "a (operators/personalization.py:1);b (pyflink/fn_execution/datastream/embedded/state_impl.py:2) 20\n"
-           "a (operators/personalization.py:1);c (operators/redis_actions.py:3) 10\n")
+           "a (operators/personalization.py:1);c (connectors/redis_store.py:3) 10\n")
     res = profile_shares(raw)
     assert res["idle_samples"] == 70 and res["busy_samples"] == 30
     assert res["share_of_busy"] == {"keyed_state_get_put_pickle": 0.667, "redis_pipeline": 0.333}

@@ -1,6 +1,9 @@
-"""Writes a micro-batch's results to Redis in ONE pipeline (no PyFlink import: the baseline uses it too).
+"""The Redis store: its key schema (:class:`RedisKeys`), the encoding and decoding of actions, the TTLs,
+and the writer of a micro-batch's results in ONE pipeline (:class:`RedisActionWriter`). Used by the job's
+operator, the decision API, the baseline and Quix targets, the experiment report and the CLI; no PyFlink
+import.
 
-Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``):
+Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``, default :data:`DEFAULT_REDIS_PREFIX`):
 
 * ``{p}action:{session_id}`` hash: the latest action, written only when its ``event_ts_ms`` is not
   older than the stored one (write-if-newer, in a Lua script, so a replay after a restart cannot move
@@ -24,9 +27,68 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: Default key prefix of docs/contracts.md §5 (``if:action:{session_id}``).
+DEFAULT_REDIS_PREFIX = "if:"
+
+#: Fields of an action (docs/contracts.md §4) that are integers or floats in JSON.
+_INT_FIELDS = ("rule_version", "event_ts_ms", "decided_at_ms")
+_FLOAT_FIELDS = ("intent_score", "propensity")
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Every key the job writes and the services read, under one ``prefix`` (the module docstring)."""
+
+    prefix: str = DEFAULT_REDIS_PREFIX
+
+    def action(self, session_id: str) -> str:
+        """Hash of the latest action of a session."""
+        return f"{self.prefix}action:{session_id}"
+
+    @property
+    def actions(self) -> str:
+        """Stream of every action, once."""
+        return f"{self.prefix}actions"
+
+    def seen(self, event_id: str) -> str:
+        """Marker that the action of ``event_id`` is in the stream."""
+        return f"{self.prefix}seen:{event_id}"
+
+    def session(self, session_id: str) -> str:
+        """Hash of a session's summary (counts, score, versions, features)."""
+        return f"{self.prefix}session:{session_id}"
+
+    def agg(self, content_id: str, window_start_ms: int, event_type: str) -> str:
+        """Set of the sessions that had ``event_type`` on ``content_id`` in the window."""
+        return f"{self.prefix}agg:{content_id}:{window_start_ms}:{event_type}"
+
+    @property
+    def stats(self) -> str:
+        """Hash of the job's counters."""
+        return f"{self.prefix}stats"
+
+    @property
+    def trace(self) -> str:
+        """Stream of traced events (latency benchmark)."""
+        return f"{self.prefix}trace"
+
+    def experiment(self, experiment_id: str) -> str:
+        """Hash of an experiment's counts, field ``{arm}|{metric}|{bucket_start_ms}``."""
+        return f"{self.prefix}exp:{experiment_id}"
+
+    @property
+    def experiments(self) -> str:
+        """Set of the experiment ids that have counts."""
+        return f"{self.prefix}experiments"
+
+    def experiment_fact(self, experiment_id: str, metric: str, session_id: str) -> str:
+        """Marker that a session's fact was counted once."""
+        return f"{self.prefix}expfact:{experiment_id}:{metric}:{session_id}"
 
 #: First wait after a failed Redis write, s, doubled per failure up to RETRY_BACKOFF_MAX_S (our choice:
 #: a dropped connection usually reconnects at once; an outage is then polled every 5 s at most).
@@ -67,13 +129,47 @@ return 0
 """
 
 
-def _flat(action: Mapping[str, Any]) -> list[str]:
+def encode_action(action: Mapping[str, Any]) -> list[str]:
+    """An action (docs/contracts.md §4) as the flat field/value list of its hash and stream entry: None
+    values left out, dicts and lists as compact JSON, everything else as ``str``."""
     out: list[str] = []
     for key, value in action.items():
         if value is None:
             continue
         out.append(key)
         out.append(json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value))
+    return out
+
+
+def decode_action(fields: dict[str, str]) -> dict[str, Any]:
+    """Turn the Redis hash of an action (all strings) into its JSON form (docs/contracts.md §4).
+
+    Integers and floats become numbers, ``params`` is parsed from JSON (``{}`` when absent or
+    invalid, with ``params_invalid: true``); unknown fields pass through as strings.
+    """
+    out: dict[str, Any] = dict(fields)
+    for name in _INT_FIELDS:
+        if name in out:
+            try:
+                out[name] = int(float(out[name]))
+            except (TypeError, ValueError):
+                out[name] = None
+    for name in _FLOAT_FIELDS:
+        if name in out:
+            try:
+                out[name] = float(out[name])
+            except (TypeError, ValueError):
+                out[name] = None
+    raw = out.get("params")
+    if raw is None or raw == "":
+        out["params"] = {}
+    else:
+        try:
+            parsed = json.loads(raw)
+            out["params"] = parsed if isinstance(parsed, dict) else {"value": parsed}
+        except (TypeError, ValueError):
+            out["params"] = {}
+            out["params_invalid"] = True
     return out
 
 
@@ -95,6 +191,7 @@ class RedisActionWriter:
 
         self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.action_ttl_s = action_ttl_s
         self.session_ttl_s = session_ttl_s
         self.stream_maxlen = stream_maxlen
@@ -140,30 +237,30 @@ class RedisActionWriter:
                 delay_s = min(delay_s * 2, RETRY_BACKOFF_MAX_S)
 
     def _send(self, actions, sessions, aggregates, counters, trace, facts=()) -> None:
-        p = self.prefix
+        k = self.keys
         pipe = self.client.pipeline(transaction=False)
         for action in actions:
-            self._script(keys=[f"{p}action:{action['session_id']}", f"{p}actions", f"{p}seen:{action['event_id']}"],
-                         args=[action["event_ts_ms"], self.action_ttl_s, self.stream_maxlen, *_flat(action)],
+            self._script(keys=[k.action(action["session_id"]), k.actions, k.seen(action["event_id"])],
+                         args=[action["event_ts_ms"], self.action_ttl_s, self.stream_maxlen, *encode_action(action)],
                          client=pipe)
         for session_id, fields in sessions.items():
-            key = f"{p}session:{session_id}"
+            key = k.session(session_id)
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self.session_ttl_s)
         for (content_id, window_start_ms, event_type), members in aggregates.items():
-            key = f"{p}agg:{content_id}:{window_start_ms}:{event_type}"
+            key = k.agg(content_id, window_start_ms, event_type)
             pipe.sadd(key, *members)
             pipe.expire(key, AGG_TTL_S)
         if counters:
             for name, value in counters.items():
                 if value:
-                    pipe.hincrby(f"{p}stats", name, int(value))
+                    pipe.hincrby(k.stats, name, int(value))
         for event_id, kafka_ts_ms, client_ts_ms, ts_ms in trace:
-            pipe.xadd(f"{p}trace", {"event_id": event_id, "kafka_ts_ms": kafka_ts_ms, "client_ts_ms": client_ts_ms,
+            pipe.xadd(k.trace, {"event_id": event_id, "kafka_ts_ms": kafka_ts_ms, "client_ts_ms": client_ts_ms,
                                     "ts_ms": ts_ms}, maxlen=1_000_000, approximate=True)
         for experiment_id, arm, metric, bucket_start_ms, session_id in facts:
-            self._fact_script(keys=[f"{p}expfact:{experiment_id}:{metric}:{session_id}", f"{p}exp:{experiment_id}",
-                                    f"{p}experiments"],
+            self._fact_script(keys=[k.experiment_fact(experiment_id, metric, session_id), k.experiment(experiment_id),
+                                    k.experiments],
                               args=[FACT_MARKER_TTL_S, f"{arm}|{metric}|{bucket_start_ms}", experiment_id], client=pipe)
         pipe.execute()
 
