@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.job_support import LiveJob, produce, session_counts, wait_for
 from tests.unit.test_dashboard import FLINK_BUILTIN
+from udfs.config import JobConfig
 from udfs.contract import make_event
 from udfs.decide import COUNT_FIELDS
 from udfs.opmetrics import HISTOGRAMS, METRICS, prometheus_name
@@ -52,7 +53,9 @@ def test_every_job_metric_is_scraped_with_a_non_zero_value(stack, topics, redis_
     client, prefix = redis_client
     rp = prefix + "if:"
     events = article_session("metrics-a", T0) + shallow_session("metrics-b", T0 + 7)
-    late = make_event("scroll", session_id="metrics-a", client_ts_ms=T0 - 60_000, source_key="late-m",
+    # older than the allowed lateness behind its session's newest event: a late_event
+    late_ts_ms = T0 - JobConfig().allowed_lateness_ms - 60_000
+    late = make_event("scroll", session_id="metrics-a", client_ts_ms=late_ts_ms, source_key="late-m",
                       props={"scroll_depth_pct": 50.0, "scroll_depth_pct_raw": 50.0, "offset_px": 1,
                              "document_height_px": 2})
     malformed = [b"{not json", orjson.dumps({"event_id": "x", "type": "teleport"})]
