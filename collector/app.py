@@ -675,14 +675,25 @@ def create_app(settings: CollectorSettings | None = None, producer: Producer | N
 
 
 @click.command("collector")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8088, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8088, show_default=True, type=int, help="Port to listen on.")
 @click.option("--write-key", default=None, help="require this key (header X-Write-Key or ?write_key=)")
 @click.option("--source-write-key", "source_write_keys", multiple=True, metavar="SOURCE=KEY",
               help="a write key of one source (repeatable); events are counted per source")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="allowed Origin (repeatable; '*' for any)")
+@click.option("--rate-limit-per-s", type=click.FloatRange(0), default=None,
+              help=f"Sustained requests/s per client address, token bucket; 0 = no limit.  [default: "
+                   f"{CollectorSettings.rate_limit_per_s:g} (INTENTFLOW_RATE_LIMIT_PER_S)]")
+@click.option("--rate-burst", type=click.IntRange(1), default=None,
+              help=f"Requests a client may send at once before the sustained rate applies.  [default: "
+                   f"{CollectorSettings.rate_burst} (INTENTFLOW_RATE_BURST)]")
+@click.option("--kafka-bootstrap", default=None,
+              help="Kafka bootstrap servers.  [default: 127.0.0.1:9092 (INTENTFLOW_KAFKA_BOOTSTRAP)]")
+@click.option("--trust-forwarded-for", is_flag=True, default=False,
+              help="Take the client address from X-Forwarded-For (only behind a proxy you run).")
 def collector_cmd(host: str, port: int, write_key: str | None, source_write_keys: tuple[str, ...],
-                  cors_origins: tuple[str, ...]) -> None:
+                  cors_origins: tuple[str, ...], rate_limit_per_s: float | None, rate_burst: int | None,
+                  kafka_bootstrap: str | None, trust_forwarded_for: bool) -> None:
     """Run the HTTP collector: POST /v1/events -> Kafka signals.raw (+ signals.dlq)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
@@ -696,7 +707,17 @@ def collector_cmd(host: str, port: int, write_key: str | None, source_write_keys
             raise click.BadParameter(str(exc), param_hint="--source-write-key") from None
     if cors_origins:
         overrides["cors_origins"] = cors_origins
+    if rate_limit_per_s is not None:
+        overrides["rate_limit_per_s"] = rate_limit_per_s
+    if rate_burst is not None:
+        overrides["rate_burst"] = rate_burst
+    if kafka_bootstrap:
+        overrides["kafka_bootstrap"] = kafka_bootstrap
+    if trust_forwarded_for:
+        overrides["trust_forwarded_for"] = True
     settings = collector_settings(**overrides)
+    limit = (f"{settings.rate_limit_per_s:g} requests/s per client, burst {settings.rate_burst}"
+             if settings.rate_limit_per_s > 0 else "no rate limit")
     click.echo(f"collector on http://{host}:{port} -> {settings.kafka_bootstrap} "
-               f"topics {settings.topic_raw} / {settings.topic_dlq}")
+               f"topics {settings.topic_raw} / {settings.topic_dlq}; {limit}")
     web.run_app(create_app(settings), host=host, port=port, print=None, access_log_class=PrefixAccessLogger)
