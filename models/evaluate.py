@@ -167,11 +167,14 @@ def fold_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def cross_validate(df, cfg: Config, folds: int, seed: int) -> tuple[list[dict[str, float]], np.ndarray]:
     """Per-fold metrics and the out-of-fold probabilities of one configuration."""
     from sklearn.model_selection import StratifiedKFold
+    from tqdm import tqdm
 
     X, y, numeric, categorical = design(df, cfg)
     oof = np.zeros(len(y))
     per_fold = []
-    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y)
+    # a progress bar on a terminal (stderr; none when not a TTY, e.g. CI logs)
+    for train_idx, test_idx in tqdm(splits, total=folds, desc="CV", unit="fold", disable=None, leave=False):
         model = make_model(cfg, numeric, categorical, seed).fit(X.iloc[train_idx], y[train_idx])
         p = model.predict_proba(X.iloc[test_idx])[:, 1]
         oof[test_idx] = p

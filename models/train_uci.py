@@ -159,16 +159,21 @@ def cross_validate(X: np.ndarray, y: np.ndarray, family: str, seeds: tuple[int, 
     """Stratified ``n_splits``-fold CV once per seed; returns the per-fold metrics (all seeds) and the
     out-of-fold scores of the first seed (``float64[n]``)."""
     from sklearn.model_selection import StratifiedKFold
+    from tqdm import tqdm
 
     folds: list[dict[str, float]] = []
     oof_first = np.zeros(len(y))
+    # a progress bar on a terminal (stderr; none when not a TTY, e.g. CI logs)
+    bar = tqdm(total=len(seeds) * n_splits, desc=f"CV {family}", unit="fold", disable=None, leave=False)
     for k, seed in enumerate(seeds):
         for fold, (tr, te) in enumerate(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y)):
+            bar.update(1)
             model = make_family(family, seed).fit(X[tr].astype(np.float64), y[tr])
             p = model.predict_proba(X[te].astype(np.float64))[:, 1]
             folds.append({"seed": seed, "fold": fold, **fold_metrics(y[te], p)})
             if k == 0:
                 oof_first[te] = p
+    bar.close()
     return folds, oof_first
 
 
