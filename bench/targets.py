@@ -83,18 +83,29 @@ def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, win
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+#: Key of the JSON of :func:`job_with_conf` whose value holds ``udfs.config.JobConfig`` overrides.
+JOB_CONFIG_KEY = "intentflow.job-config"
+
+
 def job_with_conf() -> None:
-    """Entry of ``--flink-conf`` runs: the job's own command, with extra Flink settings (argv[1] JSON).
+    """Entry of ``--flink-conf`` runs: the job's own command, with extra Flink settings (argv[1] JSON;
+    its :data:`JOB_CONFIG_KEY` entry, a dict, overrides fields of the job's ``JobConfig``).
 
     Uses only the job's public pieces (``jobs.personalization.run`` with ``extra_conf``); the pipeline is
     built exactly as ``job_cmd`` builds it.
     """
     import jobs.personalization as jp
 
+    from dataclasses import replace
+
     extra = json.loads(sys.argv.pop(1))
+    # JobConfig fields the job's command has no option for (the soak's action TTL), never a Flink key
+    config_overrides = extra.pop(JOB_CONFIG_KEY, {})
     original = jp.run
 
     def run_with_extra(pipeline, job_name="intentflow-personalization", checkpoint_dir=None, extra_conf=None):
+        if config_overrides:
+            pipeline = replace(pipeline, config=replace(pipeline.config, **config_overrides))
         return original(pipeline, job_name, checkpoint_dir, {**(extra_conf or {}), **extra})
 
     jp.run = run_with_extra

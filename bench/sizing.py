@@ -1,0 +1,254 @@
+"""The sizing table (issue 19): the machine a user needs for N events/s and M sessions, generated from the
+committed results files, never copied by hand.
+
+Inputs (bench/results/): ``latest.json`` (``intentflow bench``: paced levels and the drain run: events/s
+one interpreter sustains and its CPU per 1,000 events), ``sessions.json`` (``intentflow bench --sessions``:
+bytes per additional session in Flink state, JVM heap and RSS, Redis; checkpoint write rate; recovery),
+``session_size.json`` (``bench/session_size.py``: the Python copy per session, offline) and ``soak.json``
+(``intentflow bench --soak-min``: the rate-bound Redis aggregates, slopes).
+
+The cost model (:func:`size`), per workload of ``eps`` events/s and ``sessions`` sessions in state (the
+sessions with an event in the last ``session_ttl_s`` = 30 min, not only those open at this second):
+
+* **interpreters** (TaskManagers; one embedded CPython each, one GIL): ``ceil(eps / planning_eps)``,
+  ``planning_eps`` = :data:`HEADROOM` x the highest paced level of ``latest.json`` whose lag stayed
+  bounded (p99 at that level is printed with the table);
+* **cores**: ``eps / 1000 * core_ms_per_1k / 1000`` for the job (drain run, parallelism 1) x
+  :data:`CORES_OVERHEAD` for the broker, Redis and the OS;
+* **memory per TaskManager**: the base RSS of the job's JVM (smallest session count) + the marginal RSS per
+  session x sessions per TaskManager (RSS holds the Java heap with the pickled state *and* the Python copy);
+* **Redis**: per-session keys (marginal bytes x sessions) + the aggregates (bytes per event/s at steady
+  state x eps) + the capped actions stream;
+* **checkpoint**: Flink state bytes x sessions; its duration at the write rate measured at the largest count;
+* **Kafka partitions** of ``signals.raw`` >= interpreters; the job's max parallelism (session shards, 8 by
+  default, fixed for the life of its state) >= interpreters.
+
+Run: ``.venv/bin/python -m bench.sizing`` rewrites the marked blocks of bench/README.md and README.md.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+#: Fraction of the highest sustained paced level one plans to load an interpreter with (our choice: 70 %,
+#: room for bursts and for checkpoints / state writes, which pause the interpreter).
+HEADROOM = 0.7
+#: Cores for the broker, Redis, the OS and the JVM's own threads, as a factor on the job's own CPU (our
+#: choice: 2x; the drain runs measured the job alone, bench/README.md).
+CORES_OVERHEAD = 2.0
+#: Heap one TaskManager is given before the next limit is "heap" (the mini-cluster's default here is 1/4
+#: of RAM: 6 GiB on the 24 GiB machine; our choice for a TaskManager: 4 GiB), bytes.
+HEAP_BUDGET_BYTES = 4 * 1024 ** 3
+#: Redis memory of one instance before the next limit is "Redis" (our choice: 25 GiB, a common single
+#: instance size; beyond it Redis Cluster by session key), bytes.
+REDIS_BUDGET_BYTES = 25 * 1024 ** 3
+#: Issue 19's checkpoint target, s.
+CHECKPOINT_TARGET_S = 5.0
+#: Default partitions of ``signals.raw`` (udfs/config.py TOPIC_PARTITIONS) and max parallelism (JobConfig).
+DEFAULT_PARTITIONS = 4
+DEFAULT_MAX_PARALLELISM = 8
+#: Workloads of the table: (events/s, sessions in state).
+WORKLOADS = ((500, 10_000), (2_000, 100_000), (2_000, 1_000_000), (5_000, 300_000), (20_000, 1_000_000),
+             (50_000, 5_000_000))
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+
+def model_inputs(latest: dict, sessions: dict, session_size: dict | None, soak: dict | None) -> dict:
+    """The per-unit costs the model uses, each with the file it comes from."""
+    levels = latest.get("levels", [])
+    sustained = [lv for lv in levels if lv.get("rate_eps") and lv.get("lag", {}).get("bounded")
+                 and (lv.get("processed_eps") or 0) >= 0.95 * lv["rate_eps"]]
+    best = max(sustained, key=lambda lv: lv["rate_eps"]) if sustained else None
+    drain = latest.get("drain", {}).get("job", {})
+    marg = sessions.get("marginal", {})
+    counts = [c for c in sessions.get("counts", []) if c.get("level")]
+    smallest = min(counts, key=lambda c: c["sessions_in_state"]) if counts else {}
+    largest = max(counts, key=lambda c: c["sessions_in_state"]) if counts else {}
+    cp = largest.get("checkpoint") or {}
+    write_bps = (cp["state_size"] / (cp["end_to_end_duration"] / 1000.0)
+                 if cp.get("state_size") and cp.get("end_to_end_duration") else None)
+    agg_per_eps = None
+    src = soak or {}
+    tail = [m for m in src.get("minutes", []) if m["minute"] > src.get("warmup_min", 0)
+            and m.get("redis_rate_families_bytes")]
+    if tail:
+        agg_per_eps = sum(m["redis_rate_families_bytes"] for m in tail) / len(tail) / src["rate_eps"]
+    actions = (largest.get("redis") or {}).get("actions") or {}
+    return {
+        "sustained_eps": best and best["rate_eps"], "sustained_p99_ms": best and best.get("p99_ms"),
+        "core_ms_per_1k_events": drain.get("core_ms_per_1k_events"),
+        "flink_state_bytes_per_session": (marg.get("flink_state") or {}).get("slope"),
+        "rss_bytes_per_session": (marg.get("jvm_rss") or {}).get("slope"),
+        "heap_bytes_per_session": (marg.get("heap_used_min") or {}).get("slope"),
+        "redis_bytes_per_session": (marg.get("redis_session_keys") or {}).get("slope"),
+        "python_copy_bytes_per_session": (session_size or {}).get("python_copy_bytes_per_session"),
+        "base_rss_bytes": ((smallest.get("level") or {}).get("rss_bytes") or {}).get("last"),
+        "checkpoint_write_bytes_per_s": write_bps,
+        "redis_agg_bytes_per_eps": agg_per_eps,
+        "redis_actions_stream_bytes": actions.get("mean_bytes") and actions["mean_bytes"],
+        "recovery_s_at_largest": (largest.get("recovery") or {}).get("first_readable_s"),
+        "largest_sessions_measured": largest.get("sessions_in_state"),
+    }
+
+
+def size(eps: float, sessions: int, m: dict, partitions: int = DEFAULT_PARTITIONS,
+         max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> dict:
+    """Resources for ``eps`` events/s and ``sessions`` sessions in state, from the inputs ``m``
+    (:func:`model_inputs`); see the module docstring. Missing inputs give None figures.
+
+    Returns:
+        ``interpreters``, ``cores``, ``rss_per_tm_bytes``, ``heap_per_tm_bytes``, ``redis_bytes``,
+        ``checkpoint_bytes``, ``checkpoint_s``, ``partitions_needed``, ``limits`` (what binds, in order)
+        and ``next_limit``.
+    """
+    planning = HEADROOM * m["sustained_eps"] if m.get("sustained_eps") else None
+    interp = max(1, math.ceil(eps / planning)) if planning else None
+    cores = (eps / 1000.0 * m["core_ms_per_1k_events"] / 1000.0 * CORES_OVERHEAD
+             if m.get("core_ms_per_1k_events") else None)
+    per_tm_sessions = sessions / interp if interp else sessions
+
+    def mul(key, n):
+        return m[key] * n if m.get(key) is not None else None
+
+    rss = (m["base_rss_bytes"] + m["rss_bytes_per_session"] * per_tm_sessions
+           if m.get("base_rss_bytes") is not None and m.get("rss_bytes_per_session") is not None else None)
+    heap = mul("flink_state_bytes_per_session", per_tm_sessions)
+    heap_meas = mul("heap_bytes_per_session", per_tm_sessions)
+    if heap is not None and heap_meas is not None:
+        heap = max(heap, heap_meas)
+    redis_b = None
+    if m.get("redis_bytes_per_session") is not None:
+        redis_b = m["redis_bytes_per_session"] * sessions
+        redis_b += (m.get("redis_agg_bytes_per_eps") or 0.0) * eps
+        redis_b += (m.get("redis_actions_stream_bytes") or 0.0)
+    cp_bytes = mul("flink_state_bytes_per_session", sessions)
+    cp_s = (cp_bytes / m["checkpoint_write_bytes_per_s"] / (interp or 1)
+            if cp_bytes is not None and m.get("checkpoint_write_bytes_per_s") else None)
+    limits = []
+    if interp and interp > 1:
+        limits.append(f"GIL: {interp} interpreters (TaskManagers)")
+    if interp and interp > partitions:
+        limits.append(f"Kafka: {interp} partitions of signals.raw (default {partitions})")
+    if interp and interp > max_parallelism:
+        limits.append(f"max parallelism {max_parallelism}: start with a larger --max-parallelism (new state)")
+    if heap is not None and heap > HEAP_BUDGET_BYTES:
+        limits.append(f"heap: {heap / GIB:.1f} GiB of state per TaskManager")
+    if redis_b is not None and redis_b > REDIS_BUDGET_BYTES:
+        limits.append(f"Redis: {redis_b / GIB:.0f} GiB (Redis Cluster)")
+    if cp_s is not None and cp_s > CHECKPOINT_TARGET_S:
+        limits.append(f"checkpoint {cp_s:.0f} s full snapshot (RocksDB, incremental)")
+    # what comes next when the load grows: the resource closest to its budget with ``interp`` TaskManagers
+    use = {"GIL": eps / (planning * interp) if planning and interp else 0.0,
+           "heap": heap / HEAP_BUDGET_BYTES if heap is not None else 0.0,
+           "Redis": redis_b / REDIS_BUDGET_BYTES if redis_b is not None else 0.0,
+           "Kafka partitions": (interp or 1) / partitions,
+           "checkpoint": cp_s / CHECKPOINT_TARGET_S if cp_s is not None else 0.0}
+    next_limit = max(use, key=use.get)
+    return {"eps": eps, "sessions": sessions, "interpreters": interp, "cores": cores,
+            "rss_per_tm_bytes": rss, "heap_per_tm_bytes": heap, "redis_bytes": redis_b,
+            "checkpoint_bytes": cp_bytes, "checkpoint_s": cp_s, "partitions_needed": interp,
+            "limits": limits, "next_limit": next_limit, "use_of_budget": {k: round(v, 2) for k, v in use.items()}}
+
+
+def _f(x, scale=1.0, fmt="{:,.1f}") -> str:
+    return "–" if x is None else fmt.format(x / scale)
+
+
+def table(m: dict, workloads=WORKLOADS, short: bool = False) -> str:
+    """Markdown sizing table for ``workloads``."""
+    rows = [size(eps, n, m) for eps, n in workloads]
+    if short:
+        out = ["| events/s | sessions (30 min) | TaskManagers (interpreters) | cores | RAM per TM | Redis | binds first |",
+               "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            out.append(f"| {r['eps']:,} | {r['sessions']:,} | {_f(r['interpreters'], fmt='{:,.0f}')} | "
+                       f"{_f(r['cores'])} | {_f(r['rss_per_tm_bytes'], GIB)} GiB | {_f(r['redis_bytes'], GIB)} GiB | "
+                       f"{'; '.join(r['limits']) or 'nothing: one TaskManager'} |")
+        return "\n".join(out)
+    out = ["| events/s | sessions in state (30 min) | TaskManagers = interpreters = partitions | cores (job x 2) | "
+           "RSS per TM | state (heap) per TM | Redis | checkpoint size / est. duration | limits reached | "
+           "next limit as load grows |", "|" + "|".join(["---"] * 10) + "|"]
+    for r in rows:
+        out.append(f"| {r['eps']:,} | {r['sessions']:,} | {_f(r['interpreters'], fmt='{:,.0f}')} | {_f(r['cores'])} | "
+                   f"{_f(r['rss_per_tm_bytes'], GIB)} GiB | {_f(r['heap_per_tm_bytes'], GIB, '{:,.2f}')} GiB | "
+                   f"{_f(r['redis_bytes'], GIB, '{:,.2f}')} GiB | {_f(r['checkpoint_bytes'], MIB, '{:,.0f}')} MiB / "
+                   f"{_f(r['checkpoint_s'])} s | {'; '.join(r['limits']) or '–'} | {r['next_limit']} |")
+    return "\n".join(out)
+
+
+def inputs_table(m: dict, sources: dict) -> str:
+    rows = ["| input | value | from |", "|---|---|---|"]
+    labels = {"sustained_eps": ("events/s one interpreter sustained (lag bounded)", "{:,.0f}", "latest.json"),
+              "sustained_p99_ms": ("p99 at that rate, ms", "{:,.0f}", "latest.json"),
+              "core_ms_per_1k_events": ("job core-ms per 1,000 events (drain)", "{:,.0f}", "latest.json"),
+              "flink_state_bytes_per_session": ("Flink state per session, B (marginal)", "{:,.0f}", "sessions.json"),
+              "heap_bytes_per_session": ("heap floor per session, B (marginal)", "{:,.0f}", "sessions.json"),
+              "rss_bytes_per_session": ("JVM RSS per session, B (marginal)", "{:,.0f}", "sessions.json"),
+              "python_copy_bytes_per_session": ("Python copy per session, B (offline)", "{:,.0f}", "session_size.json"),
+              "redis_bytes_per_session": ("Redis per session, B (marginal)", "{:,.0f}", "sessions.json"),
+              "redis_agg_bytes_per_eps": ("Redis aggregates per event/s, B (steady state)", "{:,.0f}", "soak.json"),
+              "base_rss_bytes": ("JVM RSS base, MiB", "{:,.0f}", "sessions.json"),
+              "checkpoint_write_bytes_per_s": ("checkpoint write rate, MiB/s", "{:,.0f}", "sessions.json"),
+              "recovery_s_at_largest": ("recovery to first action at the largest count, s", "{:,.1f}", "sessions.json")}
+    for key, (label, fmt, src) in labels.items():
+        v = m.get(key)
+        if v is not None and key in ("base_rss_bytes", "checkpoint_write_bytes_per_s"):
+            v = v / MIB
+        rows.append(f"| {label} | {'–' if v is None else fmt.format(v)} | {sources.get(src, src)} |")
+    return "\n".join(rows)
+
+
+def _load(name: str) -> dict | None:
+    p = RESULTS / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def replace_block(text: str, marker: str, body: str) -> str:
+    """Replace the text between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` (kept) with ``body``.
+
+    Raises:
+        ValueError: the markers are missing.
+    """
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"markers {begin} ... {end} not found")
+    return text[:i + len(begin)] + "\n" + body.strip() + "\n" + text[j:]
+
+
+@click.command()
+@click.option("--check", is_flag=True, help="Print the tables only; change no file.")
+def main(check: bool) -> None:
+    """Rewrite the sizing blocks of bench/README.md and README.md from bench/results/."""
+    latest, sessions = _load("latest.json"), _load("sessions.json")
+    if not latest or not sessions:
+        raise click.ClickException("bench/results/latest.json and sessions.json are needed")
+    session_size, soak = _load("session_size.json"), _load("soak.json")
+    m = model_inputs(latest, sessions, session_size, soak)
+    sources = {"latest.json": f"results/latest.json ({latest.get('started_at', '?')[:16]})",
+               "sessions.json": f"results/sessions.json ({sessions.get('started_at', '?')[:16]})",
+               "session_size.json": "results/session_size.json" if session_size else "missing",
+               "soak.json": f"results/soak.json ({soak.get('started_at', '?')[:16]})" if soak else "missing"}
+    full = (f"Generated by `.venv/bin/python -m bench.sizing` from the results files (do not edit by hand). "
+            f"Planning rate per interpreter: {HEADROOM:.0%} of the highest paced level with bounded lag.\n\n"
+            + inputs_table(m, sources) + "\n\n" + table(m))
+    short = table(m, short=True)
+    click.echo(full)
+    if check:
+        return
+    for path, marker, body in ((ROOT / "bench" / "README.md", "sizing", full), (ROOT / "README.md", "sizing-short", short)):
+        path.write_text(replace_block(path.read_text(), marker, body))
+        click.echo(f"updated {path}", err=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
