@@ -278,6 +278,9 @@ def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: in
         cp = job.rest.wait_checkpoint_after(int(time.time() * 1000) + 10_500)
         redis_mem = redis_prefix_memory(job.r, job.rp)
         n_state = redis_mem.get("session", {}).get("keys")
+        # every event of the run so far is within the aggregates' 600-s TTL: bytes per event of the ``agg`` keys
+        out["events_produced_at_redis_scan"] = job.produced
+        out["redis_agg_bytes_per_event"] = per_unit(redis_mem["rate_families_bytes"], job.produced)
         out["sessions_in_state"] = n_state
         out["checkpoint"] = cp
         out["flink_state_bytes_per_session"] = per_unit(cp and cp["state_size"], n_state)
@@ -373,8 +376,11 @@ def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, ra
                    "achieved_eps": round(sent / send_s, 1) if send_s else None,
                    "lag_events": job.produced - job.processed(),
                    "p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"], "traced": lat["n"],
+                   # events of the minute not readable yet have no latency: the percentiles are then a lower bound
+                   "percentiles_are_lower_bounds": lat["n"] < sent,
                    "heap_used_min_bytes": _summary(mem, "heap_used_bytes")["min"],
                    "heap_used_max_bytes": _summary(mem, "heap_used_bytes")["max"],
+                   "heap_committed_bytes": _summary(mem, "heap_committed_bytes")["last"],
                    "rss_bytes": _summary(mem, "rss_bytes")["last"],
                    "checkpoint_state_bytes": cp and cp.get("state_size"),
                    "checkpoint_duration_ms": cp and cp.get("end_to_end_duration"),
@@ -391,6 +397,7 @@ def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, ra
                 f"{row['sessions_in_state']} sessions, redis prefix {row['redis_prefix_bytes_excl_trace']} B, "
                 f"lag {row['lag_events']}, load {load}")
             if on_minute:
+                out["slopes"] = soak_slopes(out["minutes"], warmup_min)
                 on_minute(out)
         out["slopes"] = soak_slopes(out["minutes"], warmup_min)
     finally:
@@ -399,7 +406,7 @@ def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, ra
 
 
 #: Series of the soak fitted with a line (per minute), and their units.
-SOAK_SERIES = {"heap_used_min_bytes": "bytes/min", "rss_bytes": "bytes/min", "checkpoint_state_bytes": "bytes/min",
+SOAK_SERIES = {"heap_used_min_bytes": "bytes/min", "heap_committed_bytes": "bytes/min", "rss_bytes": "bytes/min", "checkpoint_state_bytes": "bytes/min",
                "redis_prefix_bytes_excl_trace": "bytes/min", "redis_session_families_bytes": "bytes/min", "redis_used_memory_bytes": "bytes/min",
                "sessions_in_state": "sessions/min", "p99_ms": "ms/min"}
 

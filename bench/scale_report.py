@@ -101,7 +101,8 @@ def plot_soak(results: dict, path: Path) -> None:
     x = [m["minute"] for m in ms]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     ax = axes[0]
-    for key, label in (("heap_used_min_bytes", "heap used (min of minute)"), ("rss_bytes", "JVM RSS"),
+    for key, label in (("heap_used_min_bytes", "heap used (min of minute)"),
+                       ("heap_committed_bytes", "heap committed"), ("rss_bytes", "JVM RSS"),
                        ("checkpoint_state_bytes", "checkpoint state"),
                        ("redis_prefix_bytes_excl_trace", "Redis keys of the job")):
         ax.plot(x, [(m.get(key) or 0) / MIB for m in ms], label=label)

@@ -118,7 +118,10 @@ def main(n_sessions: int, gap_ms: int, out: str) -> None:
     """Bytes per session in Flink state (pickle) and in the operator's Python copy."""
     from udfs.microbatch import ShardSessions
 
+    from bench.procs import load_avg_1m
+
     t0 = time.monotonic()
+    load_start = load_avg_1m()
     entries = decided_sessions(n_sessions, gap_ms)
     ids = [e.state.session_id for e in entries]
     blobs = [pickle.dumps(e, pickle.HIGHEST_PROTOCOL) for e in entries]
@@ -135,7 +138,7 @@ def main(n_sessions: int, gap_ms: int, out: str) -> None:
     events = [sum(e.counts) for e in entries]
     res = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv), "sessions": n,
            "gap_ms": gap_ms, "load": "synthetic timing over real sessions (bench/loadgen.py templates, full sessions)",
-           "python": sys.version.split()[0],
+           "python": sys.version.split()[0], "load_avg_1m_at_start": load_start, "load_avg_1m_at_end": load_avg_1m(),
            "events_per_session_mean": round(sum(events) / n, 1), "events_per_session_max": max(events),
            "pickle_bytes_per_session": {"mean": round(sum(sizes) / n, 1), "p50": sizes[n // 2],
                                         "p99": sizes[min(n - 1, int(0.99 * n))], "max": sizes[-1]},

@@ -54,6 +54,8 @@ CHECKPOINT_TARGET_S = 5.0
 #: Default partitions of ``signals.raw`` (udfs/config.py TOPIC_PARTITIONS) and max parallelism (JobConfig).
 DEFAULT_PARTITIONS = 4
 DEFAULT_MAX_PARALLELISM = 8
+#: TTL of the ``agg`` keys in Redis, s (operators/redis_actions.py ``AGG_TTL_S``).
+AGG_TTL_S = 600
 #: Workloads of the table: (events/s, sessions in state).
 WORKLOADS = ((500, 10_000), (2_000, 100_000), (2_000, 1_000_000), (5_000, 300_000), (20_000, 1_000_000),
              (50_000, 5_000_000))
@@ -75,12 +77,9 @@ def model_inputs(latest: dict, sessions: dict, session_size: dict | None, soak: 
     cp = largest.get("checkpoint") or {}
     write_bps = (cp["state_size"] / (cp["end_to_end_duration"] / 1000.0)
                  if cp.get("state_size") and cp.get("end_to_end_duration") else None)
-    agg_per_eps = None
-    src = soak or {}
-    tail = [m for m in src.get("minutes", []) if m["minute"] > src.get("warmup_min", 0)
-            and m.get("redis_rate_families_bytes")]
-    if tail:
-        agg_per_eps = sum(m["redis_rate_families_bytes"] for m in tail) / len(tail) / src["rate_eps"]
+    # aggregates at steady state: bytes per event (all of a sessions run's events are within their TTL) x TTL
+    per_event = [c["redis_agg_bytes_per_event"] for c in counts if c.get("redis_agg_bytes_per_event")]
+    agg_per_eps = sum(per_event) / len(per_event) * AGG_TTL_S if per_event else None
     actions = (largest.get("redis") or {}).get("actions") or {}
     return {
         "sustained_eps": best and best["rate_eps"], "sustained_p99_ms": best and best.get("p99_ms"),
@@ -145,17 +144,21 @@ def size(eps: float, sessions: int, m: dict, partitions: int = DEFAULT_PARTITION
         limits.append(f"Redis: {redis_b / GIB:.0f} GiB (Redis Cluster)")
     if cp_s is not None and cp_s > CHECKPOINT_TARGET_S:
         limits.append(f"checkpoint {cp_s:.0f} s full snapshot (RocksDB, incremental)")
-    # what comes next when the load grows: the resource closest to its budget with ``interp`` TaskManagers
-    use = {"GIL": eps / (planning * interp) if planning and interp else 0.0,
-           "heap": heap / HEAP_BUDGET_BYTES if heap is not None else 0.0,
-           "Redis": redis_b / REDIS_BUDGET_BYTES if redis_b is not None else 0.0,
-           "Kafka partitions": (interp or 1) / partitions,
-           "checkpoint": cp_s / CHECKPOINT_TARGET_S if cp_s is not None else 0.0}
-    next_limit = max(use, key=use.get)
+    # The next ceiling as the load grows (events/s and sessions together, a TaskManager added whenever the
+    # GIL needs one, so state and checkpoint per TaskManager stay about constant): the factor k of this load
+    # at which each hard ceiling binds; the smallest comes first.
+    ceilings = {}
+    if planning:
+        ceilings[f"Kafka partitions ({partitions})"] = partitions * planning / eps
+        ceilings[f"max parallelism ({max_parallelism} shards)"] = max_parallelism * planning / eps
+    if redis_b:
+        ceilings[f"one Redis ({REDIS_BUDGET_BYTES / GIB:.0f} GiB)"] = REDIS_BUDGET_BYTES / redis_b
+    next_limit = min(ceilings, key=ceilings.get) if ceilings else None
     return {"eps": eps, "sessions": sessions, "interpreters": interp, "cores": cores,
             "rss_per_tm_bytes": rss, "heap_per_tm_bytes": heap, "redis_bytes": redis_b,
             "checkpoint_bytes": cp_bytes, "checkpoint_s": cp_s, "partitions_needed": interp,
-            "limits": limits, "next_limit": next_limit, "use_of_budget": {k: round(v, 2) for k, v in use.items()}}
+            "limits": limits, "next_limit": next_limit,
+            "next_limit_at_x_load": round(ceilings[next_limit], 1) if next_limit else None}
 
 
 def _f(x, scale=1.0, fmt="{:,.1f}") -> str:
@@ -175,12 +178,13 @@ def table(m: dict, workloads=WORKLOADS, short: bool = False) -> str:
         return "\n".join(out)
     out = ["| events/s | sessions in state (30 min) | TaskManagers = interpreters = partitions | cores (job x 2) | "
            "RSS per TM | state (heap) per TM | Redis | checkpoint size / est. duration | limits reached | "
-           "next limit as load grows |", "|" + "|".join(["---"] * 10) + "|"]
+           "next ceiling (at x this load) |", "|" + "|".join(["---"] * 10) + "|"]
     for r in rows:
         out.append(f"| {r['eps']:,} | {r['sessions']:,} | {_f(r['interpreters'], fmt='{:,.0f}')} | {_f(r['cores'])} | "
                    f"{_f(r['rss_per_tm_bytes'], GIB)} GiB | {_f(r['heap_per_tm_bytes'], GIB, '{:,.2f}')} GiB | "
                    f"{_f(r['redis_bytes'], GIB, '{:,.2f}')} GiB | {_f(r['checkpoint_bytes'], MIB, '{:,.0f}')} MiB / "
-                   f"{_f(r['checkpoint_s'])} s | {'; '.join(r['limits']) or '–'} | {r['next_limit']} |")
+                   f"{_f(r['checkpoint_s'])} s | {'; '.join(r['limits']) or '–'} | {r['next_limit']} "
+                   f"(x{r['next_limit_at_x_load']}) |")
     return "\n".join(out)
 
 
@@ -194,7 +198,8 @@ def inputs_table(m: dict, sources: dict) -> str:
               "rss_bytes_per_session": ("JVM RSS per session, B (marginal)", "{:,.0f}", "sessions.json"),
               "python_copy_bytes_per_session": ("Python copy per session, B (offline)", "{:,.0f}", "session_size.json"),
               "redis_bytes_per_session": ("Redis per session, B (marginal)", "{:,.0f}", "sessions.json"),
-              "redis_agg_bytes_per_eps": ("Redis aggregates per event/s, B (steady state)", "{:,.0f}", "soak.json"),
+              "redis_agg_bytes_per_eps": ("Redis aggregates per event/s, B (bytes per event x 600 s TTL)", "{:,.0f}",
+                                          "sessions.json"),
               "base_rss_bytes": ("JVM RSS base, MiB", "{:,.0f}", "sessions.json"),
               "checkpoint_write_bytes_per_s": ("checkpoint write rate, MiB/s", "{:,.0f}", "sessions.json"),
               "recovery_s_at_largest": ("recovery to first action at the largest count, s", "{:,.1f}", "sessions.json")}
@@ -226,8 +231,12 @@ def replace_block(text: str, marker: str, body: str) -> str:
 
 @click.command()
 @click.option("--check", is_flag=True, help="Print the tables only; change no file.")
-def main(check: bool) -> None:
+@click.option("--results", "results_dir", default=str(RESULTS), show_default=True,
+              help="Folder of the results files (another one only with --check).")
+def main(check: bool, results_dir: str) -> None:
     """Rewrite the sizing blocks of bench/README.md and README.md from bench/results/."""
+    global RESULTS
+    RESULTS = Path(results_dir)
     latest, sessions = _load("latest.json"), _load("sessions.json")
     if not latest or not sessions:
         raise click.ClickException("bench/results/latest.json and sessions.json are needed")
@@ -241,12 +250,81 @@ def main(check: bool) -> None:
             f"Planning rate per interpreter: {HEADROOM:.0%} of the highest paced level with bounded lag.\n\n"
             + inputs_table(m, sources) + "\n\n" + table(m))
     short = table(m, short=True)
-    click.echo(full)
+    blocks = [(ROOT / "bench" / "README.md", "sizing", full), (ROOT / "README.md", "sizing-short", short),
+              (ROOT / "bench" / "README.md", "sessions-results", results_block(sessions, soak, session_size))]
+    for _, marker, body in blocks:
+        click.echo(f"--- {marker}\n{body}\n")
     if check:
         return
-    for path, marker, body in ((ROOT / "bench" / "README.md", "sizing", full), (ROOT / "README.md", "sizing-short", short)):
+    for path, marker, body in blocks:
         path.write_text(replace_block(path.read_text(), marker, body))
-        click.echo(f"updated {path}", err=True)
+        click.echo(f"updated {path} ({marker})", err=True)
+
+
+def size_breakdown_table(session_size: dict, top: int = 12) -> str:
+    """The largest parts of a session (bench/session_size.py), bytes per session."""
+    rows = ["| part of SessionEntry | pickle B | Python B |", "|---|---|---|"]
+    for part, fig in list(session_size["by_part"].items())[:top]:
+        rows.append(f"| `{part}` | {fig['pickle_bytes']:,.0f} | {fig['python_bytes']:,.0f} |")
+    return "\n".join(rows)
+
+
+def results_block(sessions: dict, soak: dict | None, session_size: dict | None) -> str:
+    """The results of --sessions, --soak-min and session_size.py as markdown (generated)."""
+    from bench.scale_report import sessions_table, soak_table
+
+    cfg = sessions.get("config", {})
+    out = [f"**Open sessions** (`{_cmd(sessions)}`, run {sessions.get('started_at')}, commit "
+           f"{sessions.get('commit')}, {cfg.get('rate_eps', 0):,.0f} events/s for {cfg.get('duration_s')} s per "
+           f"count, synthetic load from real sessions):", "", sessions_table(sessions), ""]
+    marg = sessions.get("marginal") or {}
+    if marg:
+        parts = []
+        for name, fit in marg.items():
+            if fit.get("slope") is None:
+                continue
+            ci = (f" (95 % interval {fit['ci_low']:,.0f} .. {fit['ci_high']:,.0f})"
+                  if fit.get("ci_low") is not None else "")
+            parts.append(f"{name} {fit['slope']:,.0f} B{ci}")
+        out += ["Marginal cost of one more session in state (slope over the counts): " + "; ".join(parts) + ".", ""]
+    if session_size:
+        pb = session_size["pickle_bytes_per_session"]
+        out += [f"**Bytes of one session** (`{_cmd(session_size)}`, offline, {session_size['sessions']:,} full "
+                f"sessions of the load, {session_size['events_per_session_mean']} events each on average): pickle "
+                f"(Flink state) mean {pb['mean']:,.0f} B, p99 {pb['p99']:,.0f} B (target "
+                f"{session_size['targets']['flink_state_bytes']:,}); Python copy "
+                f"{session_size['python_copy_bytes_per_session']:,.0f} B (target "
+                f"{session_size['targets']['python_copy_bytes']:,}), of which "
+                f"{session_size['python_bookkeeping_bytes_per_session']:,.0f} B bookkeeping of ShardSessions. "
+                f"Largest parts:", "", size_breakdown_table(session_size), ""]
+    counts = [c for c in sessions.get("counts", []) if c.get("sessions_in_state") and c.get("redis")]
+    if counts and session_size:
+        big = max(counts, key=lambda c: c["sessions_in_state"])
+        seen = session_size["by_part"].get("seen", {})
+        redis_seen = (big["redis"].get("seen") or {}).get("total_bytes", 0)
+        out += [f"**Dedup** (event ids remembered per session, `dedup_max_ids` 512, 10 min): `seen` is "
+                f"{seen.get('pickle_bytes', 0):,.0f} B of the pickle and {seen.get('python_bytes', 0):,.0f} B of the "
+                f"Python copy per session (offline); in Redis the `seen:` markers of actions (TTL 30 min) are "
+                f"{redis_seen / big['sessions_in_state']:,.0f} B per session in state at "
+                f"{big['sessions_in_state']:,} sessions.", ""]
+    if soak:
+        n = len(soak.get("minutes", []))
+        out += [f"**Soak** (`{_cmd(soak)}`, run {soak.get('started_at')}: **{n} minutes** at "
+                f"{soak.get('rate_eps', 0):,.0f} events/s, {soak.get('concurrent_sessions', 0):,} open sessions, "
+                f"session and action TTL {soak.get('session_ttl_s')} s, fit over the minutes after "
+                f"{soak.get('warmup_min'):g}; load avg 1 min "
+                f"{min(m['load_avg_1m'] for m in soak['minutes']) if n else '–'}-"
+                f"{max(m['load_avg_1m'] for m in soak['minutes']) if n else '–'}):", "", soak_table(soak), "",
+                "![soak](results/soak.png)", ""]
+    out += ["![sessions](results/sessions.png)"]
+    return "\n".join(out)
+
+
+def _cmd(results: dict) -> str:
+    cmd = results.get("command", "")
+    for prefix in (str(ROOT) + "/", "/work/main/"):
+        cmd = cmd.replace(prefix, "")
+    return cmd
 
 
 if __name__ == "__main__":

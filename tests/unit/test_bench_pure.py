@@ -276,8 +276,8 @@ def test_sizing_one_taskmanager_for_a_small_load():
     assert r["heap_per_tm_bytes"] == 4000 * 100_000  # the larger of state and measured heap per session
     assert r["redis_bytes"] == 1000 * 100_000
     assert r["checkpoint_s"] == pytest.approx(4000 * 100_000 / (100 * 1024 ** 2))
-    # 2,000 of 3,500 events/s (0.57 of the GIL budget); 3.8 s of the 5 s checkpoint target (0.76)
-    assert r["limits"] == [] and r["next_limit"] == "checkpoint"
+    # ceilings: 4 partitions x 3,500 = 14,000/s (x7), 8 shards x 3,500 (x14), 25 GiB / 0.1 GB of Redis (x268)
+    assert r["limits"] == [] and r["next_limit"] == "Kafka partitions (4)" and r["next_limit_at_x_load"] == 7.0
 
 
 def test_sizing_scales_out_and_names_the_limits():
