@@ -108,7 +108,7 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
 
     if session_counts or soak_min:
         return scale_cmd(session_counts, soak_min, rate_eps, duration_s, window_ms, seed, out, soak_sessions,
-                         soak_session_ttl_s, soak_warmup_min, not no_recovery)
+                         soak_session_ttl_s, soak_warmup_min, not no_recovery, profile_s)
     out = out or str(RESULTS / "latest.json")
 
     from bench.loadgen import build_templates
@@ -195,7 +195,7 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
 
 def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s: float, window_ms: int, seed: int,
               out: str | None, soak_sessions: int, soak_session_ttl_s: int, soak_warmup_min: float | None,
-              recovery: bool) -> None:
+              recovery: bool, profile_s: float = 0.0) -> None:
     """``--sessions`` and ``--soak-min`` (bench/scale.py): results in sessions.json / soak.json with a plot."""
     import subprocess
 
@@ -238,10 +238,11 @@ def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s:
         counts = [int(x) for x in session_counts.split(",") if x.strip()]
         path = Path(out) if out and not soak_min else RESULTS / "sessions.json"
         results = {**base, "config": {"sessions": counts, "rate_eps": rate_eps, "duration_s": duration_s,
-                                      "window_ms": window_ms, "seed": seed, "recovery": recovery}, "counts": []}
+                                      "window_ms": window_ms, "seed": seed, "recovery": recovery,
+                                      "profile_s": profile_s}, "counts": []}
         for n in counts:
             results["counts"].append(run_sessions(n, run_tag, templates, seed, run_id, rate_eps, duration_s,
-                                                  window_ms, run_dir, say, recovery=recovery))
+                                                  window_ms, run_dir, say, recovery=recovery, profile_s=profile_s))
             results["marginal"] = marginal_costs(results["counts"])
             write(results, path, plot_sessions)
         click.echo(sessions_table(results))

@@ -33,6 +33,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -42,7 +44,7 @@ import click
 from bench.flinkrest import FlinkRest, find_rest_port
 from bench.levels import _cleanup, read_trace
 from bench.procs import load_avg_1m, proc_children, proc_name, proc_sample
-from bench.stats import per_unit, percentiles, recovery_figures, redis_memory_estimate, slope_ci
+from bench.stats import per_unit, percentiles, profile_shares, recovery_figures, redis_memory_estimate, slope_ci
 from bench.targets import JOB_CONFIG_KEY, READY_TIMEOUT_S, start_target, stop_target
 
 #: Rate of the opening pass of a sessions run, events/s (below the job's ~10k/s drain rate, measured in
@@ -237,7 +239,7 @@ class JobRun:
 
 def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: int, rate_eps: float,
                  duration_s: float, window_ms: int, run_dir: Path, say, recovery: bool = True,
-                 open_rate_eps: float = OPEN_RATE_EPS) -> dict:
+                 open_rate_eps: float = OPEN_RATE_EPS, profile_s: float = 0.0) -> dict:
     """One session count: open, measure at ``rate_eps`` for ``duration_s``, then recover after a SIGKILL."""
     from bench.loadgen import EventStream
 
@@ -263,6 +265,13 @@ def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: in
         items = stream.take(int(rate_eps * duration_s))
         out["load_avg_1m_at_level"] = load_avg_1m()
         t_level = time.time()
+        spy = spy_out = None
+        if profile_s > 0:
+            spy_out = job.run_dir / "pyspy_level.txt"
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(job.jvm_pid),
+                                    "-d", str(int(min(profile_s, duration_s))), "-r", "100", "--nonblocking",
+                                    "--format", "raw", "-o", str(spy_out)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         res = job.send(items, rate_eps, duration_s)
         drained, drain_s = job.wait_drained(60)
         trace = read_trace(job.r, job.rp + "trace", res.start_ms, res.end_ms)
@@ -274,6 +283,11 @@ def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: in
                         "heap_max_bytes": _summary(mem_rows, "heap_max_bytes")["last"],
                         "rss_bytes": _summary(mem_rows, "rss_bytes"),
                         "load_avg_1m_at_end": load_avg_1m()}
+        if spy is not None:
+            spy.wait(timeout=60)
+            if spy_out.exists():
+                out["level"]["py_spy_profile"] = {"seconds": int(min(profile_s, duration_s)), "rate_hz": 100,
+                                                  **profile_shares(spy_out.read_text())}
         # state figures: a checkpoint triggered after the level's sessions were written
         cp = job.rest.wait_checkpoint_after(int(time.time() * 1000) + 10_500)
         redis_mem = redis_prefix_memory(job.r, job.rp)
@@ -322,6 +336,9 @@ def _recover(job: JobRun, stream, rate_eps: float, say, label: str, caught_up_ms
     job.wait_drained(60)
     trace = read_trace(job.r, job.rp + "trace", kill_ms, res.end_ms)
     fig = recovery_figures(trace, kill_ms, caught_up_ms)
+    # how far behind the job still was at the end of the window: latency of the last 10 s of sent events
+    tail = percentiles([readable - kafka for readable, kafka, client in trace if client >= res.end_ms - 10_000])
+    fig["last_10s_of_load"] = {"p50_ms": tail["p50_ms"], "p99_ms": tail["p99_ms"], "traced": tail["n"]}
     fig.update({"caught_up_ms": caught_up_ms, "checkpoint_id": cp and cp.get("id"), "checkpoint_state_bytes": cp and cp.get("state_size"),
                 "restart_launch_s": round(t_restart - kill_ms / 1000.0, 2), "rate_eps": rate_eps,
                 "load_avg_1m": load_avg_1m()})
