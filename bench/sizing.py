@@ -10,11 +10,13 @@ bytes per additional session in Flink state, JVM heap and RSS, Redis; checkpoint
 The cost model (:func:`size`), per workload of ``eps`` events/s and ``sessions`` sessions in state (the
 sessions with an event in the last ``session_ttl_s`` = 30 min, not only those open at this second):
 
-* **interpreters** (TaskManagers; one embedded CPython each, one GIL): ``ceil(eps / planning_eps)``,
-  ``planning_eps`` = :data:`HEADROOM` x the highest paced level of ``latest.json`` whose lag stayed
-  bounded (p99 at that level is printed with the table);
-* **cores**: ``eps / 1000 * core_ms_per_1k / 1000`` for the job (drain run, parallelism 1) x
-  :data:`CORES_OVERHEAD` for the broker, Redis and the OS;
+* **interpreters** (TaskManagers; one embedded CPython each, one GIL): the fewest K with
+  ``eps / K <= HEADROOM x capacity(sessions / K)``: capacity is the highest paced level of ``latest.json``
+  whose lag stayed bounded (500 open sessions), lowered where ``sessions.json`` measured that more open
+  sessions held the job back (:func:`capacity_points`, :func:`capacity_at`: the per-second session
+  summaries and the state writes grow with the distinct sessions per interval);
+* **cores**: the larger of ``eps / 1000 * core_ms_per_1k / 1000`` (drain run, parallelism 1) and
+  interpreters x :data:`HEADROOM`, x :data:`CORES_OVERHEAD` for the broker, Redis and the OS;
 * **memory per TaskManager**: the base RSS of the job's JVM (smallest session count) + the marginal RSS per
   session x sessions per TaskManager (RSS holds the Java heap with the pickled state *and* the Python copy);
 * **Redis**: per-session keys (marginal bytes x sessions) + the aggregates (bytes per event/s at steady
@@ -63,6 +65,50 @@ GIB = 1024 ** 3
 MIB = 1024 ** 2
 
 
+#: A sessions-run level "kept up" when it was drained within this many seconds after its last event.
+KEPT_UP_DRAIN_S = 2.0
+
+
+def capacity_points(counts: list[dict], sustained_eps: float | None) -> list[tuple[float, float]]:
+    """``(sessions in state, events/s one interpreter handles)`` per session count of a sessions run.
+
+    A level that kept up (drained within :data:`KEPT_UP_DRAIN_S`) is taken at ``sustained_eps`` (the paced
+    benchmark's figure: the open sessions did not hold it back at this rate); one that fell behind at its
+    measured rate ``sent / (send_s + drain_s)`` (a lower bound: events processed from the level's start to
+    the end of its backlog).
+    """
+    pts = []
+    for c in counts:
+        lv = c.get("level") or {}
+        if not c.get("sessions_in_state") or not lv.get("sent"):
+            continue
+        send_s = lv["sent"] / lv["achieved_eps"] if lv.get("achieved_eps") else None
+        if lv.get("drained") and (lv.get("drain_s") or 0.0) <= KEPT_UP_DRAIN_S and sustained_eps:
+            cap = max(sustained_eps, lv.get("achieved_eps") or 0.0)
+        elif send_s:
+            cap = lv["sent"] / (send_s + (lv.get("drain_s") or 0.0))
+        else:
+            continue
+        pts.append((float(c["sessions_in_state"]), cap))
+    return sorted(pts)
+
+
+def capacity_at(points: list[tuple[float, float]], sessions: float) -> float | None:
+    """Events/s of one interpreter holding ``sessions``: linear in log(sessions) between the measured
+    points; below the smallest, its value; above the largest, its value x largest/sessions (the per-session
+    work dominates there: assumed to grow in proportion, a conservative extrapolation)."""
+    if not points:
+        return None
+    if sessions <= points[0][0]:
+        return points[0][1]
+    for (s0, c0), (s1, c1) in zip(points, points[1:]):
+        if sessions <= s1:
+            f = (math.log(sessions) - math.log(s0)) / (math.log(s1) - math.log(s0))
+            return c0 + f * (c1 - c0)
+    s_max, c_max = points[-1]
+    return c_max * s_max / sessions
+
+
 def model_inputs(latest: dict, sessions: dict, session_size: dict | None, soak: dict | None) -> dict:
     """The per-unit costs the model uses, each with the file it comes from."""
     levels = latest.get("levels", [])
@@ -95,6 +141,7 @@ def model_inputs(latest: dict, sessions: dict, session_size: dict | None, soak: 
         "redis_actions_stream_bytes": actions.get("mean_bytes") and actions["mean_bytes"],
         "recovery_s_at_largest": (largest.get("recovery") or {}).get("first_readable_s"),
         "largest_sessions_measured": largest.get("sessions_in_state"),
+        "capacity_points": capacity_points(counts, best and best["rate_eps"]),
     }
 
 
@@ -110,7 +157,14 @@ def size(eps: float, sessions: int, m: dict, partitions: int = DEFAULT_PARTITION
     """
     planning = HEADROOM * m["sustained_eps"] if m.get("sustained_eps") else None
     interp = max(1, math.ceil(eps / planning)) if planning else None
-    cores = (eps / 1000.0 * m["core_ms_per_1k_events"] / 1000.0 * CORES_OVERHEAD
+    points = m.get("capacity_points") or []
+    if interp and points:
+        # more interpreters until each one's share of events fits what it handles with its share of sessions
+        while interp < 10_000 and eps / interp > HEADROOM * capacity_at(points, sessions / interp):
+            interp += 1
+        planning = HEADROOM * capacity_at(points, sessions / interp)
+    # the job's CPU: per event (drain run), but at least the interpreters busy up to HEADROOM each
+    cores = (max(eps / 1000.0 * m["core_ms_per_1k_events"] / 1000.0, (interp or 0) * HEADROOM) * CORES_OVERHEAD
              if m.get("core_ms_per_1k_events") else None)
     per_tm_sessions = sessions / interp if interp else sessions
 
@@ -153,6 +207,7 @@ def size(eps: float, sessions: int, m: dict, partitions: int = DEFAULT_PARTITION
         ceilings[f"max parallelism ({max_parallelism} shards)"] = max_parallelism * planning / eps
     if redis_b:
         ceilings[f"one Redis ({REDIS_BUDGET_BYTES / GIB:.0f} GiB)"] = REDIS_BUDGET_BYTES / redis_b
+    ceilings = {k: v for k, v in ceilings.items() if v > 1.0}  # those at or below 1 are reached (limits)
     next_limit = min(ceilings, key=ceilings.get) if ceilings else None
     return {"eps": eps, "sessions": sessions, "interpreters": interp, "cores": cores,
             "rss_per_tm_bytes": rss, "heap_per_tm_bytes": heap, "redis_bytes": redis_b,

@@ -271,7 +271,7 @@ def test_sizing_one_taskmanager_for_a_small_load():
 
     r = size(2000, 100_000, _inputs())
     assert r["interpreters"] == 1  # 2,000 <= 0.7 * 5,000
-    assert r["cores"] == pytest.approx(2000 / 1000 * 125 / 1000 * 2.0)
+    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000, 0.7) * 2.0)  # one interpreter at 70 %
     assert r["rss_per_tm_bytes"] == pytest.approx(800 * 1024 ** 2 + 20_000 * 100_000)
     assert r["heap_per_tm_bytes"] == 4000 * 100_000  # the larger of state and measured heap per session
     assert r["redis_bytes"] == 1000 * 100_000
@@ -324,3 +324,28 @@ def test_soak_slopes_leave_out_the_warmup():
     s = soak_slopes(minutes, warmup_min=5)
     assert s["heap_used_min_bytes"]["n"] == 15 and s["heap_used_min_bytes"]["flat"] is True
     assert s["rss_bytes"]["slope"] is None  # no data
+
+
+def test_capacity_points_and_interpolation():
+    from bench.sizing import capacity_at, capacity_points
+
+    counts = [{"sessions_in_state": 1000, "level": {"sent": 40_000, "achieved_eps": 2000.0, "drained": True,
+                                                    "drain_s": 0.5}},
+              {"sessions_in_state": 100_000, "level": {"sent": 40_000, "achieved_eps": 2000.0, "drained": True,
+                                                       "drain_s": 20.0}}]
+    pts = capacity_points(counts, sustained_eps=5000)
+    assert pts == [(1000.0, 5000.0), (100_000.0, 1000.0)]  # kept up: 5,000; behind: 40,000 / (20 + 20 s)
+    assert capacity_at(pts, 500) == 5000
+    assert capacity_at(pts, 10_000) == pytest.approx(3000)  # halfway in log(sessions)
+    assert capacity_at(pts, 200_000) == pytest.approx(500)  # beyond: inversely with sessions
+    assert capacity_at([], 10) is None
+
+
+def test_sizing_adds_interpreters_when_sessions_hold_one_back():
+    from bench.sizing import size
+
+    m = _inputs(capacity_points=[(1000.0, 5000.0), (100_000.0, 1000.0)])
+    r = size(2000, 100_000, m)
+    # K=1: 2,000 > 0.7 x 1,000; K=2: 1,000 > 0.7 x capacity(50k) = 0.7 x 1,602; holds
+    assert r["interpreters"] == 2
+    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000, 2 * 0.7) * 2.0)
