@@ -13,7 +13,9 @@ rules), as the job keeps them until their TTL ends. Then, per session:
   per-session bookkeeping of ``udfs.microbatch.ShardSessions`` (``entries``, ``touched_ms``, ``dirty``,
   ``summary_dirty``), measured the same way;
 * **by part**: the same two measures for each field of ``SessionEntry`` and, inside ``state``/``lag``,
-  each slot of ``SessionState``.
+  each slot of ``SessionState``;
+* **the cyclic GC**: one full ``gc.collect()`` timed with 10,000 and 100,000 session copies alive (CPython
+  scans every tracked container of the copy; the operator's interpreter runs such collections by itself).
 
 Run: ``.venv/bin/python -m bench.session_size [--sessions 10000]``; writes
 ``bench/results/session_size.json`` and prints the breakdown.
@@ -113,8 +115,10 @@ def breakdown(entries: list) -> dict:
 @click.command()
 @click.option("--sessions", "n_sessions", default=10_000, show_default=True)
 @click.option("--gap-ms", default=5000, show_default=True, help="Time between two events of a session, ms.")
+@click.option("--gc-sessions", default="10000,100000", show_default=True,
+              help="Also time one full cyclic collection (gc.collect()) with this many session copies alive.")
 @click.option("--out", default=str(ROOT / "bench" / "results" / "session_size.json"), show_default=True)
-def main(n_sessions: int, gap_ms: int, out: str) -> None:
+def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
     """Bytes per session in Flink state (pickle) and in the operator's Python copy."""
     from udfs.microbatch import ShardSessions
 
@@ -136,6 +140,16 @@ def main(n_sessions: int, gap_ms: int, out: str) -> None:
 
     book_bytes, _ = traced_bytes(shard)
     events = [sum(e.counts) for e in entries]
+    pauses = {}
+    copies = None  # noqa: F841 - free the copies before the GC measurement
+    for n_gc in gc_sessions:
+        held = [pickle.loads(blobs[i % n]) for i in range(n_gc)]
+        gc.collect()
+        tracked = len(gc.get_objects())
+        t_gc = time.perf_counter()
+        gc.collect()
+        pauses[str(n_gc)] = {"gc_tracked_objects": tracked, "full_collection_ms": round((time.perf_counter() - t_gc) * 1000, 1)}
+        del held
     res = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv), "sessions": n,
            "gap_ms": gap_ms, "load": "synthetic timing over real sessions (bench/loadgen.py templates, full sessions)",
            "python": sys.version.split()[0], "load_avg_1m_at_start": load_start, "load_avg_1m_at_end": load_avg_1m(),
@@ -146,13 +160,18 @@ def main(n_sessions: int, gap_ms: int, out: str) -> None:
            "python_entries_bytes_per_session": round(py_bytes / n, 1),
            "python_bookkeeping_bytes_per_session": round(book_bytes / n, 1),
            "targets": {"flink_state_bytes": TARGET_FLINK_STATE_BYTES, "python_copy_bytes": TARGET_PYTHON_COPY_BYTES},
-           "by_part": breakdown(entries), "seconds": round(time.monotonic() - t0, 1)}
+           "by_part": breakdown(entries),
+           "gc_full_collection": pauses,
+           "seconds": round(time.monotonic() - t0, 1)}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(res, indent=2) + "\n")
     click.echo(f"{n} sessions, {res['events_per_session_mean']} events each on average: pickle "
                f"{res['pickle_bytes_per_session']} B, Python copy {res['python_copy_bytes_per_session']} B "
                f"(entries {res['python_entries_bytes_per_session']} + bookkeeping "
                f"{res['python_bookkeeping_bytes_per_session']})")
+    for n_gc, fig in pauses.items():
+        click.echo(f"full cyclic collection with {int(n_gc):,} sessions alive: {fig['full_collection_ms']:,.0f} ms "
+                   f"({fig['gc_tracked_objects']:,} tracked objects)")
     click.echo("part                          pickle B   python B  (per session)")
     for part, fig in res["by_part"].items():
         click.echo(f"{part:<28} {fig['pickle_bytes']:>9} {fig['python_bytes']:>10}")
