@@ -336,6 +336,10 @@ def _recover(job: JobRun, stream, rate_eps: float, say, label: str, caught_up_ms
     job.wait_drained(60)
     trace = read_trace(job.r, job.rp + "trace", kill_ms, res.end_ms)
     fig = recovery_figures(trace, kill_ms, caught_up_ms)
+    # the restarted job's first output of any event (those since the checkpoint are decided again first)
+    first = job.r.xrange(job.rp + "trace", min=f"{kill_ms + 1000}-0", max="+", count=1)
+    fig["first_output_after_kill_s"] = (round((int(first[0][0].split(b"-")[0]) - kill_ms) / 1000.0, 2)
+                                        if first else None)
     # how far behind the job still was at the end of the window: latency of the last 10 s of sent events
     tail = percentiles([readable - kafka for readable, kafka, client in trace if client >= res.end_ms - 10_000])
     fig["last_10s_of_load"] = {"p50_ms": tail["p50_ms"], "p99_ms": tail["p99_ms"], "traced": tail["n"]}

@@ -124,6 +124,7 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
 
     from bench.procs import load_avg_1m
 
+    gc_list = [int(x) for x in gc_sessions.split(",") if x.strip()]
     t0 = time.monotonic()
     load_start = load_avg_1m()
     entries = decided_sessions(n_sessions, gap_ms)
@@ -142,7 +143,7 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
     events = [sum(e.counts) for e in entries]
     pauses = {}
     copies = None  # noqa: F841 - free the copies before the GC measurement
-    for n_gc in gc_sessions:
+    for n_gc in gc_list:
         held = [pickle.loads(blobs[i % n]) for i in range(n_gc)]
         gc.collect()
         tracked = len(gc.get_objects())

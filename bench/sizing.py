@@ -379,7 +379,8 @@ def _cmd(results: dict) -> str:
     cmd = results.get("command", "")
     for prefix in (str(ROOT) + "/", "/work/main/"):
         cmd = cmd.replace(prefix, "")
-    return cmd
+    # `python -m bench.run ARGS` is `intentflow bench ARGS` (intentflow/cli.py)
+    return cmd.replace("bench/run.py", "intentflow bench", 1)
 
 
 if __name__ == "__main__":
