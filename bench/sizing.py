@@ -15,8 +15,8 @@ sessions with an event in the last ``session_ttl_s`` = 30 min, not only those op
   whose lag stayed bounded (500 open sessions), lowered where ``sessions.json`` measured that more open
   sessions held the job back (:func:`capacity_points`, :func:`capacity_at`: the per-second session
   summaries and the state writes grow with the distinct sessions per interval);
-* **cores**: the larger of ``eps / 1000 * core_ms_per_1k / 1000`` (drain run, parallelism 1) and
-  interpreters x :data:`HEADROOM`, x :data:`CORES_OVERHEAD` for the broker, Redis and the OS;
+* **cores**: the larger of ``eps / 1000 * core_ms_per_1k / 1000`` (drain run, parallelism 1) and the
+  interpreters' busy time ``eps / capacity``, x :data:`CORES_OVERHEAD` for the broker, Redis and the OS;
 * **memory per TaskManager**: the base RSS of the job's JVM (smallest session count) + the marginal RSS per
   session x sessions per TaskManager (RSS holds the Java heap with the pickled state *and* the Python copy);
 * **Redis**: per-session keys (marginal bytes x sessions) + the aggregates (bytes per event/s at steady
@@ -163,8 +163,9 @@ def size(eps: float, sessions: int, m: dict, partitions: int = DEFAULT_PARTITION
         while interp < 10_000 and eps / interp > HEADROOM * capacity_at(points, sessions / interp):
             interp += 1
         planning = HEADROOM * capacity_at(points, sessions / interp)
-    # the job's CPU: per event (drain run), but at least the interpreters busy up to HEADROOM each
-    cores = (max(eps / 1000.0 * m["core_ms_per_1k_events"] / 1000.0, (interp or 0) * HEADROOM) * CORES_OVERHEAD
+    # the job's CPU: per event (drain run), but at least the interpreters' busy time at this load
+    busy = eps / (planning / HEADROOM) if planning else 0.0
+    cores = (max(eps / 1000.0 * m["core_ms_per_1k_events"] / 1000.0, busy) * CORES_OVERHEAD
              if m.get("core_ms_per_1k_events") else None)
     per_tm_sessions = sessions / interp if interp else sessions
 
@@ -213,6 +214,8 @@ def size(eps: float, sessions: int, m: dict, partitions: int = DEFAULT_PARTITION
             "rss_per_tm_bytes": rss, "heap_per_tm_bytes": heap, "redis_bytes": redis_b,
             "checkpoint_bytes": cp_bytes, "checkpoint_s": cp_s, "partitions_needed": interp,
             "limits": limits, "next_limit": next_limit,
+            "extrapolated": bool(m.get("largest_sessions_measured") and interp
+                                 and sessions / interp > m["largest_sessions_measured"]),
             "next_limit_at_x_load": round(ceilings[next_limit], 1) if next_limit else None}
 
 
@@ -227,19 +230,22 @@ def table(m: dict, workloads=WORKLOADS, short: bool = False) -> str:
         out = ["| events/s | sessions (30 min) | TaskManagers (interpreters) | cores | RAM per TM | Redis | binds first |",
                "|---|---|---|---|---|---|---|"]
         for r in rows:
-            out.append(f"| {r['eps']:,} | {r['sessions']:,} | {_f(r['interpreters'], fmt='{:,.0f}')} | "
-                       f"{_f(r['cores'])} | {_f(r['rss_per_tm_bytes'], GIB)} GiB | {_f(r['redis_bytes'], GIB)} GiB | "
+            out.append(f"| {r['eps']:,} | {r['sessions']:,}{' *' if r['extrapolated'] else ''} | "
+                       f"{_f(r['interpreters'], fmt='{:,.0f}')} | {_f(r['cores'])} | {_f(r['rss_per_tm_bytes'], GIB)} GiB | {_f(r['redis_bytes'], GIB)} GiB | "
                        f"{'; '.join(r['limits']) or 'nothing: one TaskManager'} |")
         return "\n".join(out)
     out = ["| events/s | sessions in state (30 min) | TaskManagers = interpreters = partitions | cores (job x 2) | "
            "RSS per TM | state (heap) per TM | Redis | checkpoint size / est. duration | limits reached | "
            "next ceiling (at x this load) |", "|" + "|".join(["---"] * 10) + "|"]
     for r in rows:
-        out.append(f"| {r['eps']:,} | {r['sessions']:,} | {_f(r['interpreters'], fmt='{:,.0f}')} | {_f(r['cores'])} | "
+        out.append(f"| {r['eps']:,} | {r['sessions']:,}{' *' if r['extrapolated'] else ''} | "
+                   f"{_f(r['interpreters'], fmt='{:,.0f}')} | {_f(r['cores'])} | "
                    f"{_f(r['rss_per_tm_bytes'], GIB)} GiB | {_f(r['heap_per_tm_bytes'], GIB, '{:,.2f}')} GiB | "
                    f"{_f(r['redis_bytes'], GIB, '{:,.2f}')} GiB | {_f(r['checkpoint_bytes'], MIB, '{:,.0f}')} MiB / "
                    f"{_f(r['checkpoint_s'])} s | {'; '.join(r['limits']) or '–'} | {r['next_limit']} "
                    f"(x{r['next_limit_at_x_load']}) |")
+    out.append("\n\\* more sessions per TaskManager than the largest count measured: the capacity is extrapolated "
+               "(falling in proportion to the sessions held, a conservative assumption).")
     return "\n".join(out)
 
 

@@ -271,7 +271,7 @@ def test_sizing_one_taskmanager_for_a_small_load():
 
     r = size(2000, 100_000, _inputs())
     assert r["interpreters"] == 1  # 2,000 <= 0.7 * 5,000
-    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000, 0.7) * 2.0)  # one interpreter at 70 %
+    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000, 2000 / 5000) * 2.0)  # interpreter 40 % busy
     assert r["rss_per_tm_bytes"] == pytest.approx(800 * 1024 ** 2 + 20_000 * 100_000)
     assert r["heap_per_tm_bytes"] == 4000 * 100_000  # the larger of state and measured heap per session
     assert r["redis_bytes"] == 1000 * 100_000
@@ -348,4 +348,7 @@ def test_sizing_adds_interpreters_when_sessions_hold_one_back():
     r = size(2000, 100_000, m)
     # K=1: 2,000 > 0.7 x 1,000; K=2: 1,000 > 0.7 x capacity(50k) = 0.7 x 1,602; holds
     assert r["interpreters"] == 2
-    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000, 2 * 0.7) * 2.0)
+    from bench.sizing import capacity_at
+
+    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000,
+                                           2000 / capacity_at(m["capacity_points"], 50_000)) * 2.0)
