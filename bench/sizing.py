@@ -377,8 +377,52 @@ def results_block(sessions: dict, soak: dict | None, session_size: dict | None) 
                 f"{min(m['load_avg_1m'] for m in soak['minutes']) if n else '–'}-"
                 f"{max(m['load_avg_1m'] for m in soak['minutes']) if n else '–'}):", "", soak_table(soak), "",
                 "![soak](results/soak.png)", ""]
-    out += ["![sessions](results/sessions.png)"]
+    out += ["![sessions](results/sessions.png)", "", targets_table(sessions, soak, session_size)]
     return "\n".join(out)
+
+
+def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) -> str:
+    """Issue 19's targets against the results files (generated)."""
+    counts = sorted((c for c in sessions.get("counts", []) if c.get("level")), key=lambda c: c["sessions_open"])
+    rows = ["| issue 19 target | measured | |", "|---|---|---|"]
+
+    def row(target: str, value: str, ok) -> None:
+        rows.append(f"| {target} | {value} | {'met' if ok else ('missed' if ok is not None else '–')} |")
+
+    if len(counts) >= 2 and counts[0]["level"].get("p99_ms") and counts[-1]["level"].get("p99_ms"):
+        r = counts[-1]["level"]["p99_ms"] / counts[0]["level"]["p99_ms"]
+        row(f"p99 at {counts[-1]['sessions_open']:,} open <= 1.5 x p99 at {counts[0]['sessions_open']:,}",
+            f"{counts[-1]['level']['p99_ms']:,.0f} / {counts[0]['level']['p99_ms']:,.0f} ms = {r:.2f} x", r <= 1.5)
+    fs = (sessions.get("marginal") or {}).get("flink_state", {}).get("slope")
+    if fs is not None:
+        row("Flink state <= 4 KB per session", f"{fs:,.0f} B (marginal, sessions run); offline pickle of full sessions "
+            f"{session_size['pickle_bytes_per_session']['mean']:,.0f} B mean" if session_size else f"{fs:,.0f} B",
+            fs <= 4096)
+    if session_size:
+        py = session_size["python_copy_bytes_per_session"]
+        row("Python copy <= 8 KB per session", f"{py:,.0f} B (offline, full sessions)", py <= 8192)
+    big = counts[-1] if counts else {}
+    cp = big.get("checkpoint") or {}
+    if cp.get("end_to_end_duration") is not None:
+        row(f"checkpoint of {big['sessions_open']:,} sessions <= 5 s",
+            f"{cp['end_to_end_duration'] / 1000:.2f} s ({cp['state_size'] / MIB:,.0f} MiB, full snapshot)",
+            cp["end_to_end_duration"] <= 5000)
+    rec = big.get("recovery") or {}
+    if rec.get("first_readable_s") is not None:
+        row(f"recovery <= 30 s ({big['sessions_open']:,} sessions)",
+            f"first output {rec.get('first_output_after_kill_s')} s, first new event readable "
+            f"{rec['first_readable_s']} s, caught up {rec.get('caught_up_s') or 'not within the window'}",
+            rec["first_readable_s"] <= 30)
+    if soak and soak.get("slopes"):
+        sl = soak["slopes"]
+        for key, label in (("heap_used_min_bytes", "heap"), ("redis_session_families_bytes", "Redis (session keys)")):
+            fit = sl.get(key) or {}
+            if fit.get("slope") is None:
+                continue
+            row(f"soak: {label} slope indistinguishable from 0", f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: "
+                f"{fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) over {fit['n']} min "
+                f"of a {len(soak['minutes'])}-min soak", fit["flat"])
+    return "\n".join(rows)
 
 
 def _cmd(results: dict) -> str:
