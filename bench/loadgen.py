@@ -256,12 +256,21 @@ class EventStream:
         n, tpl = next(self._order)
         return [f"{tpl.session_id}~{self.run_id:x}.{n}", tpl, 0]
 
-    def take(self, n: int) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    def open_each(self) -> list[tuple[bytes, bytes, bytes, bytes]]:
+        """The next event of every open session, slot by slot (one item per session: ``concurrent`` items).
+
+        Sent before a measurement, it makes every one of the ``concurrent`` sessions known to the target
+        (``intentflow bench --sessions``); afterwards :meth:`take` goes on as usual.
+        """
+        return self.take(self.concurrent, slots=range(self.concurrent))
+
+    def take(self, n: int, slots=None) -> list[tuple[bytes, bytes, bytes, bytes]]:
         out = []
         rng = self._rng
         run_bits = (self.run_id & 0xFFFFFFFFFFFFFFFF) << 64
+        slot_iter = iter(slots) if slots is not None else None
         for _ in range(n):
-            slot = rng.randrange(self.concurrent)
+            slot = next(slot_iter) if slot_iter is not None else rng.randrange(self.concurrent)
             cur = self._open[slot]
             session_id, tpl, pos = cur
             parts, slots = tpl.events[pos]

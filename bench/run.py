@@ -79,11 +79,37 @@ RESULTS = ROOT / "bench" / "results"
               help="Record the job's embedded Python with py-spy (100 Hz) for this many seconds of the breakdown "
                    "level and add the share per hop to the results. It takes CPU: not for the headline figures.")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=str(RESULTS / "latest.json"), show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Results file [default: bench/results/latest.json; sessions.json with --sessions; soak.json "
+                   "with --soak-min].")
+@click.option("--sessions", "session_counts", default="",
+              help="Issue 19: comma-separated counts of concurrently open sessions (e.g. 1000,10000,100000): per "
+                   "count, open them, then --duration-s at --rate-eps, then a SIGKILL and the recovery; writes "
+                   "bench/results/sessions.json (+ .png) instead of the latency/throughput run.")
+@click.option("--soak-min", type=float, default=0.0,
+              help="Issue 19: a soak of this many minutes at --rate-eps with --soak-sessions open; writes "
+                   "bench/results/soak.json (+ .png) instead of the latency/throughput run.")
+@click.option("--rate-eps", type=float, default=2000.0, show_default=True,
+              help="Events/s of --sessions and --soak-min.")
+@click.option("--soak-sessions", type=int, default=10_000, show_default=True,
+              help="Concurrently open sessions of the soak (at 2,000 events/s: one event per session every 5 s).")
+@click.option("--soak-session-ttl-s", type=int, default=1800, show_default=True,
+              help="Session state and Redis TTL of the soak's job (the job's default is 1800; a soak shorter "
+                   "than ~2x the TTL cannot show eviction, so a short soak lowers it, recorded in the results).")
+@click.option("--soak-warmup-min", type=float, default=None,
+              help="Minutes left out of the slope fits [default: TTL + 2 min].")
+@click.option("--no-recovery", is_flag=True, help="--sessions without the SIGKILL/recovery step.")
 def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_targets, window_ms, parallelism, drain_timeout_s, flink_conf,
-              breakdown_level, profile_s, seed, out) -> None:
-    """End-to-end latency and throughput of the job against the plain-Python baseline (issue 7)."""
+              breakdown_level, profile_s, seed, out, session_counts, soak_min, rate_eps, soak_sessions,
+              soak_session_ttl_s, soak_warmup_min, no_recovery) -> None:
+    """End-to-end latency and throughput of the job against the plain-Python baseline (issue 7); with
+    --sessions or --soak-min, cost as the work grows (issue 19, bench/scale.py)."""
     import redis
+
+    if session_counts or soak_min:
+        return scale_cmd(session_counts, soak_min, rate_eps, duration_s, window_ms, seed, out, soak_sessions,
+                         soak_session_ttl_s, soak_warmup_min, not no_recovery, profile_s)
+    out = out or str(RESULTS / "latest.json")
 
     from bench.loadgen import build_templates
     from udfs.config import stack_settings
@@ -165,6 +191,78 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
         click.echo("")
         click.echo(drain_table(results))
     say(f"wrote {out_path} and {out_path.with_suffix('.png')} in {results['total_s']:.0f} s; logs in {run_dir}")
+
+
+def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s: float, window_ms: int, seed: int,
+              out: str | None, soak_sessions: int, soak_session_ttl_s: int, soak_warmup_min: float | None,
+              recovery: bool, profile_s: float = 0.0) -> None:
+    """``--sessions`` and ``--soak-min`` (bench/scale.py): results in sessions.json / soak.json with a plot."""
+    import subprocess
+
+    import redis
+
+    from bench.loadgen import build_templates
+    from bench.scale import marginal_costs, run_sessions, run_soak
+    from bench.scale_report import plot_sessions, plot_soak, sessions_table, soak_table
+    from udfs.config import stack_settings
+    from udfs.datasets import data_dir
+
+    def say(msg: str) -> None:
+        click.echo(f"[bench {time.strftime('%H:%M:%S')}] {msg}", err=True)
+
+    r = redis.Redis.from_url(stack_settings().redis_url)
+    r.ping()
+    root = data_dir()
+    if not (root / "MANIFEST.md").exists():
+        raise click.ClickException(f"real data sets not found at {root}: set INTENTFLOW_DATA_DIR (docs/data.md)")
+    templates, mix = build_templates(root, seed=seed)
+    run_tag = uuid.uuid4().hex[:6]
+    run_id = int(uuid.uuid4().hex[:16], 16)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"intentflow-bench-{run_tag}-"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    base = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv), "commit": commit,
+            "machine": machine_facts(r), "load_avg_1m_at_start": load_avg_1m(), "event_mix": mix,
+            "load": "synthetic: bench/loadgen.py EventStream, templates from real OTTO/YOOCHOOSE sessions "
+                    "with the mix rule"}
+
+    def write(results: dict, path: Path, plot_fn) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        try:
+            plot_fn(results, path.with_suffix(".png"))
+        except Exception as exc:  # noqa: BLE001 - a partial run still keeps its JSON
+            say(f"plot failed: {exc!r}")
+
+    if session_counts:
+        counts = [int(x) for x in session_counts.split(",") if x.strip()]
+        path = Path(out) if out and not soak_min else RESULTS / "sessions.json"
+        results = {**base, "config": {"sessions": counts, "rate_eps": rate_eps, "duration_s": duration_s,
+                                      "window_ms": window_ms, "seed": seed, "recovery": recovery,
+                                      "profile_s": profile_s}, "counts": []}
+        for n in counts:
+            results["counts"].append(run_sessions(n, run_tag, templates, seed, run_id, rate_eps, duration_s,
+                                                  window_ms, run_dir, say, recovery=recovery, profile_s=profile_s))
+            results["marginal"] = marginal_costs(results["counts"])
+            write(results, path, plot_sessions)
+        click.echo(sessions_table(results))
+        say(f"wrote {path} and {path.with_suffix('.png')}; logs in {run_dir}")
+    if soak_min:
+        path = Path(out) if out and not session_counts else RESULTS / "soak.json"
+        warm = soak_warmup_min if soak_warmup_min is not None else soak_session_ttl_s / 60.0 + 2.0
+        results = {**base, "config": {"minutes": soak_min, "rate_eps": rate_eps, "concurrent_sessions": soak_sessions,
+                                      "session_ttl_s": soak_session_ttl_s, "warmup_min": warm, "seed": seed}}
+
+        def checkpoint_file(partial: dict) -> None:
+            write({**results, **partial}, path, plot_soak)
+
+        soak = run_soak(soak_min, run_tag, templates, seed, run_id, rate_eps, soak_sessions, soak_session_ttl_s,
+                        window_ms, run_dir, say, warm, on_minute=checkpoint_file)
+        results.update(soak)
+        results["total_min"] = len(soak["minutes"])
+        write(results, path, plot_soak)
+        click.echo(soak_table(results))
+        say(f"wrote {path} and {path.with_suffix('.png')}; logs in {run_dir}")
 
 
 if __name__ == "__main__":

@@ -94,3 +94,84 @@ def profile_shares(raw_text: str) -> dict:
     return {"busy_samples": busy, "idle_samples": idle,
             "share_of_busy": {k: round(v / busy, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
             if busy else {}}
+
+
+#: Two-sided confidence of the slope intervals of the soak (our choice: the usual 95 %).
+SLOPE_CONFIDENCE = 0.95
+
+
+def slope_ci(xs: list[float], ys: list[float], confidence: float = SLOPE_CONFIDENCE) -> dict:
+    """Least-squares line of ``ys`` over ``xs`` (``scipy.stats.linregress``) with the slope's two-sided
+    ``confidence`` interval: ``slope ± t(1 - (1 - confidence)/2, n - 2) * stderr`` (Student's t).
+
+    Returns:
+        ``{"slope", "intercept", "stderr", "ci_low", "ci_high", "n", "r2", "flat"}`` in the units of
+        ys per unit of xs; ``flat``: the interval contains 0 (the slope is indistinguishable from zero).
+        Fewer than 3 points (or xs all equal): every figure None, ``flat`` None.
+    """
+    n = len(xs)
+    if n != len(ys):
+        raise ValueError(f"{n} xs but {len(ys)} ys")
+    if n < 3 or len(set(xs)) < 2:
+        return {"slope": None, "intercept": None, "stderr": None, "ci_low": None, "ci_high": None, "n": n,
+                "r2": None, "flat": None}
+    from scipy import stats as sst
+
+    fit = sst.linregress(xs, ys)
+    t = float(sst.t.ppf(1.0 - (1.0 - confidence) / 2.0, n - 2))
+    half = t * float(fit.stderr)
+    slope = float(fit.slope)
+    return {"slope": slope, "intercept": float(fit.intercept), "stderr": float(fit.stderr),
+            "ci_low": slope - half, "ci_high": slope + half, "n": n, "r2": float(fit.rvalue) ** 2,
+            "flat": bool(slope - half <= 0.0 <= slope + half)}
+
+
+def per_unit(total: float | None, count: int | None) -> float | None:
+    """``total / count`` rounded to 1 place (e.g. bytes per session); None when either is missing or count is 0."""
+    if total is None or not count:
+        return None
+    return round(total / count, 1)
+
+
+def recovery_figures(trace: list[tuple[int, int, int]], kill_ms: int, caught_up_ms: float = 1000.0) -> dict:
+    """Recovery after a kill, from the trace of the events sent after it.
+
+    Args:
+        trace: ``(readable_ms, kafka_ts_ms, client_ts_ms)`` of traced events (bench.levels.read_trace).
+        kill_ms: epoch ms of the SIGKILL; only events with ``client_ts_ms >= kill_ms`` count.
+        caught_up_ms: the target has caught up when an event is readable within this many ms of its append.
+
+    Returns:
+        ``first_readable_s``: kill -> the first post-kill event readable (the first new action);
+        ``caught_up_s``: kill -> the first post-kill event readable within ``caught_up_ms`` of its append
+        (the backlog of the downtime is worked off); None when it did not happen in the trace.
+    """
+    after = sorted(t for t in trace if t[2] >= kill_ms)
+    if not after:
+        return {"first_readable_s": None, "caught_up_s": None, "events_after_kill": 0}
+    first = after[0][0]
+    caught = next((readable for readable, kafka, _ in after if readable - kafka <= caught_up_ms), None)
+    return {"first_readable_s": round((first - kill_ms) / 1000.0, 2),
+            "caught_up_s": round((caught - kill_ms) / 1000.0, 2) if caught is not None else None,
+            "events_after_kill": len(after)}
+
+
+def redis_memory_estimate(samples: dict[str, tuple[int, list[int]]]) -> dict:
+    """Redis memory of a key family, from ``MEMORY USAGE`` of a sample of its keys.
+
+    Args:
+        samples: ``{family: (number of keys, [MEMORY USAGE bytes of the sampled keys])}``.
+
+    Returns:
+        ``{family: {"keys", "sampled", "mean_bytes", "total_bytes"}}`` (total = mean x keys) and
+        ``"total_bytes"`` over the families.
+    """
+    out: dict = {}
+    total = 0
+    for family, (count, sizes) in samples.items():
+        mean = sum(sizes) / len(sizes) if sizes else 0.0
+        est = int(round(mean * count))
+        out[family] = {"keys": count, "sampled": len(sizes), "mean_bytes": round(mean, 1), "total_bytes": est}
+        total += est
+    out["total_bytes"] = total
+    return out

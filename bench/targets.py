@@ -66,6 +66,9 @@ def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, win
                 "--group-id", f"{prefix}personalization", "--checkpoint-dir", str(run_dir / "checkpoints")]
         # The job's own command plus Flink settings: always REST_BIND_CONF, so a mini-cluster of someone
         # else on this machine (or the standalone cluster) holding 8081 does not fail us.
+        flink_conf = dict(flink_conf)
+        job_config = flink_conf.pop(JOB_CONFIG_KEY, {})  # JobConfig fields -> the job's options
+        args += [x for name, value in job_config.items() for x in (f"--{name.replace('_', '-')}", str(value))]
         conf = [f"--flink-conf={key}={value}" for key, value in {**REST_BIND_CONF, **flink_conf}.items()]
         cmd = [sys.executable, "-m", "jobs.personalization", *args, *conf,
                *shlex.split(os.environ.get("INTENTFLOW_BENCH_JOB_ARGS", ""))]
@@ -80,6 +83,11 @@ def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, win
     log = open(run_dir / f"{target}.log", "ab")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+#: Key of ``flink_conf`` (:func:`start_target`) whose value, a dict, holds ``udfs.config.JobConfig`` fields
+#: to set through the job's own options (``{"session_ttl_s": 120}`` -> ``--session-ttl-s 120``).
+JOB_CONFIG_KEY = "intentflow.job-config"
 
 
 def stop_target(proc: subprocess.Popen) -> None:

@@ -431,6 +431,8 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="Prefix of every Redis key the job writes (docs/contracts.md §5).")
 @click.option("--session-ttl-s", type=int, default=JobConfig.session_ttl_s, show_default=True,
               help="Keyed session state expires after this long without an event (processing time).")
+@click.option("--action-ttl-s", type=int, default=JobConfig.action_ttl_s, show_default=True,
+              help="TTL of a session's latest-action hash in Redis, s.")
 @click.option("--page-rates/--no-page-rates", default=JobConfig.page_rates, show_default=True,
               help="Cross-session page bounce/exit rates as features (udfs/page_stats.py); breaks exact "
                    "batching invariance and replay = live (see JobConfig.page_rates).")
@@ -457,7 +459,8 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="An extra Flink setting for this job, over flink-conf/config.yaml (repeatable; e.g. "
                    "execution.buffer-timeout.interval=10ms). Used by the benchmark's experiments.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
-            max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, page_rates,
+            max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, action_ttl_s,
+            page_rates,
             rules_file, models_root, model_version, trace_every_n, checkpoint_dir, checkpoint_interval_ms,
             from_savepoint, prometheus_port, rates_every_s, job_name, flink_conf) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
@@ -465,7 +468,8 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
                   max_parallelism=max_parallelism, state_write_interval_ms=state_write_interval_ms,
                   allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n,
-                  session_ttl_s=session_ttl_s, page_rates=page_rates, model_version=model_version)
+                  session_ttl_s=session_ttl_s, action_ttl_s=action_ttl_s, page_rates=page_rates,
+                  model_version=model_version)
     if events_file:
         events: KafkaEvents | FileEvents = FileEvents(str(Path(events_file).resolve()))
     else:

@@ -173,3 +173,182 @@ def test_profile_shares_ignores_idle_and_sums_to_one():
     res = profile_shares(raw)
     assert res["idle_samples"] == 70 and res["busy_samples"] == 30
     assert res["share_of_busy"] == {"keyed_state_get_put_pickle": 0.667, "redis_pipeline": 0.333}
+
+
+# ------------------------------------------------------------------ issue 19: scale and soak arithmetic
+
+def test_slope_ci_flat_vs_growing():
+    from bench.stats import slope_ci
+
+    xs = list(range(1, 31))
+    noise = [((i * 7919) % 13) - 6 for i in xs]  # deterministic, mean ~0, no trend
+    flat = slope_ci(xs, [1000 + e for e in noise])
+    assert flat["flat"] is True and flat["ci_low"] < 0 < flat["ci_high"]
+    grow = slope_ci(xs, [1000 + 50 * x + e for x, e in zip(xs, noise)])
+    assert grow["flat"] is False and grow["ci_low"] > 40 and abs(grow["slope"] - 50) < 2
+    assert slope_ci([1, 2], [3, 4])["flat"] is None
+    with pytest.raises(ValueError):
+        slope_ci([1, 2, 3], [1, 2])
+
+
+def test_slope_ci_interval_is_t_times_stderr():
+    from scipy import stats as sst
+
+    from bench.stats import slope_ci
+
+    xs, ys = [1, 2, 3, 4, 5], [2.0, 4.1, 5.9, 8.2, 9.9]
+    fit = slope_ci(xs, ys)
+    t = sst.t.ppf(0.975, 3)
+    assert fit["ci_high"] - fit["slope"] == pytest.approx(t * fit["stderr"])
+    assert fit["slope"] == pytest.approx(1.99)
+
+
+def test_per_unit():
+    from bench.stats import per_unit
+
+    assert per_unit(4_500_000, 1000) == 4500.0
+    assert per_unit(None, 10) is None and per_unit(10, 0) is None
+
+
+def test_recovery_figures_counts_only_events_after_the_kill():
+    from bench.stats import recovery_figures
+
+    kill = 10_000
+    trace = [(9_500, 9_400, 9_400),          # before the kill: ignored
+             (25_000, 10_100, 10_100),       # first post-kill event readable 15 s after the kill, 14.9 s late
+             (26_000, 20_000, 20_000),       # still behind
+             (30_500, 30_000, 30_000)]       # readable within 1 s of its append: caught up at 20.5 s
+    fig = recovery_figures(trace, kill)
+    assert fig == {"first_readable_s": 15.0, "caught_up_s": 20.5, "events_after_kill": 3}
+    assert recovery_figures(trace[:1], kill)["first_readable_s"] is None
+
+
+def test_redis_memory_estimate_mean_times_count():
+    from bench.stats import redis_memory_estimate
+
+    est = redis_memory_estimate({"session": (1000, [300, 500]), "agg": (10, [])})
+    assert est["session"] == {"keys": 1000, "sampled": 2, "mean_bytes": 400.0, "total_bytes": 400_000}
+    assert est["agg"]["total_bytes"] == 0 and est["total_bytes"] == 400_000
+
+
+def test_listening_ports_from_proc_net_tcp():
+    from bench.flinkrest import listening_ports
+
+    text = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+            "   0: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1\n"
+            "   1: 0100007F:1F92 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 222 1\n"
+            "   2: 0100007F:1F93 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 333 1\n"
+            "   3: 0100007F:2382 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 444 1\n")
+    # 0x1F91 = 8081 (ours), 0x1F92 = 8082 (another process's), 0x1F93 established, 0x2382 = 9090 out of range
+    assert listening_ports(text, {"111", "333", "444"}) == [8081]
+
+
+def test_open_each_touches_every_slot_once_then_take_goes_on():
+    templates = []
+    for k in range(5):
+        events = article_session(f"t{k}", 0)
+        templates.append(Template(f"t{k}", [compile_event(e) for e in events]))
+    stream = EventStream(templates, run_id=42, seed=1, concurrent=7)
+    opening = stream.open_each()
+    sessions = [parse_event(fill(h, m, t, 1)) for _, h, m, t in opening]
+    assert len({e["session_id"] for e in sessions}) == 7 and all(e["seq"] == 0 for e in sessions)
+    later = [parse_event(fill(h, m, t, 1)) for _, h, m, t in stream.take(30)]
+    firsts = {e["session_id"] for e in later if e["seq"] == 0}
+    assert not firsts & {e["session_id"] for e in sessions}  # opened sessions continue, not restart
+
+
+def _inputs(**over):
+    m = {"sustained_eps": 5000, "core_ms_per_1k_events": 125.0, "flink_state_bytes_per_session": 4000.0,
+         "heap_bytes_per_session": 3000.0, "rss_bytes_per_session": 20_000.0, "base_rss_bytes": 800 * 1024 ** 2,
+         "redis_bytes_per_session": 1000.0, "redis_agg_bytes_per_eps": 0.0, "redis_actions_stream_bytes": 0.0,
+         "checkpoint_write_bytes_per_s": 100 * 1024 ** 2}
+    m.update(over)
+    return m
+
+
+def test_sizing_one_taskmanager_for_a_small_load():
+    from bench.sizing import size
+
+    r = size(2000, 100_000, _inputs())
+    assert r["interpreters"] == 1  # 2,000 <= 0.7 * 5,000
+    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000, 2000 / 5000) * 2.0)  # interpreter 40 % busy
+    assert r["rss_per_tm_bytes"] == pytest.approx(800 * 1024 ** 2 + 20_000 * 100_000)
+    assert r["heap_per_tm_bytes"] == 4000 * 100_000  # the larger of state and measured heap per session
+    assert r["redis_bytes"] == 1000 * 100_000
+    assert r["checkpoint_s"] == pytest.approx(4000 * 100_000 / (100 * 1024 ** 2))
+    # ceilings: 4 partitions x 3,500 = 14,000/s (x7), 8 shards x 3,500 (x14), 25 GiB / 0.1 GB of Redis (x268)
+    assert r["limits"] == [] and r["next_limit"] == "Kafka partitions (4)" and r["next_limit_at_x_load"] == 7.0
+
+
+def test_sizing_scales_out_and_names_the_limits():
+    from bench.sizing import size
+
+    r = size(20_000, 10_000_000, _inputs())
+    assert r["interpreters"] == 6  # ceil(20,000 / 3,500)
+    assert r["heap_per_tm_bytes"] == pytest.approx(4000 * 10_000_000 / 6)  # 6.2 GiB > 4 GiB
+    text = "; ".join(r["limits"])
+    assert "GIL: 6" in text and "Kafka: 6 partitions" in text and "heap" in text
+    assert "max parallelism" not in text  # 6 <= 8 shards
+    assert "max parallelism" in "; ".join(size(40_000, 1000, _inputs())["limits"])
+    missing = size(2000, 1000, _inputs(sustained_eps=None, rss_bytes_per_session=None))
+    assert missing["interpreters"] is None and missing["rss_per_tm_bytes"] is None
+
+
+def test_replace_block_keeps_markers():
+    from bench.sizing import replace_block
+
+    text = "a\n<!-- x:begin -->\nold\n<!-- x:end -->\nb\n"
+    assert replace_block(text, "x", "new") == "a\n<!-- x:begin -->\nnew\n<!-- x:end -->\nb\n"
+    with pytest.raises(ValueError):
+        replace_block("no markers", "x", "new")
+
+
+def test_marginal_costs_is_the_slope_over_sessions_in_state():
+    from bench.scale import marginal_costs
+
+    rows = [{"sessions_in_state": n, "checkpoint": {"state_size": 1_000_000 + 3000 * n},
+             "level": {"heap_used_bytes": {"min": 5e7 + 2000 * n}, "rss_bytes": {"last": 8e8 + 20_000 * n}},
+             "redis": {"session_families_bytes": 900 * n}} for n in (3_000, 12_000, 100_000)]
+    m = marginal_costs(rows)
+    assert m["flink_state"]["slope"] == pytest.approx(3000)
+    assert m["jvm_rss"]["slope"] == pytest.approx(20_000) and m["redis_session_keys"]["slope"] == pytest.approx(900)
+    two = marginal_costs(rows[:2])
+    assert two["heap_used_min"]["slope"] == pytest.approx(2000) and two["heap_used_min"]["ci_low"] is None
+
+
+def test_soak_slopes_leave_out_the_warmup():
+    from bench.scale import soak_slopes
+
+    minutes = [{"minute": i, "heap_used_min_bytes": (10 * i if i <= 5 else 50 + (i % 2)), "p99_ms": 100}
+               for i in range(1, 21)]
+    s = soak_slopes(minutes, warmup_min=5)
+    assert s["heap_used_min_bytes"]["n"] == 15 and s["heap_used_min_bytes"]["flat"] is True
+    assert s["rss_bytes"]["slope"] is None  # no data
+
+
+def test_capacity_points_and_interpolation():
+    from bench.sizing import capacity_at, capacity_points
+
+    counts = [{"sessions_in_state": 1000, "level": {"sent": 40_000, "achieved_eps": 2000.0, "drained": True,
+                                                    "drain_s": 0.5}},
+              {"sessions_in_state": 100_000, "level": {"sent": 40_000, "achieved_eps": 2000.0, "drained": True,
+                                                       "drain_s": 20.0}}]
+    pts = capacity_points(counts, sustained_eps=5000)
+    assert pts == [(1000.0, 5000.0), (100_000.0, 1000.0)]  # kept up: 5,000; behind: 40,000 / (20 + 20 s)
+    assert capacity_at(pts, 500) == 5000
+    assert capacity_at(pts, 10_000) == pytest.approx(3000)  # halfway in log(sessions)
+    assert capacity_at(pts, 200_000) == pytest.approx(500)  # beyond: inversely with sessions
+    assert capacity_at([], 10) is None
+
+
+def test_sizing_adds_interpreters_when_sessions_hold_one_back():
+    from bench.sizing import size
+
+    m = _inputs(capacity_points=[(1000.0, 5000.0), (100_000.0, 1000.0)])
+    r = size(2000, 100_000, m)
+    # K=1: 2,000 > 0.7 x 1,000; K=2: 1,000 > 0.7 x capacity(50k) = 0.7 x 1,602; holds
+    assert r["interpreters"] == 2
+    from bench.sizing import capacity_at
+
+    assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000,
+                                           2000 / capacity_at(m["capacity_points"], 50_000)) * 2.0)
