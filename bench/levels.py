@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from bench.procs import CLK_TCK, Sampler, load_avg_1m, proc_children, proc_name, proc_sample
-from bench.stats import lag_trend, percentiles, profile_shares
+from bench.stats import by_second, lag_trend, percentiles, profile_shares
 from bench.targets import (CLUSTER_PARALLELISM, CLUSTER_TARGET, READY_TIMEOUT_S, ClusterJob, _stack_pid,
                            start_target, stop_target, target_pids)
 
@@ -28,23 +28,32 @@ FLAT_OUT_BUILD_EPS = 20_000
 
 
 def read_trace(redis_client, key: str, start_ms: int, end_ms: int) -> list[tuple[int, int, int]]:
-    """``(readable_ms, kafka_ts_ms, client_ts_ms)`` of traced events sent in ``[start_ms, end_ms]``."""
+    """``(readable_ms, kafka_ts_ms, client_ts_ms)`` of traced events sent in ``[start_ms, end_ms]``
+    (client clock), from the ``trace`` stream of ``connectors.redis_store`` (one entry per pipeline,
+    ``readable_ms`` = the time of its id), read in pages of :data:`TRACE_PAGE_ENTRIES` entries."""
+    from connectors.redis_store import decode_trace
+
     out = []
     cursor = f"{start_ms}-0"
     while True:
-        chunk = redis_client.xrange(key, min=cursor, max="+", count=20_000)
+        chunk = redis_client.xrange(key, min=cursor, max="+", count=TRACE_PAGE_ENTRIES)
         if not chunk:
             break
         for entry_id, fields in chunk:
-            client_ms = int(fields[b"client_ts_ms"])
-            if start_ms <= client_ms <= end_ms:
-                out.append((int(entry_id.split(b"-")[0]), int(fields[b"kafka_ts_ms"]), client_ms))
+            readable_ms = int(entry_id.split(b"-")[0])
+            for _event_id, kafka_ms, client_ms, _ts in decode_trace(fields[b"events"]):
+                if start_ms <= client_ms <= end_ms:
+                    out.append((readable_ms, kafka_ms, client_ms))
         last = chunk[-1][0].decode()
         ms, seq = last.split("-")
         cursor = f"{ms}-{int(seq) + 1}"
-        if len(chunk) < 20_000:
+        if len(chunk) < TRACE_PAGE_ENTRIES:
             break
     return out
+
+
+#: Entries of the trace stream read per XRANGE call.
+TRACE_PAGE_ENTRIES = 2_000
 
 
 def run_target(target: str, run_tag: str, templates, stream_seed: int, run_id: int, levels, duration_s: float,
@@ -281,6 +290,7 @@ def _level_figures(rate, res, trace, sampler, usage, load, drained, drain_s, bas
     fig["load_avg_1m_at_start"] = load
     fig["cpu_pct_of_one_core"] = usage["cpu_pct"]
     fig["peak_rss_mb"] = usage["peak_rss_mb"]
+    fig["by_second"] = by_second(trace, res.start_ms)
     return fig
 
 

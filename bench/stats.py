@@ -22,6 +22,20 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50_ms": rank(50), "p95_ms": rank(95), "p99_ms": rank(99), "max_ms": float(s[-1]), "n": n}
 
 
+def by_second(trace: list[tuple[int, int, int]], start_ms: int) -> list[dict]:
+    """Append -> readable per second of the level, by the second the event was sent (client clock):
+    ``[{"s": seconds since start_ms, "n", "p50_ms", "p99_ms", "max_ms"}]`` for the seconds with traced
+    events, in order (shows when the slow events were: checkpoints, state writes, stalls)."""
+    groups: dict[int, list[int]] = {}
+    for readable, kafka, client in trace:
+        groups.setdefault((client - start_ms) // 1000, []).append(readable - kafka)
+    out = []
+    for second in sorted(groups):
+        p = percentiles(groups[second])
+        out.append({"s": second, "n": p["n"], "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"], "max_ms": p["max_ms"]})
+    return out
+
+
 def lag_trend(samples: list[tuple[float, int]], rate_eps: float) -> dict:
     """Least-squares slope of lag (events) over time (s) and whether it stays bounded.
 

@@ -13,7 +13,10 @@ Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``, default :data
 * ``{p}session:{session_id}`` hash: the session's event counts (absolute values, idempotent) and its
   latest intent score; TTL ``session_ttl_s``.
 * ``{p}agg:{content_id}:{window_start_ms}:{event_type}`` set of session ids (idempotent); TTL 600 s.
-* ``{p}trace`` stream: sampled events with their Kafka append time (latency benchmark only).
+* ``{p}trace`` stream: traced events with their Kafka append time (latency benchmark only): ONE entry per
+  pipeline, its id's time = when the pipeline's writes became readable, field ``events`` = the traced
+  events of that pipeline packed by :func:`encode_trace` (one command per flush, not one per event: the
+  instrument must not weigh on what it measures).
 * ``{p}stats`` hash: job counters (HINCRBY; counted again for events replayed after a restart).
 * ``{p}exp:{experiment_id}`` hash: experiment counts, field ``{arm}|{metric}|{bucket_start_ms}`` = sessions
   (udfs/experiments.py). Each :class:`udfs.experiments.Fact` is added once: a marker
@@ -128,6 +131,64 @@ end
 return 0
 """
 
+# The per-flush writes that are plain commands, in ONE script call instead of 2-3 commands per key: each
+# redis-py command costs the job's Python tens of microseconds (packing, reply parsing), and a flush at
+# 2,000 events/s carries thousands of them per second (bench/README.md, profile of issue 10).
+# KEYS: stats hash, then the n_agg aggregate sets, then the n_sessions session hashes.
+# ARGV: agg_ttl_s, session_ttl_s, n_agg, n_sessions, n_stats; per aggregate set: its member count, the
+# members; per session hash: its field count * 2, field, value, ...; per stats counter: field, increment.
+_WRITE_BULK_LUA = """
+local agg_ttl, session_ttl = ARGV[1], ARGV[2]
+local n_agg, n_sessions, n_stats = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local a = 6
+for i = 1, n_agg do
+  local n = tonumber(ARGV[a])
+  redis.call('SADD', KEYS[1 + i], unpack(ARGV, a + 1, a + n))
+  redis.call('EXPIRE', KEYS[1 + i], agg_ttl)
+  a = a + n + 1
+end
+for i = 1, n_sessions do
+  local n = tonumber(ARGV[a])
+  local key = KEYS[1 + n_agg + i]
+  redis.call('HSET', key, unpack(ARGV, a + 1, a + n))
+  redis.call('EXPIRE', key, session_ttl)
+  a = a + n + 1
+end
+for i = 1, n_stats do
+  redis.call('HINCRBY', KEYS[1], ARGV[a], ARGV[a + 1])
+  a = a + 2
+end
+return 1
+"""
+
+
+def bulk_script_args(keys: "RedisKeys", sessions: Mapping[str, Mapping[str, Any]],
+                     aggregates: Mapping[tuple[str, int, str], set[str]], counters: Mapping[str, int],
+                     session_ttl_s: int, agg_ttl_s: int = AGG_TTL_S) -> tuple[list[str], list[Any]] | None:
+    """``(KEYS, ARGV)`` of :data:`_WRITE_BULK_LUA` for one flush, or None when there is nothing to write.
+
+    Shapes as :meth:`RedisActionWriter.write`; counters equal to 0 are left out.
+    """
+    stats = [(name, int(value)) for name, value in counters.items() if value]
+    if not (sessions or aggregates or stats):
+        return None
+    redis_keys = [keys.stats]
+    argv: list[Any] = [agg_ttl_s, session_ttl_s, len(aggregates), len(sessions), len(stats)]
+    for (content_id, window_start_ms, event_type), members in aggregates.items():
+        redis_keys.append(keys.agg(content_id, window_start_ms, event_type))
+        argv.append(len(members))
+        argv.extend(members)
+    for session_id, fields in sessions.items():
+        redis_keys.append(keys.session(session_id))
+        argv.append(2 * len(fields))
+        for field, value in fields.items():
+            argv.append(field)
+            argv.append(value)
+    for name, value in stats:
+        argv.append(name)
+        argv.append(value)
+    return redis_keys, argv
+
 
 def encode_action(action: Mapping[str, Any]) -> list[str]:
     """An action (docs/contracts.md §4) as the flat field/value list of its hash and stream entry: None
@@ -173,6 +234,30 @@ def decode_action(fields: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def encode_trace(trace: Iterable[tuple[str, int, int, int]]) -> str:
+    """Pack ``(event_id, kafka_ts_ms, client_ts_ms, ts_ms)`` tuples into one stream field value:
+    lines of four space-separated fields (event ids never contain whitespace: udfs/contract.py)."""
+    return "\n".join(f"{eid} {kafka} {client} {ts}" for eid, kafka, client, ts in trace)
+
+
+def decode_trace(value: bytes | str) -> list[tuple[str, int, int, int]]:
+    """Inverse of :func:`encode_trace`.
+
+    Raises:
+        ValueError: a line without four fields or with a non-integer time.
+    """
+    text = value.decode() if isinstance(value, bytes) else value
+    out = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        parts = line.split(" ")
+        if len(parts) != 4:
+            raise ValueError(f"trace line {line!r} has {len(parts)} fields, expected 4")
+        out.append((parts[0], int(parts[1]), int(parts[2]), int(parts[3])))
+    return out
+
+
 class RedisActionWriter:
     """One Redis client and the write script; :meth:`write` sends a batch in one round trip.
 
@@ -195,8 +280,10 @@ class RedisActionWriter:
         self.action_ttl_s = action_ttl_s
         self.session_ttl_s = session_ttl_s
         self.stream_maxlen = stream_maxlen
-        self._script = self.client.register_script(_WRITE_ACTION_LUA)
-        self._fact_script = self.client.register_script(_ADD_FACT_LUA)
+        #: {script text: SHA1}, loaded on the first write and again after an outage or a SCRIPT FLUSH:
+        #: EVALSHA in the pipeline (redis-py's Script objects would ask SCRIPT EXISTS on every execute,
+        #: one more round trip per flush)
+        self._shas: dict[str, str] = {}
         self.sleep = time.sleep
 
     def write(self, actions: Iterable[Mapping[str, Any]], sessions: Mapping[str, Mapping[str, Any]],
@@ -229,39 +316,40 @@ class RedisActionWriter:
                 return
             except redis.AuthenticationError:
                 raise  # a wrong password or ACL user is a configuration error, not an outage: fail loudly
+            except redis.exceptions.NoScriptError:
+                # the scripts were flushed (a restarted or emptied Redis): load them again and resend;
+                # nothing of the failed pipeline that is not idempotent ran (the counters are in a script)
+                self._shas.clear()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 failures += 1
+                self._shas.clear()  # the Redis that answers next may be a restarted one
                 if failures == 1 or failures % 10 == 0:
                     log.warning("redis write failed (%s); attempt %d, retrying in %.2f s", exc, failures, delay_s)
                 self.sleep(delay_s)
                 delay_s = min(delay_s * 2, RETRY_BACKOFF_MAX_S)
 
+    def _sha(self, script: str) -> str:
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = self.client.script_load(script)
+        return sha
+
     def _send(self, actions, sessions, aggregates, counters, trace, facts=()) -> None:
         k = self.keys
+        write_action, add_fact = self._sha(_WRITE_ACTION_LUA), (self._sha(_ADD_FACT_LUA) if facts else "")
         pipe = self.client.pipeline(transaction=False)
         for action in actions:
-            self._script(keys=[k.action(action["session_id"]), k.actions, k.seen(action["event_id"])],
-                         args=[action["event_ts_ms"], self.action_ttl_s, self.stream_maxlen, *encode_action(action)],
-                         client=pipe)
-        for session_id, fields in sessions.items():
-            key = k.session(session_id)
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self.session_ttl_s)
-        for (content_id, window_start_ms, event_type), members in aggregates.items():
-            key = k.agg(content_id, window_start_ms, event_type)
-            pipe.sadd(key, *members)
-            pipe.expire(key, AGG_TTL_S)
-        if counters:
-            for name, value in counters.items():
-                if value:
-                    pipe.hincrby(k.stats, name, int(value))
-        for event_id, kafka_ts_ms, client_ts_ms, ts_ms in trace:
-            pipe.xadd(k.trace, {"event_id": event_id, "kafka_ts_ms": kafka_ts_ms, "client_ts_ms": client_ts_ms,
-                                    "ts_ms": ts_ms}, maxlen=1_000_000, approximate=True)
+            pipe.evalsha(write_action, 3, k.action(action["session_id"]), k.actions, k.seen(action["event_id"]),
+                         action["event_ts_ms"], self.action_ttl_s, self.stream_maxlen, *encode_action(action))
+        bulk = bulk_script_args(k, sessions, aggregates, counters, self.session_ttl_s)
+        if bulk is not None:
+            redis_keys, argv = bulk
+            pipe.evalsha(self._sha(_WRITE_BULK_LUA), len(redis_keys), *redis_keys, *argv)
+        if trace:
+            pipe.xadd(k.trace, {"events": encode_trace(trace)}, maxlen=100_000, approximate=True)
         for experiment_id, arm, metric, bucket_start_ms, session_id in facts:
-            self._fact_script(keys=[k.experiment_fact(experiment_id, metric, session_id), k.experiment(experiment_id),
-                                    k.experiments],
-                              args=[FACT_MARKER_TTL_S, f"{arm}|{metric}|{bucket_start_ms}", experiment_id], client=pipe)
+            pipe.evalsha(add_fact, 3, k.experiment_fact(experiment_id, metric, session_id), k.experiment(experiment_id),
+                         k.experiments, FACT_MARKER_TTL_S, f"{arm}|{metric}|{bucket_start_ms}", experiment_id)
         pipe.execute()
 
     def close(self) -> None:

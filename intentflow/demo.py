@@ -27,7 +27,7 @@ from pathlib import Path
 
 import click
 
-from connectors.redis_store import RedisKeys
+from connectors.redis_store import RedisKeys, decode_trace
 
 from intentflow.stack import ROOT, port_open
 from udfs.config import kafka_client_kwargs
@@ -201,8 +201,8 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
 
         stats = {k: int(v) for k, v in client.hgetall(RedisKeys(rp).stats).items()}
         rules = Counter(f["rule_id"] for _, f in client.xrange(RedisKeys(rp).actions))
-        trace = client.xrange(RedisKeys(rp).trace)
-        append_to_readable = [int(i.split("-")[0]) - int(f["kafka_ts_ms"]) for i, f in trace if int(f["kafka_ts_ms"])]
+        append_to_readable = [int(i.split("-")[0]) - kafka_ms for i, f in client.xrange(RedisKeys(rp).trace)
+                              for _eid, kafka_ms, _client_ms, _ts in decode_trace(f["events"]) if kafka_ms]
         click.echo("\nsummary")
         click.echo(f"  events produced      {produced + 1} (incl. 1 warm-up event)")
         click.echo(f"  events processed     {stats.get('events', 0)}: applied {stats.get('applied', 0)}, "

@@ -179,11 +179,12 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             self.writes.add(now_ms, *self._decide(shard, earlier, out))
         self.writes.add(now_ms, *self._decide(shard, batch, out))
         self._after_batch(shard, ctx)
-        self._push_metrics()
-        # one pipeline per flush of the batcher (all shards of this subtask), not per shard batch
+        # one pipeline and one metrics push per flush of the batcher (all shards of this subtask), not per
+        # shard batch (each metric update is a Java call)
         since_ms = self.writes.since_ms
         if since_ms is not None and (last_of_flush(batch) or now_ms - since_ms >= self.config.window_ms):
             self._send_writes()
+            self._push_metrics()
         if out:
             yield out
 
@@ -213,7 +214,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             self.metrics.observe("redis_time_us", (time.perf_counter_ns() - t0) / 1000)
 
     def _push_metrics(self) -> None:
-        """The metrics of this callback into Flink's metric group (one Java call per changed metric)."""
+        """The metrics since the last push into Flink's metric group (one Java call per changed metric;
+        called once per flush and per timer callback)."""
         metrics = self.metrics
         metrics.set_sessions(sum(len(s.entries) for s in self.shards.values()))
         metrics.set_versions(self.scorer.model_version, self.decider.engine.rules_version)

@@ -75,3 +75,18 @@ def test_agg_sets_and_stats_counters(writer):
     assert client.hgetall(f"{p}stats") == {"events": "6", "applied": "4", "suppressed:cooldown": "2"}
     assert client.hgetall(f"{p}session:s-1") == {"applied": "3", "intent_score": "0.25"}
     assert 0 < client.ttl(f"{p}session:s-1") <= SESSION_TTL_S
+
+
+def test_a_flush_is_written_after_the_scripts_were_flushed_and_nothing_counts_twice(writer):
+    # a restarted or emptied Redis has no scripts: the writer loads them again and resends the flush
+    w, client, p = writer
+    w.write([_action("e-1", 1_000, "a")], sessions={"s-1": {"applied": 1}}, aggregates={("c", 1000, "click"): {"s-1"}},
+            counters={"events": 1})
+    client.script_flush()
+    w.write([_action("e-2", 2_000, "b")], sessions={"s-1": {"applied": 2}}, aggregates={("c", 1000, "click"): {"s-2"}},
+            counters={"events": 1})
+    assert client.hget(f"{p}action:s-1", "action") == "b"
+    assert client.hgetall(f"{p}session:s-1") == {"applied": "2"}
+    assert client.smembers(f"{p}agg:c:1000:click") == {"s-1", "s-2"}
+    assert client.hgetall(f"{p}stats") == {"events": "2"}
+    assert [f["event_id"] for _id, f in client.xrange(f"{p}actions")] == ["e-1", "e-2"]

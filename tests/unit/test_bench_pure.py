@@ -352,3 +352,16 @@ def test_sizing_adds_interpreters_when_sessions_hold_one_back():
 
     assert r["cores"] == pytest.approx(max(2000 / 1000 * 125 / 1000,
                                            2000 / capacity_at(m["capacity_points"], 50_000)) * 2.0)
+
+
+def test_by_second_groups_by_the_send_second_with_nearest_rank_percentiles():
+    from bench.stats import by_second
+
+    start = 10_000
+    # (readable, kafka, client): second 0 has latencies 5, 7; second 2 has 100
+    trace = [(start + 15, start + 10, start + 10), (start + 907, start + 900, start + 999),
+             (start + 2_200, start + 2_100, start + 2_000)]
+    assert by_second(trace, start) == [
+        {"s": 0, "n": 2, "p50_ms": 5.0, "p99_ms": 7.0, "max_ms": 7.0},
+        {"s": 2, "n": 1, "p50_ms": 100.0, "p99_ms": 100.0, "max_ms": 100.0},
+    ]

@@ -17,7 +17,7 @@ TRACE = [(1010, 1000, 995), (2030, 2000, 1994), (3020, 3000, 2997), (4040, 4000,
 
 
 def _figures(sent: int):
-    res = SimpleNamespace(achieved_eps=99.94, duration_s=4.0, sent=sent, errors=0)
+    res = SimpleNamespace(achieved_eps=99.94, duration_s=4.0, sent=sent, errors=0, start_ms=990)
     sampler = SimpleNamespace(lag=[(1.0, 5), (2.0, 5), (3.0, 5), (9.0, 999)])  # the last is after the level
     return _level_figures(100, res, TRACE, sampler, {"cpu_pct": 50.0, "peak_rss_mb": 300.0}, 0.5, True, 1.5,
                           base_processed=1000, end_processed=1400)
@@ -35,6 +35,8 @@ def test_level_figures_from_a_trace():
     assert fig["achieved_eps"] == 99.9 and fig["level"] == "100"
     assert fig["lag"]["max_lag"] == 5 and fig["lag"]["slope_eps"] == 0.0  # the sample after 4 s is left out
     assert fig["untraced"] == 0 and fig["percentiles_are_lower_bounds"] is False
+    # one entry per second of the level (start 990 ms), by the second the event was sent
+    assert [(b["s"], b["n"], b["p50_ms"]) for b in fig["by_second"]] == [(0, 1, 10.0), (1, 1, 30.0), (2, 1, 20.0), (3, 1, 40.0)]
 
 
 def test_untraced_events_make_the_percentiles_lower_bounds():
