@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.levels import WARMUP_RATE_EPS, run_drain, run_target  # noqa: E402
+from udfs.config import JobConfig  # noqa: E402
 from bench.procs import load_avg_1m  # noqa: E402
 from bench.report import breakdown, drain_ratios, drain_table, machine_facts, markdown_table, plot, print_table  # noqa: E402
 from bench.stats import ratio  # noqa: E402
@@ -70,7 +71,7 @@ RESULTS = ROOT / "bench" / "results"
 @click.option("--drain-targets", default=f"job,baseline,quix,{CLUSTER_TARGET}", show_default=True,
               help=f"Targets of the drain runs; {CLUSTER_TARGET}: the job on the standalone cluster "
                    "(2 TaskManagers) at parallelism 2.")
-@click.option("--window-ms", type=int, default=20, show_default=True)
+@click.option("--window-ms", type=int, default=JobConfig.window_ms, show_default=True)
 @click.option("--parallelism", type=int, default=1, show_default=True)
 @click.option("--drain-timeout-s", type=float, default=60.0, show_default=True)
 @click.option("--flink-conf", multiple=True, help="key=value, extra Flink setting for the job (experiments).")
