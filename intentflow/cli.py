@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "experiments": "intentflow.experiments_cmd:experiments_cmd",
     "simulate": "intentflow.simulate:simulate_cmd",
     "demo": "intentflow.demo:demo_cmd",
+    "backtest": "intentflow.backtest:backtest_cmd",
     "bench": "bench.run:bench_cmd",
     "chaos": "intentflow.chaos:chaos_cmd",
 }
