@@ -152,6 +152,8 @@ def _ruleset_in_force(rules_file: Path | None, bootstrap: str, topic: str) -> tu
 @click.option("--dry-run", is_flag=True, help="print the moves, change and publish nothing")
 @click.option("--publish", "do_publish", is_flag=True, help="publish the adapted ruleset to the rules topic")
 @click.option("--every-s", type=click.FloatRange(1), default=None, help="run continuously, every this many seconds")
+@click.option("--max-runs", type=click.IntRange(1), default=None,
+              help="with --every-s: stop after this many runs (default: run until stopped)")
 @click.option("--rules-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="the ruleset in force (default: the latest on the rules topic, else rules/default.v1.json)")
 @click.option("--prefix", default="if:", show_default=True, help="the job's --redis-prefix")
@@ -164,7 +166,7 @@ def _ruleset_in_force(rules_file: Path | None, bootstrap: str, topic: str) -> tu
               help="Exposed sessions each arm needs before its threshold may move.")
 @click.option("--audit-log", type=click.Path(dir_okay=False, path_type=Path), default=Path("artifacts/rules-audit.jsonl"),
               show_default=True, help="every move is appended here as one JSON line, with its reason")
-def adapt_cmd(dry_run, do_publish, every_s, rules_file, prefix, redis_url, topic, bootstrap, alpha, min_exposures,
+def adapt_cmd(dry_run, do_publish, every_s, max_runs, rules_file, prefix, redis_url, topic, bootstrap, alpha, min_exposures,
               audit_log) -> None:
     """Move adaptive thresholds only on evidence: a variant whose purchase rate beats control's by the
     mSPRT's always-valid p-value (valid under repeated reads, so --every-s may run forever). The moved
@@ -181,7 +183,9 @@ def adapt_cmd(dry_run, do_publish, every_s, rules_file, prefix, redis_url, topic
     bootstrap = bootstrap or settings.kafka_bootstrap
     redis_url = redis_url or settings.redis_url
     ruleset, where = _ruleset_in_force(rules_file, bootstrap, topic)
+    runs = 0
     while True:
+        runs += 1
         exposures, conversions = read_variant_counts(redis_url, prefix, ruleset)
         kw = {"alpha": alpha, "min_exposures": min_exposures, "test": "msprt"}
         moves = adapt_moves(ruleset, exposures, conversions, **kw)
@@ -205,6 +209,6 @@ def adapt_cmd(dry_run, do_publish, every_s, rules_file, prefix, redis_url, topic
                                                f"p {m.p_value:.3g} < alpha/2 {alpha / 2}"} for m in moves]}) + "\n")
             click.echo(json.dumps(new, indent=2))
             ruleset, where = new, (f"{topic} (published)" if published else "adapted")
-        if every_s is None:
+        if every_s is None or (max_runs is not None and runs >= max_runs):
             return
         time.sleep(every_s)

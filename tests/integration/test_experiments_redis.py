@@ -181,6 +181,38 @@ def test_rules_adapt_moves_a_threshold_on_evidence_publishes_it_and_audits(stack
     assert entry["published"] and entry["moves"][0]["variant"] == "lower" and "mSPRT" in entry["moves"][0]["reason"]
 
 
+def test_rules_adapt_every_s_moves_a_rule_at_most_once_per_test(stack, topics, redis_client, tmp_path):
+    """``--every-s`` runs the adaptation again and again (``--max-runs`` ends it for the test): the first run
+    moves the threshold and bumps the rule's version; the moved rule's experiment is then a new one without
+    counts, so the second run moves nothing (one move per rule per test) and the audit log has one line."""
+    from click.testing import CliRunner
+
+    from intentflow.rules_cmd import adapt_cmd
+
+    _redis, key_prefix = redis_client
+    prefix = key_prefix + "if:"
+    facts = []
+    for variant, sessions, rate in (("control", 4000, 0.05), ("lower", 600, 0.15), ("higher", 600, 0.05)):
+        for i in range(sessions):
+            facts.append(("shallow_engagement@1", variant, "sessions", T0, f"{variant}-{i}"))
+            if i < sessions * rate:
+                facts.append(("shallow_engagement@1", variant, "sessions_converted", T0, f"{variant}-{i}"))
+    writer = _writer(stack, prefix)
+    try:
+        writer.write([], {}, {}, {}, facts=facts)
+    finally:
+        writer.close()
+    audit = tmp_path / "audit.jsonl"
+    run = CliRunner().invoke(adapt_cmd, ["--rules-file", str(DEFAULT_RULES_PATH), "--prefix", prefix, "--redis-url",
+                                         stack.redis_url, "--topic", topics.rules, "--bootstrap", stack.kafka_bootstrap,
+                                         "--audit-log", str(audit), "--every-s", "1", "--max-runs", "2"])
+    assert run.exit_code == 0, run.output
+    assert run.output.count("shallow_engagement: 25.0 -> 20.0 (variant lower)") == 1
+    assert "no threshold moves" in run.output  # the second run
+    (line,) = audit.read_text().splitlines()
+    assert json.loads(line)["moves"][0]["rule_id"] == "shallow_engagement"
+
+
 async def test_experiments_endpoint_reports_from_the_counts(stack, redis_client):
     redis, key_prefix = redis_client
     prefix = key_prefix + "if:"
