@@ -220,7 +220,10 @@ def build_dataset(events: Iterable[dict[str, Any]], conversion: str = "add_to_ca
         by_session.setdefault(event["session_id"], []).append(event)
         n_events += 1
     xs, ys, groups, times = [], [], [], []
-    for session_id, session_events in by_session.items():
+    from tqdm import tqdm  # noqa: PLC0415 - progress on a terminal only (disable=None: off when not a TTY)
+
+    for session_id, session_events in tqdm(by_session.items(), total=len(by_session), unit="session",
+                                           desc="features per session", disable=None, leave=False):
         ordered, feats, outcomes = replay_session(session_events, noise_config)
         applied = np.array([o.applied for o in outcomes], dtype=bool)
         if not applied.any():
