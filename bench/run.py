@@ -149,14 +149,21 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
     target_list = [t.strip() for t in targets.split(",") if t.strip()]
     results["drain"] = {}
     drain_list = [t.strip() for t in drain_targets.split(",") if t.strip()] if drain_events > 0 else []
-    for target in target_list + [t for t in drain_list if t not in target_list]:
-        if level_list and target in target_list:
-            results["targets"][target] = run_target(target, run_tag, templates, seed, run_id, level_list, duration_s,
-                                                    warmup_s, drain_timeout_s, window_ms, parallelism, run_dir, conf,
-                                                    say, profile_s, breakdown_level)
-        if target in drain_list:
-            results["drain"][target] = run_drain(target, run_tag, templates, seed, run_id, drain_events, window_ms,
-                                                 parallelism, run_dir, conf, say)
+    from tqdm import tqdm
+
+    steps = target_list + [t for t in drain_list if t not in target_list]
+    # one step per target (its paced levels, then its drain); the per-level lines above it say the rest
+    with tqdm(total=len(steps), unit="target", desc="bench", disable=None, file=sys.stderr) as bar:
+        for target in steps:
+            bar.set_postfix_str(target)
+            if level_list and target in target_list:
+                results["targets"][target] = run_target(target, run_tag, templates, seed, run_id, level_list,
+                                                        duration_s, warmup_s, drain_timeout_s, window_ms, parallelism,
+                                                        run_dir, conf, say, profile_s, breakdown_level)
+            if target in drain_list:
+                results["drain"][target] = run_drain(target, run_tag, templates, seed, run_id, drain_events, window_ms,
+                                                     parallelism, run_dir, conf, say)
+            bar.update(1)
     results["drain_ratios"] = drain_ratios(results["drain"])
     job = {lv["level"]: lv for lv in results["targets"].get("job", {}).get("levels", [])}
     base = {lv["level"]: lv for lv in results["targets"].get("baseline", {}).get("levels", [])}
