@@ -82,6 +82,11 @@ def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: 
     writer = RedisActionWriter(settings.redis_url, cfg.redis_prefix, cfg.action_ttl_s, cfg.session_ttl_s,
                                cfg.actions_stream_maxlen)
     store: dict[str, SessionEntry] = {}
+    from udfs.gcpolicy import FrozenGenerations
+
+    # the job's GC policy (udfs/gcpolicy.py), on the job's state-write rhythm: the same code, the same pauses
+    gc_policy = FrozenGenerations(cfg.gc_full_interval_ms, int(time.time() * 1000)) if cfg.gc_freeze else None
+    last_freeze_ms = int(time.time() * 1000)
     # Defaults of kafka-python except a shorter fetch wait (Flink's KafkaSource keeps the Kafka default
     # 500 ms too, but a fetch returns as soon as one byte is there, so it only matters when idle).
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
@@ -169,6 +174,10 @@ def main(redis_prefix: str, window_ms: int, max_batch_size: int, trace_every_n: 
             hops["flush_ms"].append((t_written - t_flush) / 1e6)
             buffer = []
             parse_ns = 0
+            now_ms = int(time.time() * 1000)
+            if gc_policy is not None and now_ms - last_freeze_ms >= cfg.state_write_interval_ms:
+                gc_policy.after_state_write(now_ms)
+                last_freeze_ms = now_ms
     consumer.close()
     writer.close()
     if hops_out:

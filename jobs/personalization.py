@@ -436,6 +436,9 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--page-rates/--no-page-rates", default=JobConfig.page_rates, show_default=True,
               help="Cross-session page bounce/exit rates as features (udfs/page_stats.py); breaks exact "
                    "batching invariance and replay = live (see JobConfig.page_rates).")
+@click.option("--gc-freeze/--no-gc-freeze", default=JobConfig.gc_freeze, show_default=True,
+              help="Keep CPython's cyclic GC off the session copy (gc.freeze() after each state write, a full "
+                   "collection once an hour; udfs/gcpolicy.py).")
 @click.option("--rules-file", default=str(DEFAULT_RULES_PATH), show_default=True,
               help="Ruleset used until one is published on the rules topic (`intentflow rules publish`).")
 @click.option("--models-root", default=None, help="Folder of models (default: models/ of this checkout).")
@@ -460,7 +463,7 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
                    "execution.buffer-timeout.interval=10ms). Used by the benchmark's experiments.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
             max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, action_ttl_s,
-            page_rates,
+            page_rates, gc_freeze,
             rules_file, models_root, model_version, trace_every_n, checkpoint_dir, checkpoint_interval_ms,
             from_savepoint, prometheus_port, rates_every_s, job_name, flink_conf) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
@@ -469,7 +472,7 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
                   max_parallelism=max_parallelism, state_write_interval_ms=state_write_interval_ms,
                   allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n,
                   session_ttl_s=session_ttl_s, action_ttl_s=action_ttl_s, page_rates=page_rates,
-                  model_version=model_version)
+                  model_version=model_version, gc_freeze=gc_freeze)
     if events_file:
         events: KafkaEvents | FileEvents = FileEvents(str(Path(events_file).resolve()))
     else:

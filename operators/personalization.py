@@ -127,6 +127,10 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.shard_phase = {k: i / len(keys) for i, k in enumerate(keys)}
         #: Redis writes of the batches of the current flush, sent in one pipeline at its last batch
         self.writes = WriteBuffer()
+        from udfs.gcpolicy import FrozenGenerations
+
+        #: keeps the cyclic GC off the session copy (None: CPython's default collections)
+        self.gc = FrozenGenerations(cfg.gc_full_interval_ms, int(time.time() * 1000)) if cfg.gc_freeze else None
 
     # -- rules (broadcast) ----------------------------------------------------------------------
 
@@ -264,6 +268,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             self._send_writes()
             self.sessions.put_all({sid: encode_stored(entry) for sid, entry in shard.take_dirty(now_ms).items()})
             self.pending.clear()
+            if self.gc is not None and self.gc.after_state_write(now_ms):
+                log.info("full GC collection (permanent generation released): %.0f ms", self.gc.last_full_pause_ms)
         due_ms = shard.next_due_ms()
         if due_ms is not None and (shard.write_timer_ms is None or due_ms < shard.write_timer_ms):
             shard.write_timer_ms = max(due_ms, now_ms + 1)
