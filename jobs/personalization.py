@@ -437,7 +437,7 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
               help="Cross-session page bounce/exit rates as features (udfs/page_stats.py); breaks exact "
                    "batching invariance and replay = live (see JobConfig.page_rates).")
 @click.option("--gc-freeze/--no-gc-freeze", default=JobConfig.gc_freeze, show_default=True,
-              help="Keep CPython's cyclic GC off the session copy (gc.freeze() after each state write, a full "
+              help="Keep CPython's cyclic GC off the session copy (gc.freeze after each state write, a full "
                    "collection once an hour; udfs/gcpolicy.py).")
 @click.option("--rules-file", default=str(DEFAULT_RULES_PATH), show_default=True,
               help="Ruleset used until one is published on the rules topic (`intentflow rules publish`).")
