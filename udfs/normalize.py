@@ -75,7 +75,7 @@ from udfs.contract import EVENT_TYPES, PROPS_MODELS, ContractError, derive_event
 from udfs.enrich import classify_user_agent, ip_prefix
 from udfs.jsontext import clean_strings, truncate_strings
 from udfs.limits import EVENT_MAX_DEPTH, USER_AGENT_MAX_CHARS, json_depth
-from udfs.plausibility import FLAG_TRAJECTORY_IMPLAUSIBLE, trajectory_violation
+from udfs.plausibility import FLAG_TRAJECTORY_IMPLAUSIBLE, FLAG_VALUE_IMPLAUSIBLE, trajectory_violation, value_violations
 
 #: Clock offsets up to this are treated as transit delay, not skew (ms). See module docstring.
 SKEW_TOLERANCE_MS = 1_000
@@ -321,7 +321,10 @@ def _props(etype: str, raw: dict, page: dict, context: dict, flags: list[str]) -
     else:
         p = dict(p)
     if etype == "scroll":
-        return normalize_scroll(p, context["viewport_h_px"], flags)
+        p = normalize_scroll(p, context["viewport_h_px"], flags)
+        if value_violations(etype, p, context):
+            flags.append(FLAG_VALUE_IMPLAUSIBLE)  # kept as sent; udfs.session keeps it out of the features
+        return p
     if etype in _DURATION_PROPS:
         name = _DURATION_PROPS[etype]
         p[name] = normalize_duration_ms(p.get(name), name, flags, required=etype != "visibility")
@@ -337,6 +340,8 @@ def _props(etype: str, raw: dict, page: dict, context: dict, flags: list[str]) -
             raise ContractError("wrong_type", f"props.{key}: NaN/inf")
     if etype == "mouse_trajectory" and trajectory_violation(p, context["viewport_w_px"], context["viewport_h_px"]):
         flags.append(FLAG_TRAJECTORY_IMPLAUSIBLE)  # kept as sent; udfs.session keeps it out of the features
+    if value_violations(etype, p, context):  # udfs.plausibility.RANGES: kept as sent, out of the features
+        flags.append(FLAG_VALUE_IMPLAUSIBLE)
     return p
 
 

@@ -1,4 +1,11 @@
-"""Physically plausible ranges of pointer measurements (issue 14: impossible trajectories).
+"""Physically plausible ranges of every numeric property of an event (issue 14).
+
+Two layers: the trajectory bounds below (path geometry and speed against the viewport), and
+:data:`RANGES`, one documented range per numeric field of ``context`` and of every event type's ``props``
+(``tests/unit/test_plausibility_ranges.py`` enumerates the contract's numeric fields and fails when one has
+none). An event with a value outside its range is kept exactly as sent (the raw value preserved), flagged
+:data:`FLAG_VALUE_IMPLAUSIBLE` by the normalizer, and kept out of the features like an implausible
+trajectory (:data:`IMPLAUSIBLE_FLAGS`).
 
 A ``mouse_trajectory`` summary (docs/contracts.md §1) is *implausible* when it could not have been
 produced by a person moving a pointer inside the page's viewport. Such an event is kept (the props are
@@ -29,8 +36,11 @@ from typing import Any
 #: Flag added to an event whose trajectory summary is outside the bounds above (normalizer).
 FLAG_TRAJECTORY_IMPLAUSIBLE = "trajectory_implausible"
 
+#: Flag added to an event with a numeric property outside its range in :data:`RANGES` (normalizer).
+FLAG_VALUE_IMPLAUSIBLE = "value_implausible"
+
 #: Flags that keep an event out of the features (session state suppresses it, reason below).
-IMPLAUSIBLE_FLAGS = (FLAG_TRAJECTORY_IMPLAUSIBLE,)
+IMPLAUSIBLE_FLAGS = (FLAG_TRAJECTORY_IMPLAUSIBLE, FLAG_VALUE_IMPLAUSIBLE)
 
 #: Suppression reason of a flagged event (``udfs.session.Outcome.reason``).
 REASON_IMPLAUSIBLE = "implausible_value"
@@ -89,3 +99,134 @@ def trajectory_violation(props: Mapping[str, Any], viewport_w_px: Any = None,
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ------------------------------------------------------------------------ ranges of every numeric field
+
+#: Largest CSS-pixel length a layout can have in Chromium: ``LayoutUnit`` is an int32 with 6 fractional
+#: bits, so it saturates at 2**31 / 64 = 33,554,432 px (Chromium, third_party/blink/.../layout_unit.h).
+MAX_LAYOUT_PX = 33_554_432
+
+#: Largest viewport or screen side, CSS px: an 8K display (7,680 x 4,320) at 50 % zoom is 15,360 px wide;
+#: 16,384 (2**14) leaves room above it. Our choice, from :data:`FALLBACK_VIEWPORT_PX`.
+MAX_SCREEN_PX = 16_384
+
+#: Network Information API: Chrome never reports a downlink above 10 Mbps (an anti-fingerprinting cap, MDN
+#: browser-compat-data "Downlink") nor an RTT above 3,000 ms, and adds up to 10 % noise before rounding to
+#: 25 ms / 25 kbps buckets (WICG/netinfo issue 64): bounds with the noise and one bucket on top.
+MAX_DOWNLINK_MBPS = 10.0 * 1.1 + 0.025
+MAX_RTT_MS = 3_000 * 1.1 + 25
+
+#: Longest plausible duration of one hover, visible stretch or pointer stretch, ms: a session ends after
+#: 30 minutes without an event (``JobConfig.session_ttl_s``, Google Analytics' default), so nothing the
+#: SDK measures inside one page view can last longer without the session having ended. Visible time is
+#: the exception (a page can stay open and visible while the visitor reads): 24 h, our choice.
+MAX_INTERACTION_MS = 1_800_000
+MAX_VISIBLE_MS = 86_400_000
+
+#: Highest pointer sampling rate there is, Hz: 8,000 Hz USB polling of gaming mice; a stretch of
+#: ``duration_ms`` cannot hold more than ``duration_ms * 8 + 1`` samples.
+MAX_POINTER_SAMPLE_HZ = 8_000
+
+#: Largest cart quantity and money amount of one visitor's click, our choice (far above any consumer order;
+#: a B2B shop with larger orders raises them).
+MAX_QUANTITY = 10_000
+MAX_AMOUNT = 1e9
+
+#: ``(scope, field)`` -> ``(low, high, why)``. ``scope`` is ``"context"`` (``context`` and its
+#: ``network``) or an event type (its ``props``). A bound is a number, or the name of a relation evaluated
+#: per event by :func:`value_violations`: ``"viewport_w"``/``"viewport_h"`` (the event's viewport, else
+#: :data:`FALLBACK_VIEWPORT_PX`), ``"document_end"`` (``document_height_px``, else :data:`MAX_LAYOUT_PX`),
+#: ``"minus_viewport_h"``, ``"samples_for_duration"``, ``"sample_count"``, ``"jerk"`` (+- the jerk of a
+#: sinusoid at :data:`MAX_HAND_OSCILLATION_HZ` with the largest plausible speed: speed x (2 pi f)^2).
+RANGES: dict[tuple[str, str], tuple[Any, Any, str]] = {
+    ("context", "viewport_w_px"): (0, MAX_SCREEN_PX, "8K at 50 % zoom"),
+    ("context", "viewport_h_px"): (0, MAX_SCREEN_PX, "8K at 50 % zoom"),
+    ("context", "screen_w_px"): (0, MAX_SCREEN_PX, "8K at 50 % zoom"),
+    ("context", "screen_h_px"): (0, MAX_SCREEN_PX, "8K at 50 % zoom"),
+    ("context", "rtt_ms"): (0, MAX_RTT_MS, "Chrome's 3,000 ms cap + noise"),
+    ("context", "downlink_mbps"): (0, MAX_DOWNLINK_MBPS, "Chrome's 10 Mbps cap + noise"),
+    ("click", "x_px"): (0, "viewport_w", "clientX lies inside the viewport"),
+    ("click", "y_px"): (0, "viewport_h", "clientY lies inside the viewport"),
+    ("scroll", "scroll_depth_pct"): (0, 100, "clamped by the normalizer"),
+    ("scroll", "scroll_depth_pct_raw"): (-100, 200, "one viewport of overscroll either way, our choice"),
+    ("scroll", "offset_px"): ("minus_viewport_h", "document_end", "scrollY within the document, +- overscroll"),
+    ("scroll", "document_height_px"): (0, MAX_LAYOUT_PX, "Chromium LayoutUnit"),
+    ("hover", "hover_ms"): (0, MAX_INTERACTION_MS, "30-min session rule"),
+    ("visibility", "visible_ms"): (0, MAX_VISIBLE_MS, "24 h, our choice"),
+    ("mouse_trajectory", "path_length_px"): (0, None, "bounded against the viewport by trajectory_violation"),
+    ("mouse_trajectory", "straightness"): (0, 1, "a ratio of distances"),
+    ("mouse_trajectory", "mean_speed_px_s"): (0, None, "bounded against the viewport by trajectory_violation"),
+    ("mouse_trajectory", "jerk_px_s3"): ("minus_jerk", "jerk", "sinusoid at the tremor frequency"),
+    ("mouse_trajectory", "pause_count"): (0, "sample_count", "a pause is between samples"),
+    ("mouse_trajectory", "sample_count"): (1, "samples_for_duration", "8 kHz pointer polling"),
+    ("mouse_trajectory", "duration_ms"): (0, MAX_INTERACTION_MS, "30-min session rule"),
+    ("add_to_cart", "quantity"): (1, MAX_QUANTITY, "our choice"),
+    ("add_to_cart", "price"): (0, MAX_AMOUNT, "our choice"),
+    ("purchase", "value"): (0, MAX_AMOUNT, "our choice"),
+    ("intent", "intent_score"): (0, 1, "a probability"),
+    ("intent", "edge_latency_ms"): (0, MAX_INTERACTION_MS, "30-min session rule"),
+}
+
+
+def _relation(name: Any, props: Mapping[str, Any], context: Mapping[str, Any]) -> float | None:
+    if name is None or isinstance(name, (int, float)):
+        return name
+    vw, vh = context.get("viewport_w_px"), context.get("viewport_h_px")
+    vw = vw if _number(vw) and vw > 0 else FALLBACK_VIEWPORT_PX[0]  # each side falls back on its own
+    vh = vh if _number(vh) and vh > 0 else FALLBACK_VIEWPORT_PX[1]
+    if name == "viewport_w":
+        return float(vw)
+    if name == "viewport_h":
+        return float(vh)
+    if name == "minus_viewport_h":
+        return -float(vh)
+    if name == "document_end":
+        doc = props.get("document_height_px")
+        return float(doc) + vh if _number(doc) else float(MAX_LAYOUT_PX)
+    if name == "sample_count":
+        n = props.get("sample_count")
+        return float(n) if _number(n) else None
+    if name == "samples_for_duration":
+        d = props.get("duration_ms")
+        return d * MAX_POINTER_SAMPLE_HZ / 1000.0 + 1 if _number(d) else None
+    if name in ("jerk", "minus_jerk"):
+        bound = max_speed_px_s(vw, vh) * (2 * math.pi * MAX_HAND_OSCILLATION_HZ) ** 2
+        return bound if name == "jerk" else -bound
+    raise KeyError(f"unknown relation {name!r}")
+
+
+def value_violations(event_type: str, props: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+    """``"scope.field=value"`` for every numeric value of the event outside its :data:`RANGES` entry.
+
+    Args:
+        event_type: the event's ``type``; props: its props; context: its context (``network`` nested or
+            flat: both are read).
+    """
+    network = context.get("network") or {}
+    out = []
+    for (scope, field), (low, high, _why) in RANGES.items():
+        if scope == "context":
+            value = context.get(field, network.get(field) if isinstance(network, Mapping) else None)
+            source = props
+        elif scope == event_type:
+            value = props.get(field)
+            source = props
+        else:
+            continue
+        if not _number(value):
+            continue
+        lo, hi = _relation(low, source, context), _relation(high, source, context)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            out.append(f"{scope}.{field}={value:g}")
+    return out
+
+
+def ranges_table() -> str:
+    """:data:`RANGES` as the markdown table of docs/contracts.md (section "Plausible ranges")."""
+    def show(b: Any) -> str:
+        return "–" if b is None else (f"{b:,.3g}" if isinstance(b, float) else f"{b:,}" if isinstance(b, int) else f"`{b}`")
+
+    rows = ["| scope | field | low | high | why |", "|---|---|---|---|---|"]
+    rows += [f"| {scope} | `{field}` | {show(lo)} | {show(hi)} | {why} |" for (scope, field), (lo, hi, why) in RANGES.items()]
+    return "\n".join(rows)
