@@ -18,6 +18,9 @@ Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``, default :data
   events of that pipeline packed by :func:`encode_trace` (one command per flush, not one per event: the
   instrument must not weigh on what it measures).
 * ``{p}stats`` hash: job counters (HINCRBY; counted again for events replayed after a restart).
+* ``{p}epoch`` string, no TTL: set (NX) by every pipeline of the writer; when a pipeline finds it missing
+  after the writer has written before, Redis lost its data (a restart without persistence, a FLUSHALL) and
+  :meth:`RedisActionWriter.write` says so, so the job can write what it holds again (issue 14).
 * ``{p}exp:{experiment_id}`` hash: experiment counts, field ``{arm}|{metric}|{bucket_start_ms}`` = sessions
   (udfs/experiments.py). Each :class:`udfs.experiments.Fact` is added once: a marker
   ``{p}expfact:{experiment_id}:{metric}:{session_id}`` (SET NX, TTL :data:`FACT_MARKER_TTL_S`) guards the
@@ -61,6 +64,11 @@ class RedisKeys:
     def seen(self, event_id: str) -> str:
         """Marker that the action of ``event_id`` is in the stream."""
         return f"{self.prefix}seen:{event_id}"
+
+    @property
+    def epoch(self) -> str:
+        """Marker of the data this Redis holds for the prefix (``SET NX`` by every pipeline)."""
+        return f"{self.prefix}epoch"
 
     def session(self, session_id: str) -> str:
         """Hash of a session's summary (counts, score, versions, features)."""
@@ -284,13 +292,20 @@ class RedisActionWriter:
         #: EVALSHA in the pipeline (redis-py's Script objects would ask SCRIPT EXISTS on every execute,
         #: one more round trip per flush)
         self._shas: dict[str, str] = {}
+        self._has_written = False
+        self._scripts_lost = False
         self.sleep = time.sleep
 
     def write(self, actions: Iterable[Mapping[str, Any]], sessions: Mapping[str, Mapping[str, Any]],
               aggregates: Mapping[tuple[str, int, str], set[str]], counters: Mapping[str, int],
-              trace: Iterable[tuple[str, int, int, int]] = (), facts: Iterable[tuple] = ()) -> None:
+              trace: Iterable[tuple[str, int, int, int]] = (), facts: Iterable[tuple] = ()) -> bool:
         """Write actions, session summaries, aggregates, counters, latency traces and experiment facts
         (:class:`udfs.experiments.Fact`) in one pipeline.
+
+        Returns:
+            True when Redis had lost this prefix's data since this writer's previous write (the ``epoch``
+            marker was missing: a restart without persistence, a FLUSHALL); False on the first write and
+            whenever the marker was there.
 
         A Redis outage is waited out: on a connection error or timeout the whole pipeline is sent
         again after a backoff of :data:`RETRY_BACKOFF_S` doubling up to :data:`RETRY_BACKOFF_MAX_S`,
@@ -310,16 +325,23 @@ class RedisActionWriter:
         failures = 0
         while True:
             try:
-                self._send(actions, sessions, aggregates, counters, trace, facts)
+                marker_was_missing = self._send(actions, sessions, aggregates, counters, trace, facts)
                 if failures:
                     log.warning("redis reachable again after %d failed attempts", failures)
-                return
+                emptied = (marker_was_missing or self._scripts_lost) and self._has_written
+                self._scripts_lost = False
+                if emptied:
+                    log.warning("redis lost this prefix's data (%s missing) since the previous write", self.keys.epoch)
+                self._has_written = True
+                return emptied
             except redis.AuthenticationError:
                 raise  # a wrong password or ACL user is a configuration error, not an outage: fail loudly
             except redis.exceptions.NoScriptError:
                 # the scripts were flushed (a restarted or emptied Redis): load them again and resend;
-                # nothing of the failed pipeline that is not idempotent ran (the counters are in a script)
+                # nothing of the failed pipeline that is not idempotent ran (the counters are in a script).
+                # Its epoch SET NX did run, so the resend cannot tell an emptied Redis any more: say so.
                 self._shas.clear()
+                self._scripts_lost = True
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 failures += 1
                 self._shas.clear()  # the Redis that answers next may be a restarted one
@@ -334,10 +356,11 @@ class RedisActionWriter:
             sha = self._shas[script] = self.client.script_load(script)
         return sha
 
-    def _send(self, actions, sessions, aggregates, counters, trace, facts=()) -> None:
+    def _send(self, actions, sessions, aggregates, counters, trace, facts=()) -> bool:
         k = self.keys
         write_action, add_fact = self._sha(_WRITE_ACTION_LUA), (self._sha(_ADD_FACT_LUA) if facts else "")
         pipe = self.client.pipeline(transaction=False)
+        pipe.set(k.epoch, "1", nx=True)  # first: its reply says whether Redis still had this prefix's data
         for action in actions:
             pipe.evalsha(write_action, 3, k.action(action["session_id"]), k.actions, k.seen(action["event_id"]),
                          action["event_ts_ms"], self.action_ttl_s, self.stream_maxlen, *encode_action(action))
@@ -350,7 +373,7 @@ class RedisActionWriter:
         for experiment_id, arm, metric, bucket_start_ms, session_id in facts:
             pipe.evalsha(add_fact, 3, k.experiment_fact(experiment_id, metric, session_id), k.experiment(experiment_id),
                          k.experiments, FACT_MARKER_TTL_S, f"{arm}|{metric}|{bucket_start_ms}", experiment_id)
-        pipe.execute()
+        return bool(pipe.execute()[0])
 
     def close(self) -> None:
         self.client.close()

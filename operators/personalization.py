@@ -211,12 +211,28 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             yield out
 
     def _send_writes(self) -> None:
-        """Send the queued Redis writes in one pipeline (RedisActionWriter retries through an outage)."""
+        """Send the queued Redis writes in one pipeline (RedisActionWriter retries through an outage);
+        when Redis came back without its data, write what this subtask holds again."""
         queued = self.writes.take()
         if queued is not None:
             t0 = time.perf_counter_ns()
-            self.writer.write(*queued)
+            emptied = self.writer.write(*queued)
             self.metrics.observe("redis_time_us", (time.perf_counter_ns() - t0) / 1000)
+            if emptied:
+                self._rewrite_redis()
+
+    def _rewrite_redis(self) -> None:
+        """Redis lost its data (restart without persistence, FLUSHALL): write the summary and the latest
+        action of every session in the Python copy again (``udfs.microbatch.redis_rebuild``). Sessions
+        restored from a checkpoint and not touched since are not in the copy; their keys come back with
+        their next event. Experiment counts and ``stats`` counters are not rebuilt (docs/reliability.md)."""
+        from udfs.microbatch import redis_rebuild
+
+        actions, summaries = redis_rebuild(self.shards.values(), self.scorer.model_version,
+                                           self.decider.engine.rules_version)
+        self.writer.write(actions, summaries, {}, {})
+        log.warning("redis came back without its data: wrote %d session summaries and %d latest actions again",
+                    len(summaries), len(actions))
 
     def _push_metrics(self) -> None:
         """The metrics since the last push into Flink's metric group (one Java call per changed metric;

@@ -96,9 +96,12 @@ class SessionEntry:
         counts: list of ints in :data:`COUNT_FIELDS` order.
         last_intent_score: score of the latest applied event (-1.0 before any).
         exp: the session's arms and what it was counted in (:class:`udfs.experiments.ExperimentSession`).
+        last_action: the session's latest action by event time (the one its Redis ``action`` hash holds), so
+            the job can write it again when Redis comes back empty (issue 14); None before any.
     """
 
-    __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score", "edge_recent", "exp")
+    __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score", "edge_recent", "exp",
+                 "last_action")
 
     def __init__(self) -> None:
         self.state = SessionState()
@@ -112,10 +115,11 @@ class SessionEntry:
         #: ``{event_id: (score, rule_id, features)}`` of its last :data:`EDGE_RECENT_EVENTS` applied events.
         self.edge_recent: dict[str, tuple[float, str | None, np.ndarray]] | None = None
         self.exp = ExperimentSession()
+        self.last_action: dict[str, Any] | None = None
 
     def __getstate__(self):
         return (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
-                self.edge_recent, self.exp)
+                self.edge_recent, self.exp, self.last_action)
 
     def __setstate__(self, st) -> None:
         # 7 fields: before edge checks; 8: before experiments (a restored session counts from now on)
@@ -123,6 +127,7 @@ class SessionEntry:
         (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
          self.edge_recent) = st[:8]
         self.exp = st[8] if len(st) > 8 else ExperimentSession()
+        self.last_action = st[9] if len(st) > 9 else None  # 9 fields: before Redis rebuilds
         if self.log and isinstance(self.log[0], Mapping):  # pickled before the log held bytes
             self.log = [log_entry(event) for event in self.log]
 
@@ -358,6 +363,8 @@ class Decider:
             action["client_ts_ms"] = event.get("client_ts_ms")
             annotate_action(action, entry.exp, event, experiment, engine.explore_pcts.get(decision.rule_id, 0.0), facts)
             result.actions.append(action)
+            if entry.last_action is None or action["event_ts_ms"] >= entry.last_action["event_ts_ms"]:
+                entry.last_action = action  # what the write-if-newer action hash holds
             counters["actions"] += 1
         self._check_intents(intents, counters)
         return result

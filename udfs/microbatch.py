@@ -19,11 +19,11 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from udfs.contract import ContractError, parse_event
-from udfs.decide import SessionEntry
+from udfs.decide import SessionEntry, session_summaries
 from udfs.dlq import dlq_record
 
 
@@ -50,6 +50,17 @@ def decode_stored(value: bytes | SessionEntry | None) -> SessionEntry | None:
     if value is None or isinstance(value, SessionEntry):
         return value
     return pickle.loads(zlib.decompress(value))
+
+
+def redis_rebuild(shards: Iterable["ShardSessions"], model_version: str, rules_version: str
+                  ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """What to write again when Redis lost its data: ``(latest action of every session that has one,
+    {session_id: summary})`` over the sessions of ``shards`` (shapes as ``RedisActionWriter.write``;
+    the action hashes are write-if-newer and the stream append is guarded per event, so writing them
+    again is idempotent)."""
+    entries = {sid: entry for shard in shards for sid, entry in shard.entries.items()}
+    actions = [entry.last_action for entry in entries.values() if entry.last_action is not None]
+    return actions, session_summaries(entries, model_version, rules_version)
 
 
 def decode_batch(batch: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -35,6 +35,25 @@ def _writer(stack, prefix: str) -> RedisActionWriter:
     return RedisActionWriter(stack.redis_url, prefix, cfg.action_ttl_s, cfg.session_ttl_s, 1000)
 
 
+def _write_facts(stack, prefix: str, facts: list) -> None:
+    writer = _writer(stack, prefix)
+    try:
+        writer.write([], {}, {}, {}, facts=facts)
+    finally:
+        writer.close()
+
+
+def _variant_facts(experiment_id: str) -> list:
+    """Counts of an adaptive threshold whose ``lower`` variant converts at 15 % against control's 5 %."""
+    facts = []
+    for variant, sessions, rate in (("control", 4000, 0.05), ("lower", 600, 0.15), ("higher", 600, 0.05)):
+        for i in range(sessions):
+            facts.append((experiment_id, variant, "sessions", T0, f"{variant}-{i}"))
+            if i < sessions * rate:
+                facts.append((experiment_id, variant, "sessions_converted", T0, f"{variant}-{i}"))
+    return facts
+
+
 async def test_holdout_session_gets_the_default_layout_and_personalized_gets_its_action(stack, redis_client):
     _redis, key_prefix = redis_client
     prefix = key_prefix + "if:"
@@ -113,11 +132,7 @@ def test_report_command_reads_the_counts_and_flags_a_skewed_split(stack, redis_c
         facts.append((experiment_id, arm, "exposed", bucket, f"s{i}"))
         if i % (20 if arm == HOLDOUT else 8) == 0:
             facts.append((experiment_id, arm, "converted", bucket, f"s{i}"))
-    writer = _writer(stack, prefix)
-    try:
-        writer.write([], {}, {}, {}, facts=facts)
-    finally:
-        writer.close()
+    _write_facts(stack, prefix, facts)
     plot = tmp_path / "lift.png"
     result = CliRunner().invoke(report_cmd, ["--redis-url", stack.redis_url, "--prefix", prefix, "--experiment",
                                              experiment_id, "--holdout-pct", "50", "--plot", str(plot)])
@@ -151,18 +166,8 @@ def test_rules_adapt_moves_a_threshold_on_evidence_publishes_it_and_audits(stack
     _redis, key_prefix = redis_client
     prefix = key_prefix + "if:"
     experiment_id = "shallow_engagement@1"
-    facts = []
-    for variant, sessions, rate in (("control", 4000, 0.05), ("lower", 600, 0.15), ("higher", 600, 0.05)):
-        for i in range(sessions):
-            sid = f"{variant}-{i}"
-            facts.append((experiment_id, variant, "sessions", T0, sid))
-            if i < sessions * rate:
-                facts.append((experiment_id, variant, "sessions_converted", T0, sid))
-    writer = _writer(stack, prefix)
-    try:
-        writer.write([], {}, {}, {}, facts=facts)
-    finally:
-        writer.close()
+    facts = _variant_facts(experiment_id)
+    _write_facts(stack, prefix, facts)
     audit = tmp_path / "audit.jsonl"
     common = ["--rules-file", str(DEFAULT_RULES_PATH), "--prefix", prefix, "--redis-url", stack.redis_url,
               "--topic", topics.rules, "--bootstrap", stack.kafka_bootstrap, "--audit-log", str(audit)]
@@ -191,17 +196,8 @@ def test_rules_adapt_every_s_moves_a_rule_at_most_once_per_test(stack, topics, r
 
     _redis, key_prefix = redis_client
     prefix = key_prefix + "if:"
-    facts = []
-    for variant, sessions, rate in (("control", 4000, 0.05), ("lower", 600, 0.15), ("higher", 600, 0.05)):
-        for i in range(sessions):
-            facts.append(("shallow_engagement@1", variant, "sessions", T0, f"{variant}-{i}"))
-            if i < sessions * rate:
-                facts.append(("shallow_engagement@1", variant, "sessions_converted", T0, f"{variant}-{i}"))
-    writer = _writer(stack, prefix)
-    try:
-        writer.write([], {}, {}, {}, facts=facts)
-    finally:
-        writer.close()
+    facts = _variant_facts("shallow_engagement@1")
+    _write_facts(stack, prefix, facts)
     audit = tmp_path / "audit.jsonl"
     run = CliRunner().invoke(adapt_cmd, ["--rules-file", str(DEFAULT_RULES_PATH), "--prefix", prefix, "--redis-url",
                                          stack.redis_url, "--topic", topics.rules, "--bootstrap", stack.kafka_bootstrap,
@@ -222,11 +218,7 @@ async def test_experiments_endpoint_reports_from_the_counts(stack, redis_client)
         arm = HOLDOUT if i % 2 else PERSONALIZED
         for metric in ("sessions", "exposed") + (("converted",) if i % (10 if arm == HOLDOUT else 5) < 1 else ()):
             facts.append((experiment_id, arm, metric, T0 + 60_000 * (i // 200), f"s{i}"))
-    writer = _writer(stack, prefix)
-    try:
-        writer.write([], {}, {}, {}, facts=facts)
-    finally:
-        writer.close()
+    _write_facts(stack, prefix, facts)
     app = web.Application()
     register(app, DecisionSettings(redis_url=stack.redis_url, redis_prefix=prefix))
     client = TestClient(TestServer(app))

@@ -90,3 +90,18 @@ def test_a_flush_is_written_after_the_scripts_were_flushed_and_nothing_counts_tw
     assert client.smembers(f"{p}agg:c:1000:click") == {"s-1", "s-2"}
     assert client.hgetall(f"{p}stats") == {"events": "2"}
     assert [f["event_id"] for _id, f in client.xrange(f"{p}actions")] == ["e-1", "e-2"]
+
+
+def test_the_writer_tells_when_redis_lost_the_prefixs_data(writer):
+    # the epoch marker: missing on a later write = Redis was emptied (restart without persistence, FLUSHALL)
+    w, client, p = writer
+    assert w.write([], {"s-1": {"applied": 1}}, {}, {}) is False  # the first write: nothing to compare with
+    assert w.write([], {"s-1": {"applied": 2}}, {}, {}) is False
+    for key in client.scan_iter(match=f"{p}*"):
+        client.delete(key)
+    assert w.write([], {"s-2": {"applied": 1}}, {}, {}) is True
+    assert w.write([], {"s-2": {"applied": 2}}, {}, {}) is False
+    client.script_flush()  # a restart also loses the scripts: the resend must still say so
+    for key in client.scan_iter(match=f"{p}*"):
+        client.delete(key)
+    assert w.write([_action("e-9", 9_000, "a")], {}, {}, {}) is True

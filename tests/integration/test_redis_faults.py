@@ -173,3 +173,34 @@ def test_live_job_with_redis_auth_rides_out_a_redis_outage(stack, topics, own_re
         wait_for(settled, HANG_GUARD_S, "every event counted after Redis came back", job)
         assert job.alive()
     client.close()
+
+
+def test_live_job_writes_its_sessions_again_when_redis_comes_back_empty(stack, topics, own_redis):
+    """Redis loses its data while the job runs (FLUSHALL stands for a restart without persistence): the
+    job notices it at its next write and writes the summary and latest action of every session it holds
+    again, also of sessions that send nothing more (issue 14, item 1)."""
+    from tests.job_support import LiveJob, produce, session_counts, wait_for
+    from udfs.scenarios import article_session, shallow_session
+
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    env = {"INTENTFLOW_REDIS_URL": f"redis://127.0.0.1:{own_redis.port}/0",
+           "INTENTFLOW_REDIS_USERNAME": ACL_USER[0], "INTENTFLOW_REDIS_PASSWORD": ACL_USER[1]}
+    client = redis.Redis.from_url(own_redis.url(), decode_responses=True)
+    now_ms = int(time.time() * 1000)
+    quiet = article_session("quiet-after", now_ms, key="quiet-after")
+    later = shallow_session("arrives-later", now_ms + 1_000, key="arrives-later")
+    with LiveJob(topics, prefix, "--window-ms", "20", env=env) as job:
+        produce(stack.kafka_bootstrap, topics.raw, quiet)
+        wait_for(lambda: session_counts(client, prefix).get("quiet-after", {}).get("applied") == len(quiet)
+                 and client.hgetall(f"{prefix}action:quiet-after"), HANG_GUARD_S,
+                 "the job to write the first session and its action", job)
+        before = client.hgetall(f"{prefix}action:quiet-after")
+        client.flushall()
+        assert not client.exists(f"{prefix}session:quiet-after")
+        produce(stack.kafka_bootstrap, topics.raw, later)  # the next write finds Redis empty
+        wait_for(lambda: client.exists(f"{prefix}session:quiet-after") and client.exists(f"{prefix}action:quiet-after"),
+                 HANG_GUARD_S, "the quiet session's keys written again", job)
+        assert session_counts(client, prefix)["quiet-after"]["applied"] == len(quiet)
+        assert client.hgetall(f"{prefix}action:quiet-after") == before
+        assert job.alive()
+    client.close()

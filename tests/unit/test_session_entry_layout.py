@@ -73,3 +73,26 @@ def test_the_keyed_state_value_is_compressed_and_decodes_to_the_same_session():
     assert back.log == entry.log and np.array_equal(back.state.features(), entry.state.features())
     assert decode_stored(entry) is entry  # stored before values were compressed
     assert decode_stored(None) is None
+
+
+def test_the_entry_keeps_its_latest_action_and_the_rebuild_takes_it_with_the_summary():
+    from udfs.config import JobConfig
+    from udfs.decide import Decider
+    from udfs.microbatch import ShardSessions, redis_rebuild
+    from udfs.rules import RuleEngine
+    from udfs.scoring import ReloadingScorer
+
+    decider = Decider(JobConfig(), ReloadingScorer(JobConfig().model_name), RuleEngine.default())
+    events = article_session("s-rebuild", T0)
+    result = decider.decide(events, lambda _sid: None)
+    assert result.actions, "the article scenario decides an action"
+    entry = result.touched["s-rebuild"]
+    latest = max(result.actions, key=lambda a: a["event_ts_ms"])
+    assert entry.last_action == latest
+    restored = pickle.loads(pickle.dumps(entry))
+    assert restored.last_action == latest
+    shard = ShardSessions(1_800_000, 10_000, 1_000, now_ms=0)
+    shard.update(result.touched, 1)
+    actions, summaries = redis_rebuild([shard], "intent-lr/1", "r1")
+    assert actions == [latest]
+    assert summaries["s-rebuild"]["applied"] == entry.count_dict()["applied"] and summaries["s-rebuild"]["rules_version"] == "r1"
