@@ -110,7 +110,16 @@ const commands = {
   // Playwright's fake clock (Date, performance.now, timers): install before goto, then pause it and
   // move it only with clock_run_for, so what the page measures does not depend on the machine's speed.
   async clock_install() { await page.clock.install(); return null; },
-  async clock_pause() { await page.clock.pauseAt(await page.evaluate(() => Date.now())); return null; },
+  // pauseAt a little ahead of the page's clock, which keeps running until pauseAt lands (pausing at the
+  // page's "now" failed with "Cannot fast-forward to the past" when the call was slow); the margin grows on retry
+  async clock_pause() {
+    for (let aheadMs = 50; ; aheadMs *= 4) {
+      const now = await page.evaluate(() => Date.now());
+      try { await page.clock.pauseAt(now + aheadMs); return null; } catch (e) {
+        if (aheadMs > 20000 || !String(e).includes('past')) throw e;
+      }
+    }
+  },
   async clock_run_for({ ms }) { await page.clock.runFor(ms); return null; },
   async page_errors() { return pageErrors; },
 };
