@@ -16,6 +16,11 @@ rules), as the job keeps them until their TTL ends. Then, per session:
   ``summary_dirty``), measured the same way;
 * **by part**: the same two measures for each field of ``SessionEntry`` and, inside ``state``/``lag``,
   each slot of ``SessionState``;
+* **held as stored bytes**: a session written to keyed state stays in the copy as the bytes written
+  (``udfs.microbatch.ShardSessions.take_dirty_stored``) until its next event; only the sessions changed
+  since the last state write are objects. The copy per session at 1k/10k/100k open sessions is modelled
+  from both figures (:func:`hot_fraction`; the job's own figure is its RSS per session in
+  ``intentflow bench --sessions``);
 * **the cyclic GC**: one full ``gc.collect()`` timed with 10,000 and 100,000 session copies alive (CPython
   scans every tracked container of the copy; the operator's interpreter runs such collections by itself).
 
@@ -37,6 +42,28 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+#: The job's default state write interval (udfs.config.JobConfig.state_write_interval_ms), s, and the
+#: benchmark's event rate: the copy model's inputs.
+COPY_MODEL_WRITE_INTERVAL_S = 10.0
+COPY_MODEL_RATE_EPS = 2000.0
+
+
+def hot_fraction(gap_s: float, write_interval_s: float) -> float:
+    """Share of a shard's sessions held as objects (changed since the last state write), time-averaged.
+
+    A session's events arrive as a Poisson process, one per ``gap_s`` on average (open sessions / event
+    rate); it is an object from its first event after a write until the next write, ``write_interval_s``
+    later. At ``t`` after a write it is an object with probability ``1 - exp(-t / gap_s)``; the mean over
+    ``t`` in ``[0, W]`` is ``1 - (gap_s / W) (1 - exp(-W / gap_s))``.
+    """
+    import math
+
+    if gap_s <= 0 or write_interval_s <= 0:
+        raise ValueError("gap_s and write_interval_s must be > 0")
+    r = gap_s / write_interval_s
+    return 1.0 - r * (1.0 - math.exp(-1.0 / r))
+
 
 #: Issue 19 targets, bytes per session.
 TARGET_FLINK_STATE_BYTES = 4096
@@ -143,6 +170,13 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
         return s
 
     book_bytes, _ = traced_bytes(shard)
+    # a session written to keyed state is held as those bytes until its next event (ShardSessions)
+    written_bytes, _ = traced_bytes(lambda: [encode_stored(e) for e in entries])
+    obj_b, held_b = (py_bytes + book_bytes) / n, (written_bytes + book_bytes) / n
+    copy_at = {}
+    for n_open in (1_000, 10_000, 100_000):
+        hot = hot_fraction(n_open / COPY_MODEL_RATE_EPS, COPY_MODEL_WRITE_INTERVAL_S)
+        copy_at[str(n_open)] = {"objects_fraction": round(hot, 3), "bytes_per_session": round(hot * obj_b + (1 - hot) * held_b, 1)}
     events = [sum(e.counts) for e in entries]
     pauses = {}
     copies = None  # noqa: F841 - free the copies before the GC measurement
@@ -153,6 +187,13 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
         t_gc = time.perf_counter()
         gc.collect()
         pauses[str(n_gc)] = {"gc_tracked_objects": tracked, "full_collection_ms": round((time.perf_counter() - t_gc) * 1000, 1)}
+        del held
+        # as the job holds them between a state write and their next event: bytes, which the GC skips
+        held = [encode_stored(entries[i % n]) for i in range(n_gc)]
+        gc.collect()
+        t_gc = time.perf_counter()
+        gc.collect()
+        pauses[str(n_gc)]["full_collection_ms_held_as_stored"] = round((time.perf_counter() - t_gc) * 1000, 1)
         del held
     res = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv), "sessions": n,
            "gap_ms": gap_ms, "load": "synthetic timing over real sessions (bench/loadgen.py templates, full sessions)",
@@ -165,6 +206,11 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
            "python_copy_bytes_per_session": round((py_bytes + book_bytes) / n, 1),
            "python_entries_bytes_per_session": round(py_bytes / n, 1),
            "python_bookkeeping_bytes_per_session": round(book_bytes / n, 1),
+           "python_held_as_stored_bytes_per_session": round(held_b, 1),
+           "python_copy_model": {"rate_eps": COPY_MODEL_RATE_EPS, "state_write_interval_s": COPY_MODEL_WRITE_INTERVAL_S,
+                                 "by_open_sessions": copy_at,
+                                 "formula": "objects_fraction * python_copy + (1 - objects_fraction) * held_as_stored; "
+                                            "objects_fraction = 1 - (g/W)(1 - exp(-W/g)), g = open/rate"},
            "targets": {"flink_state_bytes": TARGET_FLINK_STATE_BYTES, "python_copy_bytes": TARGET_PYTHON_COPY_BYTES},
            "by_part": breakdown(entries),
            "gc_full_collection": pauses,
@@ -175,9 +221,14 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
                f"{res['stored_bytes_per_session']} B, pickle {res['pickle_bytes_per_session']} B, Python copy {res['python_copy_bytes_per_session']} B "
                f"(entries {res['python_entries_bytes_per_session']} + bookkeeping "
                f"{res['python_bookkeeping_bytes_per_session']})")
+    click.echo(f"held as its stored bytes after a state write: {res['python_held_as_stored_bytes_per_session']} B; "
+               "modelled copy per session at " + ", ".join(
+                   f"{int(k):,} open: {v['bytes_per_session']:,.0f} B ({v['objects_fraction']:.0%} objects)"
+                   for k, v in copy_at.items()))
     for n_gc, fig in pauses.items():
         click.echo(f"full cyclic collection with {int(n_gc):,} sessions alive: {fig['full_collection_ms']:,.0f} ms "
-                   f"({fig['gc_tracked_objects']:,} tracked objects)")
+                   f"({fig['gc_tracked_objects']:,} tracked objects); held as stored bytes: "
+                   f"{fig['full_collection_ms_held_as_stored']:,.0f} ms")
     click.echo("part                          pickle B   python B  (per session)")
     for part, fig in res["by_part"].items():
         click.echo(f"{part:<28} {fig['pickle_bytes']:>9} {fig['python_bytes']:>10}")

@@ -357,8 +357,12 @@ def results_block(sessions: dict, soak: dict | None, session_size: dict | None) 
                 f"{session_size['targets']['flink_state_bytes']:,}; the pickle uncompressed {raw['mean']:,.0f} B); Python copy "
                 f"{session_size['python_copy_bytes_per_session']:,.0f} B (target "
                 f"{session_size['targets']['python_copy_bytes']:,}), of which "
-                f"{session_size['python_bookkeeping_bytes_per_session']:,.0f} B bookkeeping of ShardSessions. "
-                f"Largest parts:", "", size_breakdown_table(session_size), ""]
+                f"{session_size['python_bookkeeping_bytes_per_session']:,.0f} B bookkeeping of ShardSessions, "
+                f"while the session is a Python object (changed since the last state write)"
+                + (f"; once written to state it is held as those bytes until its next event: "
+                   f"{session_size['python_held_as_stored_bytes_per_session']:,.0f} B" if
+                   session_size.get("python_held_as_stored_bytes_per_session") else "")
+                + ". Largest parts:", "", size_breakdown_table(session_size), ""]
     counts = [c for c in sessions.get("counts", []) if c.get("sessions_in_state") and c.get("redis")]
     if counts and session_size:
         big = max(counts, key=lambda c: c["sessions_in_state"])
@@ -402,7 +406,14 @@ def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) 
             fs <= 4096)
     if session_size:
         py = session_size["python_copy_bytes_per_session"]
-        row("Python copy <= 8 KB per session", f"{py:,.0f} B (offline, full sessions)", py <= 8192)
+        model = (session_size.get("python_copy_model") or {}).get("by_open_sessions") or {}
+        if model:  # the copy holds objects only for sessions changed since the last state write
+            for k, v in model.items():
+                row(f"Python copy <= 8 KB per session, {int(k):,} open at 2,000 events/s",
+                    f"{v['bytes_per_session']:,.0f} B (offline model: {v['objects_fraction']:.0%} objects of "
+                    f"{py:,.0f} B, the rest as stored bytes)", v["bytes_per_session"] <= 8192)
+        else:
+            row("Python copy <= 8 KB per session", f"{py:,.0f} B (offline, full sessions)", py <= 8192)
     big = counts[-1] if counts else {}
     cp = big.get("checkpoint") or {}
     if cp.get("end_to_end_duration") is not None:

@@ -39,7 +39,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, St
 
 from udfs.config import JobConfig
 from udfs.decide import Decider, session_summaries
-from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, decode_stored, encode_stored, last_of_flush
+from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, decode_stored, last_of_flush
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
                 shard.take_summary_dirty(now_ms), self.scorer.model_version, self.decider.engine.rules_version))
         if state_due:
             self._send_writes()
-            self.sessions.put_all({sid: encode_stored(entry) for sid, entry in shard.take_dirty(now_ms).items()})
+            self.sessions.put_all(shard.take_dirty_stored(now_ms))
             self.pending.clear()
             if self.gc is not None and self.gc.after_state_write(now_ms):
                 log.info("full GC collection (permanent generation released): %.0f ms", self.gc.last_full_pause_ms)

@@ -32,6 +32,7 @@ import numpy as np
 
 from udfs.config import JobConfig
 from udfs.dlq import dlq_record
+from udfs.eventlog import decode_event, encode_event
 from udfs.experiments import ExperimentSession, Fact, annotate_action, observe_event
 from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.limits import REORDER_LOG_MAX_EVENTS
@@ -54,10 +55,11 @@ class Scorer(Protocol):
 
 
 def log_entry(event: Mapping[str, Any], key: tuple | None = None) -> tuple[tuple, bytes]:
-    """One entry of :attr:`SessionEntry.log`: ``(event_order_key(event), pickle of event)``. Pickle, not
-    JSON: the event comes back exactly (ints, floats, tuples), so a state rebuilt from the log equals
-    in-order arrival bit for bit."""
-    return (event_order_key(event) if key is None else key), pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+    """One entry of :attr:`SessionEntry.log`: ``(event_order_key(event), udfs.eventlog.encode_event(event))``
+    (DEFLATE of the pickle with a preset dictionary, ~110 of ~800 bytes). Pickle, not JSON: the event
+    comes back exactly (ints, floats, tuples; :func:`udfs.eventlog.decode_event`), so a state rebuilt from
+    the log equals in-order arrival bit for bit."""
+    return (event_order_key(event) if key is None else key), encode_event(event)
 
 
 class SessionEntry:
@@ -85,23 +87,25 @@ class SessionEntry:
         lag: state as of the events older than the lateness window; None while no event has left the
             window yet (a fresh state then: built on the first slide) and when the bound is 0.
         log: the events inside the lateness window, in event-time order, as
-            ``(event_order_key, pickled event)`` pairs (:func:`log_entry`). Bytes, not the parsed dicts:
+            ``(event_order_key, encoded event)`` pairs (:func:`log_entry`). Bytes, not the parsed dicts:
             with the 5-minute lateness horizon the log holds every event of a session's last 5 minutes,
             and a parsed event is ~2.4 KB of Python objects in ~6 containers the cyclic GC scans
             (measured, bench/session_size.py, 10,000 sessions of the benchmark's load: Python copy
             47.9 -> 23.9 KB per session, a full collection 2.5 -> 0.37 s; the pickle in Flink state
-            grows 6.1 -> 15.4 KB, as pickling the log whole shared its repeated keys).
+            grows 6.1 -> 15.4 KB, as pickling the log whole shared its repeated keys); each event's
+            pickle DEFLATEd with a preset dictionary (udfs/eventlog.py), ~800 -> ~110 bytes.
         seen: ``{event_id: ts_ms}`` of recent events, for dedup.
         last_fired: ``{rule_id: ts_ms}`` of the event that last fired each rule (cool-down).
         counts: list of ints in :data:`COUNT_FIELDS` order.
         last_intent_score: score of the latest applied event (-1.0 before any).
         exp: the session's arms and what it was counted in (:class:`udfs.experiments.ExperimentSession`).
         last_action: the session's latest action by event time (the one its Redis ``action`` hash holds), so
-            the job can write it again when Redis comes back empty (issue 14); None before any.
+            the job can write it again when Redis comes back empty (issue 14); None before any. Held as
+            ``(event_ts_ms, pickle of the action)`` (~0.4 of ~1.6 KB as a dict; read only for a rebuild).
     """
 
     __slots__ = ("state", "lag", "log", "seen", "last_fired", "counts", "last_intent_score", "edge_recent", "exp",
-                 "last_action")
+                 "_last_action")
 
     def __init__(self) -> None:
         self.state = SessionState()
@@ -115,11 +119,26 @@ class SessionEntry:
         #: ``{event_id: (score, rule_id, features)}`` of its last :data:`EDGE_RECENT_EVENTS` applied events.
         self.edge_recent: dict[str, tuple[float, str | None, np.ndarray]] | None = None
         self.exp = ExperimentSession()
-        self.last_action: dict[str, Any] | None = None
+        self._last_action: tuple[int, bytes] | None = None
+
+    @property
+    def last_action(self) -> dict[str, Any] | None:
+        """The latest action (a new dict per read), or None."""
+        held = self._last_action
+        return None if held is None else pickle.loads(held[1])
+
+    @last_action.setter
+    def last_action(self, action: dict[str, Any] | None) -> None:
+        self._last_action = None if action is None else (
+            action["event_ts_ms"], pickle.dumps(action, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def last_action_ts_ms(self) -> int | None:
+        """``event_ts_ms`` of :attr:`last_action`, without decoding it."""
+        return None if self._last_action is None else self._last_action[0]
 
     def __getstate__(self):
         return (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
-                self.edge_recent, self.exp, self.last_action)
+                self.edge_recent, self.exp, self._last_action)
 
     def __setstate__(self, st) -> None:
         # 7 fields: before edge checks; 8: before experiments (a restored session counts from now on)
@@ -127,7 +146,13 @@ class SessionEntry:
         (self.state, self.lag, self.log, self.seen, self.last_fired, self.counts, self.last_intent_score,
          self.edge_recent) = st[:8]
         self.exp = st[8] if len(st) > 8 else ExperimentSession()
-        self.last_action = st[9] if len(st) > 9 else None  # 9 fields: before Redis rebuilds
+        held = st[9] if len(st) > 9 else None  # 9 fields: before Redis rebuilds
+        # a dict: stored before the action was held as bytes
+        self._last_action = None
+        if isinstance(held, Mapping):
+            self.last_action = held
+        elif held is not None:
+            self._last_action = held
         if self.log and isinstance(self.log[0], Mapping):  # pickled before the log held bytes
             self.log = [log_entry(event) for event in self.log]
 
@@ -178,7 +203,7 @@ class SessionEntry:
                    else SessionState())
         outcome, features = LATE, None
         for i, (_key, raw) in enumerate(log):
-            result = rebuilt.apply(dict(event) if i == at else pickle.loads(raw))
+            result = rebuilt.apply(dict(event) if i == at else decode_event(raw))
             if i == at:
                 outcome = result
                 features = rebuilt.features() if result.status == STATUS_APPLIED else None
@@ -192,7 +217,7 @@ class SessionEntry:
         while n < len(log) and (log[n][0][0] < horizon or len(log) - n > REORDER_LOG_MAX_EVENTS):
             if self.lag is None:  # built on the first event that leaves the window (issue 19: most
                 self.lag = SessionState()  # sessions never have one, a state is ~3 KB in Python)
-            self.lag.apply(pickle.loads(log[n][1]))
+            self.lag.apply(decode_event(log[n][1]))
             n += 1
         if n:
             del log[:n]
@@ -363,7 +388,8 @@ class Decider:
             action["client_ts_ms"] = event.get("client_ts_ms")
             annotate_action(action, entry.exp, event, experiment, engine.explore_pcts.get(decision.rule_id, 0.0), facts)
             result.actions.append(action)
-            if entry.last_action is None or action["event_ts_ms"] >= entry.last_action["event_ts_ms"]:
+            latest_ts_ms = entry.last_action_ts_ms()
+            if latest_ts_ms is None or action["event_ts_ms"] >= latest_ts_ms:
                 entry.last_action = action  # what the write-if-newer action hash holds
             counters["actions"] += 1
         self._check_intents(intents, counters)

@@ -365,3 +365,22 @@ def test_by_second_groups_by_the_send_second_with_nearest_rank_percentiles():
         {"s": 0, "n": 2, "p50_ms": 5.0, "p99_ms": 7.0, "max_ms": 7.0},
         {"s": 2, "n": 1, "p50_ms": 100.0, "p99_ms": 100.0, "max_ms": 100.0},
     ]
+
+
+def test_hot_fraction_matches_a_simulation_of_poisson_sessions_between_state_writes():
+    import numpy as np
+
+    from bench.session_size import hot_fraction
+
+    rng = np.random.default_rng(3)
+    write_s = 10.0
+    for gap_s in (0.5, 5.0, 50.0):
+        # time since the last write, and whether the session had an event in it (first event after the
+        # write: exponential with mean gap_s, memoryless)
+        t = rng.uniform(0.0, write_s, 200_000)
+        first = rng.exponential(gap_s, t.size)
+        simulated = float(np.mean(first <= t))
+        assert abs(hot_fraction(gap_s, write_s) - simulated) < 0.01, gap_s
+    assert hot_fraction(1e-6, write_s) > 0.999 and hot_fraction(1e6, write_s) < 1e-4
+    with pytest.raises(ValueError, match="must be > 0"):
+        hot_fraction(0.0, write_s)

@@ -5,8 +5,8 @@ import orjson
 import pytest
 
 from udfs.config import JobConfig
-from udfs.decide import Decider, SessionEntry, decide_all
-from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, last_of_flush
+from udfs.decide import Decider, SessionEntry, decide_all, session_summaries
+from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, decode_stored, encode_stored, last_of_flush
 from udfs.partitioning import shard_of
 from udfs.rules import RuleEngine
 from udfs.scenarios import article_session, shallow_session
@@ -111,15 +111,18 @@ def test_shards_created_together_write_at_spread_moments():
     assert all(s.write_due(100_000 + 1_250 * i) for i, s in enumerate(shards))
 
 
-def test_deciding_shard_by_shard_equals_deciding_all_at_once():
-    """Routing to shards and batching per shard does not change a decision (DESIGN.md, semantics)."""
+@pytest.mark.parametrize("write_every_batch", [False, True])
+def test_deciding_shard_by_shard_equals_deciding_all_at_once(write_every_batch):
+    """Routing to shards and batching per shard does not change a decision (DESIGN.md, semantics); nor
+    does holding the sessions written to keyed state as their stored bytes (``take_dirty_stored``)."""
     cfg = JobConfig()
     events = []
     for i in range(24):
         events += (article_session if i % 2 == 0 else shallow_session)(f"s{i}", T0 + 997 * i)
     events.sort(key=lambda e: e["client_ts_ms"])
     scorer = ReloadingScorer()
-    ref_actions, _, _ = decide_all(Decider(cfg, scorer, RuleEngine.default(), clock_ms=lambda: 0), events, 10_000)
+    ref_actions, _, ref_store = decide_all(Decider(cfg, scorer, RuleEngine.default(), clock_ms=lambda: 0), events,
+                                           10_000)
     keys = list(range(100, 100 + cfg.max_parallelism))
     decider = Decider(cfg, scorer, RuleEngine.default(), clock_ms=lambda: 0)
     shards: dict[int, ShardSessions] = {}
@@ -135,8 +138,33 @@ def test_deciding_shard_by_shard_equals_deciding_all_at_once():
             result = decider.decide(decoded, shard.loader(0, {}.get))
             shard.update(result.touched, 0)
             actions.extend(result.actions)
+            if write_every_batch:
+                stored = shard.take_dirty_stored(0)
+                assert set(stored) == set(result.touched) and not shard.dirty
+                assert all(shard.entries[sid] is blob for sid, blob in stored.items())
     key = lambda a: a["event_id"]  # noqa: E731
     assert ref_actions and sorted(actions, key=key) == sorted(ref_actions, key=key)
+    if write_every_batch:  # every session is held as bytes, and they decode to what was decided
+        held = {sid: e for shard in shards.values() for sid, e in shard.entries.items()}
+        assert held and all(type(e) is bytes for e in held.values())
+        decoded = {sid: decode_stored(e) for sid, e in held.items()}
+        assert session_summaries(decoded, "m", "r") == session_summaries(ref_store, "m", "r")
+
+
+def test_a_session_held_as_stored_bytes_is_decoded_on_its_next_event():
+    shard = ShardSessions(ttl_ms=10_000, write_interval_ms=1_000, summary_interval_ms=1_000)
+    entry = SessionEntry()
+    entry.counts[0] = 7
+    shard.update({"a": entry}, now_ms=100)
+    stored = shard.take_dirty_stored(1_000)
+    assert list(stored) == ["a"] and stored["a"] == encode_stored(entry) and shard.entries["a"] is stored["a"]
+    loaded = shard.loader(2_000, stored={}.get)("a")
+    assert type(loaded) is SessionEntry and loaded is not entry and loaded.counts[0] == 7
+    assert shard.entries["a"] is stored["a"]  # kept as bytes until the decider's result is taken
+    shard.update({"a": loaded}, now_ms=2_000)
+    assert shard.entries["a"] is loaded and shard.dirty == {"a"}
+    assert shard.take_summary_dirty(2_000) == {"a": loaded}
+    assert shard.loader(20_000, stored={}.get)("a") is None  # expired: as for an object
 
 
 def test_a_state_write_always_takes_the_pending_summaries_with_it():

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 
 from udfs.decide import SessionEntry, log_entry
+from udfs.eventlog import decode_event
 from udfs.scenarios import article_session
 from udfs.session import event_order_key
 
@@ -22,12 +23,12 @@ def _entry(events) -> SessionEntry:
     return entry
 
 
-def test_the_log_holds_each_event_as_its_order_key_and_its_exact_pickle():
+def test_the_log_holds_each_event_as_its_order_key_and_its_exact_encoded_pickle():
     events = article_session("s-layout", T0)
     entry = _entry(events)
     assert [key for key, _ in entry.log] == [event_order_key(e) for e in events]
-    assert [pickle.loads(raw) for _, raw in entry.log] == events
-    assert all(isinstance(raw, bytes) for _, raw in entry.log)
+    assert [decode_event(raw) for _, raw in entry.log] == events
+    assert all(isinstance(raw, bytes) and raw[0] == 1 for _, raw in entry.log)
 
 
 def test_no_lagging_state_until_an_event_leaves_the_window_then_it_has_applied_exactly_those():
@@ -54,13 +55,26 @@ def test_an_entry_pickled_with_a_log_of_dicts_is_restored_with_the_same_features
     events = article_session("s-old", T0)
     entry = _entry(events)
     old = list(entry.__getstate__())
-    old[2] = [pickle.loads(raw) for _, raw in entry.log]  # the earlier layout: the event dicts themselves
+    old[2] = [decode_event(raw) for _, raw in entry.log]  # the earlier layout: the event dicts themselves
     restored = SessionEntry.__new__(SessionEntry)
     restored.__setstate__(tuple(old))
     assert restored.log == [log_entry(e) for e in events]
     extra = dict(events[-1], event_id="00000000-0000-4000-8000-00000000cafe", ts_ms=events[-1]["ts_ms"] + 10, seq=None)
     a, b = restored.apply(extra, LATENESS_MS), entry.apply(extra, LATENESS_MS)
     assert a[0] == b[0] and np.array_equal(a[1], b[1])
+
+
+def test_an_entry_whose_log_holds_plain_pickles_restores_and_replays_an_out_of_order_event_the_same():
+    # the layout before udfs/eventlog.py: each log entry a plain pickle of the event
+    events = article_session("s-plain", T0)
+    entry = _entry(events[:-2])
+    old = list(entry.__getstate__())
+    old[2] = [(key, pickle.dumps(decode_event(raw), protocol=pickle.HIGHEST_PROTOCOL)) for key, raw in entry.log]
+    restored = SessionEntry.__new__(SessionEntry)
+    restored.__setstate__(tuple(old))
+    for event in (events[-1], events[-2]):  # the last one first: the other is out of order, replayed from the log
+        restored.apply(event, LATENESS_MS)
+    assert np.array_equal(restored.state.features(), _entry(events).state.features())
 
 
 def test_the_keyed_state_value_is_compressed_and_decodes_to_the_same_session():
@@ -90,9 +104,19 @@ def test_the_entry_keeps_its_latest_action_and_the_rebuild_takes_it_with_the_sum
     latest = max(result.actions, key=lambda a: a["event_ts_ms"])
     assert entry.last_action == latest
     restored = pickle.loads(pickle.dumps(entry))
-    assert restored.last_action == latest
+    assert restored.last_action == latest and restored.last_action_ts_ms() == latest["event_ts_ms"]
+    # held as bytes, not as the dict: a caller's change to the action does not reach the entry
+    latest_copy = dict(latest)
+    latest["rule_id"] = "changed after the decision"
+    assert entry.last_action == latest_copy
+    # state of the version that held the dict itself still restores
+    old = list(entry.__getstate__())
+    old[9] = latest_copy
+    from_dict = SessionEntry.__new__(SessionEntry)
+    from_dict.__setstate__(tuple(old))
+    assert from_dict.last_action == latest_copy and from_dict.last_action_ts_ms() == latest_copy["event_ts_ms"]
     shard = ShardSessions(1_800_000, 10_000, 1_000, now_ms=0)
     shard.update(result.touched, 1)
     actions, summaries = redis_rebuild([shard], "intent-lr/1", "r1")
-    assert actions == [latest]
+    assert actions == [latest_copy]
     assert summaries["s-rebuild"]["applied"] == entry.count_dict()["applied"] and summaries["s-rebuild"]["rules_version"] == "r1"
