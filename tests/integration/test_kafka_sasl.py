@@ -20,7 +20,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import collector_settings, create_app
+from collector.app import create_app
+from collector.settings import collector_settings
 from intentflow.stack import create_topics
 from tests.own_broker import OwnBroker, free_port
 from udfs.config import Topics, kafka_client_kwargs

@@ -17,7 +17,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import CollectorSettings, collector_settings, create_app
+from collector.app import create_app
+from collector.settings import CollectorSettings, collector_settings
 from collector.decision import DecisionSettings, register
 from collector.openapi import openapi_document
 from tests.conftest import ROOT

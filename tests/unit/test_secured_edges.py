@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.app import collector_settings
+from collector.settings import collector_settings
 from collector.decision import decision_settings
 from udfs.config import FLINK_KAFKA_SHADED_PREFIX, KafkaSecurity, kafka_security, redact_url, redis_url_with_auth, stack_settings
 
