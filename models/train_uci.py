@@ -12,7 +12,7 @@
    scikit-learn's ``HistGradientBoostingClassifier`` (log loss, so its probabilities are fit directly):
    ROC-AUC, PR-AUC, Brier, log loss and the expected calibration error (10 equal-width bins; Naeini et
    al. 2015) per fold, mean ± std over all folds of all seeds;
-4. fits both families on all rows, exports each to ONNX (models/train.py ``export_onnx``), scores them
+4. fits both families on all rows, exports each to ONNX (models/export.py ``export_onnx``), scores them
    through :class:`udfs.scoring.IntentScorer` (the job's path) and times one ``score`` call per batch size;
 5. ships the winner: the higher mean ROC-AUC, provided its mean Brier is not worse than LR's (else LR),
    as ``<models-dir>/<name>/<version>/`` with a manifest that records the comparison and the quantiles of
@@ -115,7 +115,7 @@ def make_family(family: str, seed: int):
     if family == "lr":
         from sklearn.model_selection import StratifiedKFold
 
-        from models.train import CALIBRATION_FOLDS, make_estimator
+        from models.fit import CALIBRATION_FOLDS, make_estimator
 
         return make_estimator(StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=seed), seed)
     if family == "hgb":
@@ -219,7 +219,7 @@ def write_version(out_dir: Path, name: str, version: int, blob: bytes, family: s
     import skl2onnx
     import sklearn
 
-    from models.train import INPUT_NAME, OUTPUT_NAME, TARGET_OPSET
+    from models.export import INPUT_NAME, OUTPUT_NAME, TARGET_OPSET
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.onnx").write_bytes(blob)
@@ -353,7 +353,7 @@ def train_uci(csv_path: Path, name: str, version: int | None, models_dir: Path, 
     """
     import tempfile
 
-    from models.train import export_onnx, next_version
+    from models.export import export_onnx, next_version
     from udfs.scoring import IntentScorer
 
     X_full, y, stats, month = build_uci_dataset(csv_path)
