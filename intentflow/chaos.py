@@ -192,7 +192,7 @@ class Services:
         return f"http://127.0.0.1:{self.collector_port}/v1/events"
 
     def start(self) -> None:
-        from intentflow.stack import create_topics
+        from intentflow.services.kafka_broker import create_topics
 
         self.broker.start()
         self.redis.start()
@@ -221,7 +221,7 @@ class Services:
     def job_restarts(self) -> int:
         """Flink failovers of this job so far: lines of the mini-cluster's log (``FLINK_LOG_DIR``, shared by
         every local job, hence the unique job name) where it switched to RESTARTING."""
-        from intentflow.stack import LOGS
+        from operators.layout import LOGS
 
         pattern = re.compile(rf"Job {re.escape(self.job_name)} \(\w+\) switched from state \w+ to RESTARTING")
         return sum(len(pattern.findall(path.read_text(errors="replace")))

@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector.app import create_app
 from collector.producer import KafkaUnavailable, Producer
 from collector.settings import collector_settings
-from intentflow.stack import create_topics
+from intentflow.services.kafka_broker import create_topics
 from tests.job_support import read_records
 from tests.own_broker import OwnBroker
 from udfs.config import JobConfig, Topics
