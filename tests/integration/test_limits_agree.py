@@ -24,7 +24,8 @@ from collector.openapi import openapi_document
 from tests.conftest import ROOT
 from tests.job_support import read_records
 from udfs import limits
-from udfs.contract import ContractError, event_json_schema, parse_event
+from udfs.contract import ContractError, parse_event
+from udfs.contract_models import event_json_schema
 
 pytestmark = pytest.mark.integration
 
