@@ -27,7 +27,8 @@ import click
 from models.export import MODELS_DIR
 from models.training_data import build_dataset, dedup_events, read_jsonl_events, read_kafka_events
 from udfs.gate import DEFAULT_MIN_SHADOW_ROWS, ShadowCounts, gate_decision
-from udfs.scoring import CURRENT_FILE, IntentScorer, ModelRegistry
+from udfs.model_manifest import CURRENT_FILE
+from udfs.scoring import IntentScorer, ModelRegistry
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -56,7 +57,7 @@ def shadow_counts_from_redis(model_version: str, redis_url: str | None = None, p
     import redis
 
     from udfs.config import JobConfig, stack_settings
-    from udfs.scoring import SHADOW_TOLERANCE
+    from udfs.model_manifest import SHADOW_TOLERANCE
 
     client = redis.Redis.from_url(redis_url or stack_settings().redis_url)
     key = f"{prefix if prefix is not None else JobConfig().redis_prefix}stats"
