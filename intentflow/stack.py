@@ -15,12 +15,16 @@ import sys
 
 import click
 
-from intentflow.services.flink_cluster import FLINK_REST_PORT, flink_pids, start_flink_cluster, stop_flink_cluster
+from intentflow.services.flink_cluster import (  # noqa: F401 - flink_home, standalone_flink_env: bench/targets.py
+    FLINK_REST_PORT, flink_home, flink_pids, standalone_flink_env, start_flink_cluster, stop_flink_cluster)
 from intentflow.services.jars import build_operators_jar, fetch_jars
 from intentflow.services.kafka_broker import KAFKA, KAFKA_PORT, create_topics, start_kafka
 from intentflow.services.process import port_open, read_pid, say, stop_service
 from intentflow.services.redis_server import REDIS, REDIS_PORT, start_redis
 from operators.layout import DATA, LOGS
+
+#: The cluster's pids under their former name (bench/targets.py ``ClusterJob.pids`` calls it).
+_flink_pids = flink_pids
 
 
 def up(flink: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""models/train.py, models/training_data.py, models/fit.py, models/export.py: labels without look-ahead, feature selection, calibration folding, end-to-end export."""
+"""models/train.py, models/training_data.py, models/fit.py, models/export.py: labels without look-ahead,
+feature selection, calibration folding, end-to-end export."""
 from __future__ import annotations
 
 import hashlib
