@@ -50,22 +50,24 @@ source, records produced by topic, Kafka produce latency, Redis read latency of 
 Logs never carry a client's IP or write key (``collector/access_log.py``).
 
 ``create_app`` also mounts ``collector.decision.register(app)`` (decision API + web pages) when that
-module exists. Settings come from :func:`collector_settings` (environment) or are passed in.
+module exists. Settings come from :func:`collector.settings.collector_settings` (environment) or are
+passed in.
+
+This module holds the routes, the application and the ``intentflow collector`` command; the settings are
+in ``collector/settings.py``, what a request may send (write keys, origins, rate, sizes, duplicates) in
+``collector/limits.py``, the Kafka producer in ``collector/producer.py``, the metrics in
+``collector/metrics.py``.
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
 import importlib
 import importlib.util
 import logging
-import os
-import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import click
 import orjson
@@ -73,312 +75,16 @@ from aiohttp import web
 
 from collector import metrics as service_metrics
 from collector.access_log import TRUST_FORWARDED_KEY, PrefixAccessLogger, client_ip, install_log_filters
+from collector.limits import SeenIds, TokenBuckets, event_payload, origin_allowed, read_body, request_source
 from collector.openapi import openapi_document
-from udfs.config import KafkaSecurity, stack_settings
+from collector.producer import KafkaUnavailable, Producer
+from collector.settings import CONTENT_ENCODINGS, CollectorSettings, collector_settings, parse_write_keys
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
 from udfs.jsontext import loads_fast
-from udfs.limits import (BATCH_MAX_BYTES, BATCH_MAX_EVENTS, COLLECTOR_ANSWER_TIMEOUT_S, COLLECTOR_RETRY_AFTER_S,
-                         EVENT_MAX_BYTES, EVENT_MAX_DEPTH, json_depth)
 from udfs.normalize import normalize_event, sort_events
 
 log = logging.getLogger("intentflow.collector")
-
-#: Per-event limit, bytes of the event's JSON (``udfs.limits.EVENT_MAX_BYTES``).
-MAX_EVENT_BYTES = EVENT_MAX_BYTES
-#: Per-request limit, bytes of the (decompressed) body (``udfs.limits.BATCH_MAX_BYTES``).
-MAX_BATCH_BYTES = BATCH_MAX_BYTES
-#: Most events in one batch (``udfs.limits.BATCH_MAX_EVENTS``).
-MAX_BATCH_EVENTS = BATCH_MAX_EVENTS
-#: ``Content-Encoding`` values of a request body the collector decodes (aiohttp does the decoding).
-CONTENT_ENCODINGS = ("gzip", "deflate", "identity")
-#: Source name of requests when no write keys are configured, or of the single ``write_key``.
-DEFAULT_SOURCE = "default"
-
-
-@dataclass(frozen=True)
-class CollectorSettings:
-    """Collector configuration. Times in s or ms as named; rates in requests/s."""
-
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    topic_raw: str = "signals.raw"
-    topic_dlq: str = "signals.dlq"
-    max_event_bytes: int = MAX_EVENT_BYTES
-    max_batch_bytes: int = MAX_BATCH_BYTES
-    max_batch_events: int = MAX_BATCH_EVENTS
-    #: token bucket per client IP: sustained requests/s and burst (our choice: an SDK flushes every
-    #: few seconds and on page hide, so 20 req/s per IP leaves room for a busy NAT).
-    rate_limit_per_s: float = 20.0
-    rate_burst: int = 60
-    #: allowed ``Origin`` values; ``*`` allows any. Requests without Origin (servers, replay) pass.
-    cors_origins: tuple[str, ...] = ("http://127.0.0.1:8088", "http://localhost:8088")
-    #: one key for every client (source ``default``); see also ``write_keys``.
-    write_key: str | None = None
-    #: a key per source, ``{source name: key}`` (e.g. ``{"web": ..., "snowplow": ...}``): a request
-    #: must carry one of them (or ``write_key``), and its events are counted under that source.
-    write_keys: dict[str, str] = field(default_factory=dict)
-    #: the longest a ``POST /v1/events`` waits for the broker's acknowledgement once its body is read,
-    #: s: the request is answered by then (``503`` + ``Retry-After`` if not every record was acked).
-    produce_timeout_s: float = COLLECTOR_ANSWER_TIMEOUT_S
-    #: ``Retry-After`` of a 503, s; the job's allowed lateness is computed from it (udfs.limits).
-    retry_after_s: int = COLLECTOR_RETRY_AFTER_S
-    #: producer linger, ms (small: an HTTP answer waits on it).
-    linger_ms: int = 2
-    #: how many acknowledged event ids are remembered for duplicate detection.
-    dedup_capacity: int = 100_000
-    #: trust ``X-Forwarded-For`` (only behind a proxy you run).
-    trust_forwarded_for: bool = False
-    #: mount collector.decision (decision API, web pages) when the module exists.
-    mount_decision: bool = True
-    #: SASL/TLS of the Kafka connection (``udfs.config.KafkaSecurity``; default: plaintext).
-    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def collector_settings(env: dict[str, str] | None = None, **overrides: Any) -> CollectorSettings:
-    """Settings from the environment (``INTENTFLOW_*`` of udfs.config plus the ones below), then ``overrides``.
-
-    ``INTENTFLOW_CORS_ORIGINS`` (comma-separated), ``INTENTFLOW_WRITE_KEY``,
-    ``INTENTFLOW_WRITE_KEYS`` (comma-separated ``source=key``), ``INTENTFLOW_RATE_LIMIT_PER_S``,
-    ``INTENTFLOW_RATE_BURST``.
-    """
-    env = os.environ if env is None else env
-    st = stack_settings(env)
-    kw: dict[str, Any] = {
-        "kafka_bootstrap": st.kafka_bootstrap,
-        "topic_raw": st.topics.raw,
-        "topic_dlq": st.topics.dlq,
-        "kafka_security": st.kafka_security,
-    }
-    if env.get("INTENTFLOW_CORS_ORIGINS"):
-        kw["cors_origins"] = tuple(o.strip() for o in env["INTENTFLOW_CORS_ORIGINS"].split(",") if o.strip())
-    if env.get("INTENTFLOW_WRITE_KEY"):
-        kw["write_key"] = env["INTENTFLOW_WRITE_KEY"]
-    if env.get("INTENTFLOW_WRITE_KEYS"):
-        kw["write_keys"] = parse_write_keys(env["INTENTFLOW_WRITE_KEYS"].split(","))
-    if env.get("INTENTFLOW_RATE_LIMIT_PER_S"):
-        kw["rate_limit_per_s"] = float(env["INTENTFLOW_RATE_LIMIT_PER_S"])
-    if env.get("INTENTFLOW_RATE_BURST"):
-        kw["rate_burst"] = int(env["INTENTFLOW_RATE_BURST"])
-    kw.update(overrides)
-    return CollectorSettings(**kw)
-
-
-def parse_write_keys(specs: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """``["web=k1", "partner=k2"]`` -> ``{"web": "k1", "partner": "k2"}`` (blank entries skipped).
-
-    Raises:
-        ValueError: an entry without ``=``, with an empty source or key, or a source named twice.
-    """
-    keys: dict[str, str] = {}
-    for spec in specs:
-        spec = spec.strip()
-        if not spec:
-            continue
-        source, sep, key = spec.partition("=")
-        source, key = source.strip(), key.strip()
-        if not sep or not source or not key:
-            raise ValueError(f"write key {spec!r}: expected SOURCE=KEY")
-        if source in keys:
-            raise ValueError(f"write key source {source!r} given twice")
-        keys[source] = key
-    return keys
-
-
-def request_source(request: web.Request, settings: CollectorSettings) -> str | None:
-    """The source a request's write key belongs to, or None when keys are required and it has none.
-
-    The key comes from header ``X-Write-Key`` or query ``write_key`` (``sendBeacon`` cannot set
-    headers). Without any configured key every request is source :data:`DEFAULT_SOURCE`.
-    """
-    if settings.write_key is None and not settings.write_keys:
-        return DEFAULT_SOURCE
-    given = request.headers.get("X-Write-Key") or request.query.get("write_key")
-    if given is None:
-        return None
-    for source, key in settings.write_keys.items():
-        if hmac.compare_digest(given.encode(), key.encode()):
-            return source
-    if settings.write_key is not None and hmac.compare_digest(given.encode(), settings.write_key.encode()):
-        return DEFAULT_SOURCE
-    return None
-
-
-# ---- rate limit, dedup ----------------------------------------------------------------------------
-
-
-class TokenBuckets:
-    """One token bucket per client key; the least recently used keys are forgotten past ``max_keys``."""
-
-    def __init__(self, rate_per_s: float, burst: int, max_keys: int = 100_000,
-                 clock_s: Callable[[], float] = time.monotonic) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self.max_keys = max_keys
-        #: monotonic clock in s (injectable for tests)
-        self.clock_s = clock_s
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def take(self, key: str, now_s: float | None = None) -> float:
-        """Take one token; return 0.0 when allowed, else the seconds until a token is available."""
-        now_s = self.clock_s() if now_s is None else now_s
-        tokens, last = self._buckets.pop(key, (float(self.burst), now_s))
-        tokens = min(float(self.burst), tokens + (now_s - last) * self.rate_per_s)
-        wait_s = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
-        else:
-            wait_s = (1.0 - tokens) / self.rate_per_s if self.rate_per_s > 0 else float("inf")
-        self._buckets[key] = (tokens, now_s)
-        if len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return wait_s
-
-
-class SeenIds:
-    """Bounded LRU set of event ids the broker acknowledged."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self._ids
-
-    def add_all(self, ids: list[str]) -> None:
-        for i in ids:
-            self._ids[i] = None
-            self._ids.move_to_end(i)
-        while len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
-
-
-# ---- Kafka ----------------------------------------------------------------------------------------
-
-
-class KafkaUnavailable(RuntimeError):
-    """The broker cannot be reached or did not acknowledge in time."""
-
-
-class Producer:
-    """A lazily (re)connecting kafka-python producer; every call blocks, so run it in an executor."""
-
-    #: least time between two connection attempts while the broker is down, s (our choice).
-    RECONNECT_INTERVAL_S = 1.0
-
-    def __init__(self, settings: CollectorSettings) -> None:
-        self.settings = settings
-        self._producer = None
-        self._lock = threading.Lock()
-        self._last_attempt = 0.0
-
-    def _get(self):
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
-
-        with self._lock:
-            if self._producer is not None:
-                return self._producer
-            now = time.monotonic()
-            if now - self._last_attempt < self.RECONNECT_INTERVAL_S:
-                raise KafkaUnavailable("broker unreachable (retrying)")
-            self._last_attempt = now
-            timeout_ms = int(self.settings.produce_timeout_s * 1000)
-            try:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self.settings.kafka_bootstrap,
-                    acks="all",
-                    linger_ms=self.settings.linger_ms,
-                    bootstrap_timeout_ms=min(timeout_ms, 2000),
-                    max_block_ms=timeout_ms,
-                    request_timeout_ms=max(1000, timeout_ms // 2),
-                    delivery_timeout_ms=timeout_ms + self.settings.linger_ms,
-                    max_request_size=4 * 1024 * 1024,
-                    client_id="intentflow-collector",
-                    **self.settings.kafka_security.python_kwargs(),
-                )
-            except KafkaError as exc:
-                raise KafkaUnavailable(f"broker unreachable: {exc}") from None
-            return self._producer
-
-    def connected(self) -> bool:
-        """True when a producer could bootstrap from the broker (connecting now if there is none yet)."""
-        try:
-            self._get()
-            return True
-        except KafkaUnavailable:
-            return False
-
-    def produce(self, records: list[tuple[str, bytes, bytes]], deadline_s: float | None = None,
-                on_ack: Callable[[int], None] | None = None) -> None:
-        """Send ``(topic, key, value)`` records and wait for every acknowledgement until ``deadline_s``.
-
-        Args:
-            records: ``(topic, key, value)`` tuples, sent in this order.
-            deadline_s: ``time.monotonic()`` by which every record must be acknowledged; default
-                ``produce_timeout_s`` from now. Past it before anything was sent, nothing is sent.
-            on_ack: called with a record's index when the broker acknowledged it, from the producer's
-                I/O thread, also after this call gave up (a record can still be written then).
-
-        Raises:
-            KafkaUnavailable: no broker, or not every record acknowledged by ``deadline_s``. The producer
-                is then dropped and the next call builds a new one: a kafka-python 3.0 producer that
-                lived through a broker restart kept timing out on every later send although the broker
-                was back (found by the chaos suite, docs/reliability.md); what it still held is not
-                acknowledged, so its clients resend it (same ids: the dedup drops copies).
-        """
-        from kafka.errors import KafkaError
-
-        if not records:
-            return
-        if deadline_s is None:
-            deadline_s = time.monotonic() + self.settings.produce_timeout_s
-        if time.monotonic() >= deadline_s:
-            raise KafkaUnavailable("deadline passed before sending: nothing sent")
-        producer = self._get()
-        try:
-            futures = []
-            for index, (topic, key, value) in enumerate(records):
-                fut = producer.send(topic, key=key, value=value)
-                if on_ack is not None:
-                    fut.add_callback(lambda _metadata, index=index: on_ack(index))
-                futures.append(fut)
-            for fut in futures:
-                fut.get(timeout=max(0.001, deadline_s - time.monotonic()))
-        except KafkaError as exc:
-            self._drop(producer)
-            raise KafkaUnavailable(f"not acknowledged: {type(exc).__name__}: {exc}") from None
-
-    def _drop(self, producer) -> None:
-        """Forget ``producer`` (if it is still the current one) and close it without waiting."""
-        with self._lock:
-            if self._producer is not producer:
-                return
-            self._producer = None
-        threading.Thread(target=_close_quietly, args=(producer,), daemon=True, name="collector-producer-close").start()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
-
-
-def _close_quietly(producer) -> None:
-    """Close a kafka-python producer that may hold records it cannot deliver, within about 1 s.
-
-    kafka-python 3.0's ``close`` raises from its ``flush`` when records are still pending at the timeout,
-    before it stops its I/O thread; that thread is then stopped here (``force_close``), so a dropped
-    producer does not go on retrying in the background.
-    """
-    from kafka.errors import KafkaError
-
-    try:
-        producer.close(timeout=1)
-    except KafkaError:
-        sender = getattr(producer, "_sender", None)
-        if sender is not None and sender.is_alive():
-            sender.force_close()
 
 
 # ---- the application ------------------------------------------------------------------------------
@@ -405,17 +111,13 @@ def _client_ip(request: web.Request, settings: CollectorSettings) -> str | None:
     return client_ip(request, settings.trust_forwarded_for)
 
 
-def _origin_allowed(origin: str | None, settings: CollectorSettings) -> bool:
-    return origin is None or "*" in settings.cors_origins or origin in settings.cors_origins
-
-
 @web.middleware
 async def _cors_middleware(request: web.Request, handler):
     settings = request.app[SETTINGS_KEY]
     origin = request.headers.get("Origin")
     if not request.path.startswith("/v1/events"):
         return await handler(request)
-    if not _origin_allowed(origin, settings):
+    if not origin_allowed(origin, settings):
         return _json({"error": "origin_not_allowed", "origin": origin}, status=403)
     if request.method == "OPTIONS":
         resp = web.Response(status=204)
@@ -428,24 +130,6 @@ async def _cors_middleware(request: web.Request, handler):
         resp.headers["Access-Control-Allow-Headers"] = "Content-Type, Content-Encoding, X-Write-Key"
         resp.headers["Access-Control-Max-Age"] = "600"
     return resp
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The (decompressed) body, or None when it exceeds ``limit`` bytes (read at most limit+1)."""
-    if request.content_length is not None and request.content_length > limit and not request.headers.get(
-        "Content-Encoding"
-    ):
-        return None
-    chunks, size = [], 0
-    while True:
-        chunk = await request.content.read(65536)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _split_batch(obj: Any) -> tuple[list[Any], Any]:
@@ -486,7 +170,7 @@ async def handle_events(request: web.Request) -> web.Response:
         return _json({"error": "rate_limited", "retry_after_s": int(retry)}, status=429,
                      headers={"Retry-After": retry})
     try:
-        body = await _read_body(request, settings.max_batch_bytes)
+        body = await read_body(request, settings.max_batch_bytes)
     except web.RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a body that is not gzip
         # The rest of the body cannot be decoded either: stop reading it and close the connection.
         request.content.feed_eof()
@@ -581,38 +265,6 @@ async def handle_events(request: web.Request) -> web.Response:
         m.records_produced.labels(settings.topic_dlq).inc(len(rejected))
     return _json({"accepted": len(accepted), "rejected": len(rejected), "duplicates": n_dup,
                   "received_at_ms": received_at_ms, "results": results})
-
-
-def event_payload(item: Any) -> bytes:
-    """JSON bytes of one event as sent, for its size check and its DLQ record.
-
-    Containers nested deeper than ``udfs.limits.EVENT_MAX_DEPTH`` are replaced by ``"..."`` (such an
-    event is rejected anyway, and serializers have recursion limits); items orjson refuses (lone
-    surrogates, NaN from the lenient parser) go through :func:`dumps_dlq_safe`.
-    """
-    if json_depth(item, EVENT_MAX_DEPTH) > EVENT_MAX_DEPTH:
-        item = _cut_depth(item, EVENT_MAX_DEPTH)
-    try:
-        return orjson.dumps(item)
-    except TypeError:
-        return dumps_dlq_safe(item)
-
-
-def _cut_depth(value: Any, levels: int) -> Any:
-    if not isinstance(value, (dict, list)):
-        return value
-    if levels <= 0:
-        return "..."
-    if isinstance(value, dict):
-        return {k: _cut_depth(v, levels - 1) for k, v in value.items()}
-    return [_cut_depth(v, levels - 1) for v in value]
-
-
-def dumps_dlq_safe(item: Any) -> bytes:
-    """JSON bytes of an item orjson refuses (lone surrogates, NaN): via the stdlib, surrogates replaced."""
-    import json
-
-    return json.dumps(item, ensure_ascii=False, default=repr).encode("utf-8", "replace")
 
 
 async def handle_healthz(request: web.Request) -> web.Response:

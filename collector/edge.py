@@ -139,7 +139,7 @@ def model_body(manifest_path: Path) -> dict[str, Any]:
         FileNotFoundError: manifest or ONNX file missing.
         udfs.scoring.ModelError: malformed manifest, or the ONNX bytes do not match its sha256.
     """
-    from udfs.scoring import ModelError, ModelManifest
+    from udfs.model_manifest import ModelError, ModelManifest
 
     manifest = ModelManifest.load(manifest_path)
     blob = (manifest.directory / manifest.file).read_bytes()

@@ -20,7 +20,7 @@ route                                                       tracker
 ``config[.js]``                                             recording on, endpoint ``/s/``, no flags
 ==========================================================  ==============================================
 
-Same rules as ``/v1/events`` (settings of :class:`collector.app.CollectorSettings`): the batch and
+Same rules as ``/v1/events`` (settings of :class:`collector.settings.CollectorSettings`): the batch and
 per-event byte limits (413), at most ``max_batch_events`` events (400), the per-IP rate limit (429 +
 Retry-After), the CORS allow-list (403 for another ``Origin``; credentials allowed, as Snowplow's tracker
 sends cookies), 503 + Retry-After when Kafka does not acknowledge, duplicates by ``event_id``. The
@@ -47,15 +47,9 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from collector.app import (
-    STATE_KEY,
-    KafkaUnavailable,
-    _client_ip,
-    _json,
-    _origin_allowed,
-    _read_body,
-    _State,
-)
+from collector.app import STATE_KEY, _client_ip, _json, _State
+from collector.limits import origin_allowed, read_body
+from collector.producer import KafkaUnavailable
 from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
 from udfs.jsontext import loads_fast
@@ -105,13 +99,13 @@ def _with_cors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     async def wrapped(request: web.Request) -> web.StreamResponse:
         state: _State = request.app[STATE_KEY]
         origin = request.headers.get("Origin")
-        if not _origin_allowed(origin, state.settings):
+        if not origin_allowed(origin, state.settings):
             resp = _json({"error": "origin_not_allowed", "origin": origin}, status=403)
         elif request.method == "OPTIONS":
             resp = web.Response(status=204)
         else:
             resp = await handler(request)
-        _cors_headers(resp, origin if _origin_allowed(origin, state.settings) else None)
+        _cors_headers(resp, origin if origin_allowed(origin, state.settings) else None)
         return resp
 
     wrapped.__doc__ = handler.__doc__
@@ -156,7 +150,7 @@ async def ingest(request: web.Request, source: str, parse: Parser, *, answer_pix
     if request.method == "GET":
         body = request.query_string.encode()
     else:
-        body = await _read_body(request, settings.max_batch_bytes)
+        body = await read_body(request, settings.max_batch_bytes)
         if body is None:
             return done(_json({"error": "batch_too_large", "limit_bytes": settings.max_batch_bytes}, status=413))
     request[BODY_KEY] = body

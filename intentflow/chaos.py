@@ -29,50 +29,31 @@ Per phase, once every count has settled (or ``settle_s`` passed):
 - **job restarts**: Flink failovers in the job's log during the phase.
 
 Writes ``docs/reliability.md`` (or ``--out``) and the same figures as JSON (``--json``).
+
+The tabs are in ``intentflow/chaos_traffic.py``, the services and their counts in
+``intentflow/chaos_services.py``; this module runs the phases and writes the report.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from udfs.limits import SDK_FLUSH_INTERVAL_MS, SDK_RETRY_FIRST_DELAY_MS, SDK_RETRY_MAX_DELAY_MS
+from intentflow.chaos_services import (ROOT, Services, counted_by_job, duplicated_actions, poison_in_dlq,
+                                       write_poison)
+from intentflow.chaos_traffic import Tab, TabStats
 
-ROOT = Path(__file__).resolve().parents[1]
 FAULTS = ("redis_down", "broker_down", "collector_restart", "poison", "burst")
-#: Events per request at most (the SDK's DEFAULT_MAX_BATCH_EVENTS).
-BATCH_EVENTS = 25
-#: Redis key prefix of the job in the chaos run.
-REDIS_PREFIX = "chaos:"
-PAGE = {"url": "https://shop.example/p/laptop-pro-14", "item_id": "laptop-pro-14",
-        "content_ids": ["laptop-pro-14:specs"]}
-CONTEXT = {"viewport_w_px": 1440, "viewport_h_px": 900,
-           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
-                         "Safari/537.36"}
-#: What a tab does, in a loop: the article visitor's steps (udfs.scenarios.article_session).
-STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("page_view", {"title": "Laptop Pro 14"}),
-    ("scroll", {"scroll_depth_pct": 35.0, "offset_px": 900, "document_height_px": 3600}),
-    ("scroll", {"scroll_depth_pct": 75.0, "offset_px": 2100, "document_height_px": 3600}),
-    ("hover", {"element_id": "spec-ram-16gb", "element_role": "spec", "hover_ms": 3000}),
-    ("hover", {"element_id": "product-card", "element_role": "product_card", "hover_ms": 2400}),
-    ("click", {"element_id": "compare", "element_role": "compare_button", "x_px": 900, "y_px": 640}),
-)
 
 
 @dataclass
@@ -89,204 +70,6 @@ class PhaseResult:
     job_restarts: int
     http_non_200: int = 0
     notes: str = ""
-
-
-@dataclass
-class TabStats:
-    """What the collector answered, per session."""
-
-    accepted: dict[str, set[str]] = field(default_factory=dict)
-    rejected: int = 0
-    non_200: int = 0
-
-
-class Tab:
-    """One browser tab (one session) sending like the SDK; see the module docstring."""
-
-    def __init__(self, http, url: str, session_id: str, rate_per_s: float, stats: TabStats,
-                 poison_every: int = 0) -> None:
-        self.http, self.url, self.session_id, self.rate_per_s = http, url, session_id, rate_per_s
-        self.stats, self.poison_every = stats, poison_every
-        self.queue: list[dict] = []
-        self.seq = 0
-
-    def _capture(self, ts_ms: int) -> None:
-        kind, props = STEPS[self.seq % len(STEPS)]
-        self.queue.append({"event_id": str(uuid.uuid4()), "type": kind, "session_id": self.session_id,
-                           "anonymous_id": "anon-" + self.session_id, "client_ts_ms": ts_ms, "seq": self.seq,
-                           "page": PAGE, "context": CONTEXT, "props": props})
-        self.seq += 1
-        if self.poison_every and self.seq % self.poison_every == 0:  # malformed: the collector's DLQ
-            self.queue.append({"event_id": str(uuid.uuid4()), "type": "scroll", "session_id": self.session_id,
-                               "client_ts_ms": "not a time", "props": {"scroll_depth_pct": "deep"}})
-
-    async def _post(self, batch: list[dict]) -> bool:
-        import aiohttp
-
-        try:
-            async with self.http.post(self.url, json={"sent_at_ms": int(time.time() * 1000), "events": batch},
-                                      timeout=aiohttp.ClientTimeout(total=30)) as resp:
-                if resp.status != 200:
-                    self.stats.non_200 += 1
-                    return False
-                body = await resp.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            self.stats.non_200 += 1
-            return False
-        ids = self.stats.accepted.setdefault(self.session_id, set())
-        for result in body["results"]:
-            if result["status"] in ("accepted", "duplicate"):
-                ids.add(result["event_id"])
-            else:
-                self.stats.rejected += 1
-        return True
-
-    async def run(self, capturing: asyncio.Event, drain_deadline_s: Callable[[], float]) -> None:
-        """Capture while ``capturing`` is set, send until the queue is empty (or the drain deadline)."""
-        loop = asyncio.get_running_loop()
-        next_capture = loop.time()
-        next_send = loop.time()
-        delay_s = 0.0
-        while capturing.is_set() or (self.queue and loop.time() < drain_deadline_s()):
-            now = loop.time()
-            while capturing.is_set() and now >= next_capture:
-                self._capture(int(time.time() * 1000 - (now - next_capture) * 1000))
-                next_capture += 1.0 / self.rate_per_s
-            if self.queue and now >= next_send:
-                batch = self.queue[:BATCH_EVENTS]
-                if await self._post(batch):
-                    del self.queue[:len(batch)]
-                    delay_s = 0.0
-                    next_send = loop.time() + SDK_FLUSH_INTERVAL_MS / 1000
-                else:  # same events again later: the SDK's capped exponential backoff
-                    delay_s = min(SDK_RETRY_MAX_DELAY_MS / 1000, delay_s * 2 if delay_s else SDK_RETRY_FIRST_DELAY_MS / 1000)
-                    next_send = loop.time() + delay_s
-                continue
-            await asyncio.sleep(0.02)
-
-
-class Services:
-    """The private broker and Redis, the collector subprocess and the live job subprocess."""
-
-    def __init__(self, workdir: Path) -> None:
-        from tests.own_broker import OwnBroker, free_port
-        from tests.own_redis import OwnRedis
-
-        self.workdir = workdir
-        (workdir / "kafka").mkdir(parents=True, exist_ok=True)
-        (workdir / "redis").mkdir(parents=True, exist_ok=True)
-        self.broker = OwnBroker(workdir / "kafka")
-        self.redis = OwnRedis(workdir / "redis", extra_args=("--appendonly", "yes", "--appendfsync", "everysec"))
-        self.collector_port = free_port()
-        self.collector: subprocess.Popen | None = None
-        self.job: subprocess.Popen | None = None
-        self.job_log = workdir / "job.log"
-        self.job_name = f"intentflow-chaos-{uuid.uuid4().hex[:8]}"
-        self.topic_prefix = f"chaos{uuid.uuid4().hex[:6]}."
-        self.env = {**os.environ, "INTENTFLOW_KAFKA_BOOTSTRAP": self.broker.bootstrap,
-                    "INTENTFLOW_REDIS_URL": self.redis.url(), "INTENTFLOW_TOPIC_PREFIX": self.topic_prefix,
-                    "INTENTFLOW_RATE_LIMIT_PER_S": "0", "PYTHONPATH": str(ROOT)}
-
-    @property
-    def collector_url(self) -> str:
-        return f"http://127.0.0.1:{self.collector_port}/v1/events"
-
-    def start(self) -> None:
-        from intentflow.stack import create_topics
-
-        self.broker.start()
-        self.redis.start()
-        create_topics(self.broker.bootstrap, prefix=self.topic_prefix)
-        self.start_collector()
-        log = open(self.job_log, "ab")
-        self.job = subprocess.Popen(
-            [sys.executable, "-m", "jobs.personalization", "--redis-prefix", REDIS_PREFIX, "--start", "earliest",
-             "--group-id", "chaos", "--window-ms", "20", "--checkpoint-dir", str(self.workdir / "checkpoints"),
-             "--job-name", self.job_name],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def start_collector(self) -> None:
-        log = open(self.workdir / "collector.log", "ab")
-        self.collector = subprocess.Popen(
-            [sys.executable, "-m", "intentflow.cli", "collector", "--port", str(self.collector_port)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait(lambda: _port_open(self.collector_port), 60, "the collector to listen")
-
-    def stop_collector(self) -> None:
-        if self.collector is not None and self.collector.poll() is None:
-            self.collector.send_signal(signal.SIGTERM)
-            self.collector.wait(30)
-        self.collector = None
-
-    def job_restarts(self) -> int:
-        """Flink failovers of this job so far: lines of the mini-cluster's log (``FLINK_LOG_DIR``, shared by
-        every local job, hence the unique job name) where it switched to RESTARTING."""
-        from intentflow.stack import LOGS
-
-        pattern = re.compile(rf"Job {re.escape(self.job_name)} \(\w+\) switched from state \w+ to RESTARTING")
-        return sum(len(pattern.findall(path.read_text(errors="replace")))
-                   for path in (LOGS / "flink").glob("flink-*-python-*.log*"))
-
-    def job_alive(self) -> bool:
-        return self.job is not None and self.job.poll() is None
-
-    def stop(self) -> None:
-        if self.job is not None and self.job.poll() is None:
-            os.killpg(self.job.pid, signal.SIGKILL)
-            self.job.wait(30)
-        self.stop_collector()
-        self.redis.stop()
-        self.broker.stop()
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _wait(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def _redis_client(services: Services):
-    import redis
-
-    return redis.Redis.from_url(services.redis.url(), decode_responses=True, socket_timeout=2,
-                                socket_connect_timeout=2)
-
-
-def counted_by_job(services: Services, session_ids: list[str]) -> dict[str, int]:
-    """``{session_id: applied + suppressed + ignored + late}`` from the job's session hashes (0 if none)."""
-    import redis
-
-    try:
-        client = _redis_client(services)
-        pipe = client.pipeline(transaction=False)
-        for sid in session_ids:
-            pipe.hmget(f"{REDIS_PREFIX}session:{sid}", "applied", "suppressed", "ignored", "late")
-        rows = pipe.execute()
-        client.close()
-    except redis.RedisError:
-        return {}
-    return {sid: sum(int(v or 0) for v in row) for sid, row in zip(session_ids, rows)}
-
-
-def duplicated_actions(services: Services, prefix: str) -> int:
-    """Entries of the actions stream of sessions starting with ``prefix`` that repeat an ``event_id``."""
-    client = _redis_client(services)
-    ids = Counter(fields.get("event_id") for _, fields in client.xrange(f"{REDIS_PREFIX}actions")
-                  if fields.get("session_id", "").startswith(prefix))
-    client.close()
-    return sum(n - 1 for n in ids.values() if n > 1)
 
 
 async def _probe(services: Services, name: str, t_end: float, timeout_s: float) -> float | None:
@@ -344,7 +127,7 @@ async def run_phase(services: Services, fault: str, fault_s: float, rate_per_s: 
             notes = (f"stopping took {t_stopped - t_start:.1f} s, down {t_starting - t_stopped:.0f} s, "
                      f"starting took {time.monotonic() - t_starting:.1f} s")
         elif fault == "poison":
-            poison_records = await asyncio.to_thread(_write_poison, services, prefix)
+            poison_records = await asyncio.to_thread(write_poison, services, prefix)
             await asyncio.sleep(fault_s)
         elif fault == "burst":
             burst = [Tab(http, services.collector_url, f"{prefix}burst{i}", rate_per_s * 9 / n_tabs, stats)
@@ -381,7 +164,7 @@ async def run_phase(services: Services, fault: str, fault_s: float, rate_per_s: 
     n_accepted = sum(accepted.values())
     n_counted = sum(min(counted.get(sid, 0), n) for sid, n in accepted.items())
     if fault == "poison":
-        in_dlq = await asyncio.to_thread(_poison_in_dlq, services, prefix)
+        in_dlq = await asyncio.to_thread(poison_in_dlq, services, prefix)
         notes = (f"{stats.rejected} malformed events rejected by the collector and {poison_records} garbage "
                  f"records written to signals.raw: {in_dlq} of them in signals.dlq with a reason")
         n_accepted += poison_records + stats.rejected
@@ -393,45 +176,6 @@ async def run_phase(services: Services, fault: str, fault_s: float, rate_per_s: 
                        accounted=n_counted, lost=lost, duplicated_effects=extra + dup_actions, recover_s=recover_s,
                        job_restarts=services.job_restarts() - restarts_before, http_non_200=stats.non_200,
                        notes=notes)
-
-
-def _write_poison(services: Services, prefix: str) -> int:
-    """Garbage written straight to ``signals.raw`` (not through the collector): not JSON, JSON that is not
-    an event, an event of an unknown type, a truncated event. Returns how many records."""
-    from kafka import KafkaProducer
-
-    records = [b"\x00\xffnot json " + prefix.encode(), json.dumps({"poison": prefix}).encode(),
-               json.dumps({"event_id": str(uuid.uuid4()), "type": "teleport", "session_id": prefix + "p",
-                           "ts_ms": int(time.time() * 1000)}).encode(),
-               b'{"event_id": "' + prefix.encode() + b'", "type": "click", "session_id": "']
-    producer = KafkaProducer(bootstrap_servers=services.broker.bootstrap, acks="all")
-    for value in records:
-        producer.send(services.topic_prefix + "signals.raw", key=(prefix + "p").encode(), value=value)
-    producer.flush(30)
-    producer.close()
-    return len(records)
-
-
-def _poison_in_dlq(services: Services, prefix: str) -> int:
-    """Records of ``signals.dlq`` whose payload carries the phase's session prefix."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    topic = services.topic_prefix + "signals.dlq"
-    consumer = KafkaConsumer(bootstrap_servers=services.broker.bootstrap, enable_auto_commit=False, group_id=None)
-    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    end = sum(consumer.end_offsets(parts).values())
-    seen, n = 0, 0
-    deadline = time.monotonic() + 30
-    while seen < end and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            for record in batch:
-                seen += 1
-                if prefix.encode() in record.value:
-                    n += 1
-    consumer.close()
-    return n
 
 
 def render_table(results: list[PhaseResult], meta: dict[str, Any]) -> str:

@@ -29,7 +29,8 @@ import click
 
 from connectors.redis_store import RedisKeys, decode_trace
 
-from intentflow.stack import ROOT, port_open
+from intentflow.services.process import port_open
+from operators.layout import ROOT
 from udfs.config import kafka_client_kwargs
 
 DEMO_SOURCES = ("otto", "balabit", "yoochoose")
@@ -126,7 +127,7 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
     from kafka import KafkaProducer
 
     from intentflow.replay import replay
-    from intentflow.stack import create_topics
+    from intentflow.services.kafka_broker import create_topics
     from udfs.config import stack_settings
     from udfs.contract import dumps_event
     from udfs.scenarios import article_session, shallow_session

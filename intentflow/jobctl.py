@@ -96,10 +96,10 @@ def build_package(dest: Path) -> Path:
 def _submit(jobmanager: str, job_args: tuple[str, ...], from_path: str | None, package: bool = True) -> str:
     """``flink run -d`` of jobs/personalization.py on ``jobmanager`` (with the package of
     :func:`build_package` as ``-pyfs`` when ``package``); returns the job id."""
-    from intentflow import stack as local_stack
+    from intentflow.services import flink_cluster
 
-    env = local_stack.standalone_flink_env()
-    args = ["bash", str(local_stack.flink_home() / "bin" / "flink"), "run", "-d", "-m", jobmanager]
+    env = flink_cluster.standalone_flink_env()
+    args = ["bash", str(flink_cluster.flink_home() / "bin" / "flink"), "run", "-d", "-m", jobmanager]
     if from_path:
         args += ["-s", from_path]
     entry = layout.ROOT / "jobs" / "personalization.py"

@@ -3,7 +3,7 @@
 Reads the most recent held-out window of the product's own events (``--events`` JSONL and/or
 ``--kafka-topic`` between ``--from-ms`` and ``--to-ms``; choose a window after the candidate's training data:
 a time-based split), builds the scored moments exactly as ``intentflow train`` does
-(:func:`models.train.build_dataset`: one moment per applied event, labelled by a later conversion), scores
+(:func:`models.training_data.build_dataset`: one moment per applied event, labelled by a later conversion), scores
 them with both versions through :class:`udfs.scoring.IntentScorer`, and applies
 :func:`udfs.gate.gate_decision` (paired bootstrap CIs of the ROC-AUC and Brier differences, plus the live
 shadow counts: ``--shadow-from-redis`` reads the job's counters, which it keeps while
@@ -24,9 +24,11 @@ from pathlib import Path
 
 import click
 
-from models.train import MODELS_DIR, build_dataset, dedup_events, read_jsonl_events, read_kafka_events
+from models.export import MODELS_DIR
+from models.training_data import build_dataset, dedup_events, read_jsonl_events, read_kafka_events
 from udfs.gate import DEFAULT_MIN_SHADOW_ROWS, ShadowCounts, gate_decision
-from udfs.scoring import CURRENT_FILE, IntentScorer, ModelRegistry
+from udfs.model_manifest import CURRENT_FILE
+from udfs.scoring import IntentScorer, ModelRegistry
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -55,7 +57,7 @@ def shadow_counts_from_redis(model_version: str, redis_url: str | None = None, p
     import redis
 
     from udfs.config import JobConfig, stack_settings
-    from udfs.scoring import SHADOW_TOLERANCE
+    from udfs.model_manifest import SHADOW_TOLERANCE
 
     client = redis.Redis.from_url(redis_url or stack_settings().redis_url)
     key = f"{prefix if prefix is not None else JobConfig().redis_prefix}stats"

@@ -57,7 +57,7 @@ def topics(stack):
     """A fresh set of the four intentflow topics under a unique prefix; deleted afterwards."""
     from kafka.admin import KafkaAdminClient
 
-    from intentflow.stack import create_topics
+    from intentflow.services.kafka_broker import create_topics
     from udfs.config import Topics
 
     prefix = f"t{uuid.uuid4().hex[:10]}."

@@ -2,7 +2,7 @@
 
 The shared broker of the local stack (127.0.0.1:9092) is never stopped by a test; a test that needs
 Kafka to go away starts one of these (the same jars and ``stack/kafka/server.properties`` as
-``intentflow.stack``, KRaft, broker and controller in one JVM) and stops only that one, by its pid.
+``intentflow.services.kafka_broker``, KRaft, broker and controller in one JVM) and stops only that one, by its pid.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from intentflow.stack import ROOT, _kafka_cmd, kafka_cluster_id
+from intentflow.services.kafka_broker import kafka_cluster_id, kafka_cmd
+from operators.layout import ROOT
 
 #: Longest wait for the broker to answer after a (re)start, s (a cold JVM start takes ~5-15 s on 2 cores).
 START_TIMEOUT_S = 90.0
@@ -39,7 +40,7 @@ class OwnBroker:
         text = (ROOT / "stack" / "kafka" / "server.properties").read_text()
         text = text.replace("9093", str(self.controller_port)).replace("9092", str(self.port))
         self.config.write_text(text + f"\nlog.dirs={self.log_dir}\n")
-        res = subprocess.run(_kafka_cmd("kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c",
+        res = subprocess.run(kafka_cmd("kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c",
                                         str(self.config)),
                              capture_output=True, text=True)
         if res.returncode != 0:
@@ -48,7 +49,7 @@ class OwnBroker:
     def start(self) -> None:
         """Start the broker and wait until it lists topics (raises TimeoutError after START_TIMEOUT_S)."""
         with open(self.folder / "kafka.log", "ab") as log:
-            self.proc = subprocess.Popen(_kafka_cmd("kafka.Kafka", str(self.config)), stdout=log,
+            self.proc = subprocess.Popen(kafka_cmd("kafka.Kafka", str(self.config)), stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.healthy():

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from intentflow.stack import ROOT
+from operators.layout import ROOT
 from tests.own_broker import free_port
 
 #: Longest wait for the server to answer after a (re)start, s.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from udfs.contract import PAGE_TYPES
+from udfs.contract_models import PAGE_TYPES
 
 #: dtype of every feature and of the feature vector (contract §2, model input contract §3).
 FEATURE_DTYPE = np.float32

@@ -90,11 +90,11 @@ SDK_RETRY_MAX_DELAY_MS = 30_000
 SDK_FLUSH_INTERVAL_MS = 100
 
 #: ``Retry-After`` of the collector's 503 (and the shortest of its 429s), s
-#: (``collector.app.CollectorSettings.retry_after_s``).
+#: (``collector.settings.CollectorSettings.retry_after_s``).
 COLLECTOR_RETRY_AFTER_S = 5
 
 #: The collector answers every ``POST /v1/events`` within this, s
-#: (``collector.app.CollectorSettings.produce_timeout_s``).
+#: (``collector.settings.CollectorSettings.produce_timeout_s``).
 COLLECTOR_ANSWER_TIMEOUT_S = 10
 
 #: Longest outage of the collector, the broker or the network that delayed events must survive, ms.

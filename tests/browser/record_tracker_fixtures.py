@@ -25,8 +25,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 from support import Browser, ServerThread  # noqa: E402
 from tracker_support import BUNDLES, VISITOR_UA, WEB, Recorder, article_visitor, tracker_app  # noqa: E402
 
-from collector.app import collector_settings  # noqa: E402
-from intentflow.stack import create_topics  # noqa: E402
+from collector.settings import collector_settings  # noqa: E402
+from intentflow.services.kafka_broker import create_topics  # noqa: E402
 from udfs.config import Topics, stack_settings  # noqa: E402
 
 FIXTURES = HERE.parent / "fixtures" / "trackers"

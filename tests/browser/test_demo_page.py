@@ -131,11 +131,12 @@ def test_an_action_in_redis_re_renders_the_page(browser, stack, redis_client):
 
 def test_sdk_events_reach_kafka_through_the_collector_and_satisfy_the_contract(browser, stack, topics):
     import collector.app as collector_app
+    from collector.settings import collector_settings
     from kafka import KafkaConsumer
 
     from udfs.contract import validate_event
 
-    settings = collector_app.collector_settings(
+    settings = collector_settings(
         kafka_bootstrap=stack.kafka_bootstrap, topic_raw=topics.raw, topic_dlq=topics.dlq,
         mount_decision=False, cors_origins=("*",))
 

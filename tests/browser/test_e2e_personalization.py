@@ -69,10 +69,11 @@ def test_visitor_gets_video_demo_and_price_comparison_and_a_quick_leaver_gets_th
         from tests.conftest import skip_unless_ci
         skip_unless_ci(reason)
     from collector import app as collector_app
+    from collector.settings import collector_settings
 
     _redis, key_prefix = redis_client
     redis_prefix = key_prefix + "if:"
-    settings = collector_app.collector_settings(
+    settings = collector_settings(
         kafka_bootstrap=stack.kafka_bootstrap, topic_raw=topics.raw, topic_dlq=topics.dlq,
         mount_decision=False, cors_origins=("*",))
 

@@ -44,7 +44,7 @@ def _skip_reason() -> str | None:
 
 
 def _settings(stack, topics, origin: str):
-    from collector.app import collector_settings
+    from collector.settings import collector_settings
 
     return collector_settings(kafka_bootstrap=stack.kafka_bootstrap, topic_raw=topics.raw, topic_dlq=topics.dlq,
                               rate_limit_per_s=0, mount_decision=False, cors_origins=(origin,))

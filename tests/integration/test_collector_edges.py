@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.app import collector_cmd, collector_settings, create_app, parse_write_keys
+from collector.app import collector_cmd, create_app
+from collector.settings import collector_settings, parse_write_keys
 from connectors.redis_store import RedisActionWriter
 from tests.job_support import read_records
 from tests.live_collector import LiveCollector

@@ -24,7 +24,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.app import collector_settings, create_app
+from collector.app import create_app
+from collector.settings import collector_settings
 from collector.decision import DecisionSettings, register
 from collector.openapi import openapi_document
 from tests.job_support import read_records

@@ -11,7 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.app import collector_settings, create_app
+from collector.app import create_app
+from collector.settings import collector_settings
 from collector.decision import DecisionSettings, register
 from collector.metrics import METRICS_KEY
 from tests.own_broker import free_port

@@ -15,7 +15,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import STATE_KEY, collector_settings, create_app
+from collector.app import STATE_KEY, create_app
+from collector.settings import collector_settings
 from tests.job_support import read_records as read_topic
 from udfs.contract import parse_event
 

@@ -23,8 +23,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import KafkaUnavailable, Producer, collector_settings, create_app
-from intentflow.stack import create_topics
+from collector.app import create_app
+from collector.producer import KafkaUnavailable, Producer
+from collector.settings import collector_settings
+from intentflow.services.kafka_broker import create_topics
 from tests.job_support import read_records
 from tests.own_broker import OwnBroker
 from udfs.config import JobConfig, Topics

@@ -20,6 +20,7 @@ T0 = 1_764_200_000_000
 
 def test_personalization_job_on_the_standalone_cluster(stack, topics, redis_client):
     from intentflow import stack as local_stack
+    from intentflow.services import flink_cluster
 
     client, prefix = redis_client
     rp = prefix + "if:"
@@ -27,10 +28,10 @@ def test_personalization_job_on_the_standalone_cluster(stack, topics, redis_clie
     produce(stack.kafka_bootstrap, topics.raw, sorted(events, key=lambda e: e["ts_ms"]))
 
     started_here = not local_stack.status()["flink"]
-    local_stack.start_flink_cluster()
+    flink_cluster.start_flink_cluster()
     try:
-        env = {**local_stack.standalone_flink_env(), "INTENTFLOW_TOPIC_PREFIX": job_env(topics)["INTENTFLOW_TOPIC_PREFIX"]}
-        flink = local_stack.flink_home() / "bin" / "flink"
+        env = {**flink_cluster.standalone_flink_env(), "INTENTFLOW_TOPIC_PREFIX": job_env(topics)["INTENTFLOW_TOPIC_PREFIX"]}
+        flink = flink_cluster.flink_home() / "bin" / "flink"
         res = subprocess.run(["bash", str(flink), "run", "-py", str(ROOT / "jobs" / "personalization.py"),
                               "-pyexec", sys.executable, "--bounded", "--start", "earliest", "--redis-prefix", rp,
                               "--group-id", "cluster-test"],
@@ -41,7 +42,7 @@ def test_personalization_job_on_the_standalone_cluster(stack, topics, redis_clie
         time.sleep(0.5)
     finally:
         if started_here:
-            local_stack.stop_flink_cluster()
+            flink_cluster.stop_flink_cluster()
 
     by_session = {a["session_id"]: a for a in actions_stream(client, rp)}
     assert by_session["cluster-a"]["rule_id"] == "deep_engagement_product"

@@ -45,15 +45,16 @@ def test_smoke_job_on_local_minicluster(stack, topics, redis_client):
 
 def test_smoke_job_submitted_to_standalone_cluster(stack, topics, redis_client):
     from intentflow import stack as local_stack
+    from intentflow.services import flink_cluster
 
     client, prefix = redis_client
     counts = {"s-x": 4, "s-y": 2}
     _produce(stack, topics.raw, counts)
     started_here = not local_stack.status()["flink"]
-    local_stack.start_flink_cluster()
+    flink_cluster.start_flink_cluster()
     try:
-        env = local_stack.standalone_flink_env()
-        flink = local_stack.flink_home() / "bin" / "flink"
+        env = flink_cluster.standalone_flink_env()
+        flink = flink_cluster.flink_home() / "bin" / "flink"
         res = subprocess.run(["bash", str(flink), "run", "-py", str(ROOT / "jobs" / "smoke.py"), "-pyexec", sys.executable,
                               "--topic", topics.raw, "--redis-prefix", prefix],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -66,4 +67,4 @@ def test_smoke_job_submitted_to_standalone_cluster(stack, topics, redis_client):
         assert "TaskManagerRunner" in client.get(prefix + "worker_cmdline")
     finally:
         if started_here:
-            local_stack.stop_flink_cluster()
+            flink_cluster.stop_flink_cluster()

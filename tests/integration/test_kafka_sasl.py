@@ -5,7 +5,7 @@ with mechanism ``PLAIN`` and one user; every client here connects to that listen
 by nothing but the ``INTENTFLOW_KAFKA_*`` environment variables of udfs.config:
 
 - the collector (kafka-python producer) writes a batch, and answers 503, not 500, with a wrong password;
-- topic creation (``intentflow.stack.create_topics``) and a consumer read through SASL;
+- topic creation (``intentflow.services.kafka_broker.create_topics``) and a consumer read through SASL;
 - the Flink job (Java client: ``sasl.jaas.config`` from ``KafkaSecurity.java_properties``) reads the
   events and writes its DLQ record back through SASL, in a bounded run.
 """
@@ -20,8 +20,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import collector_settings, create_app
-from intentflow.stack import create_topics
+from collector.app import create_app
+from collector.settings import collector_settings
+from intentflow.services.kafka_broker import create_topics
 from tests.own_broker import OwnBroker, free_port
 from udfs.config import Topics, kafka_client_kwargs
 

@@ -17,13 +17,15 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import CollectorSettings, collector_settings, create_app
+from collector.app import create_app
+from collector.settings import CollectorSettings, collector_settings
 from collector.decision import DecisionSettings, register
 from collector.openapi import openapi_document
 from tests.conftest import ROOT
 from tests.job_support import read_records
 from udfs import limits
-from udfs.contract import ContractError, event_json_schema, parse_event
+from udfs.contract import ContractError, parse_event
+from udfs.contract_models import event_json_schema
 
 pytestmark = pytest.mark.integration
 

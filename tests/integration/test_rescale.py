@@ -40,9 +40,9 @@ def _parts(n_sessions: int = 24) -> list[list[dict]]:
 
 
 def _flink(env, *args: str, timeout_s: float = 300) -> str:
-    from intentflow import stack as local_stack
+    from intentflow.services import flink_cluster
 
-    res = subprocess.run(["bash", str(local_stack.flink_home() / "bin" / "flink"), *args], cwd=ROOT, env=env,
+    res = subprocess.run(["bash", str(flink_cluster.flink_home() / "bin" / "flink"), *args], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=timeout_s)
     assert res.returncode == 0, failure_summary(res.stdout + res.stderr)
     return res.stdout
@@ -76,14 +76,15 @@ def _processed(client, rp: str) -> dict[str, int]:
 
 def test_savepoint_rescale_1_to_2_to_1_keeps_every_session(stack, topics, redis_client, tmp_path):
     from intentflow import stack as local_stack
+    from intentflow.services import flink_cluster
 
     client, prefix = redis_client
     rp = prefix + "if:"
     parts = _parts()
     expected_after = [len(parts[0]), len(parts[0]) + len(parts[1]), sum(map(len, parts))]
     started_here = not local_stack.status()["flink"]
-    local_stack.start_flink_cluster()
-    env = {**local_stack.standalone_flink_env(), "INTENTFLOW_TOPIC_PREFIX": job_env(topics)["INTENTFLOW_TOPIC_PREFIX"]}
+    flink_cluster.start_flink_cluster()
+    env = {**flink_cluster.standalone_flink_env(), "INTENTFLOW_TOPIC_PREFIX": job_env(topics)["INTENTFLOW_TOPIC_PREFIX"]}
     job_id = None
     try:
         produce(stack.kafka_bootstrap, topics.raw, parts[0])
@@ -108,10 +109,10 @@ def test_savepoint_rescale_1_to_2_to_1_keeps_every_session(stack, topics, redis_
         job_id = None
     finally:
         if job_id:
-            subprocess.run(["bash", str(local_stack.flink_home() / "bin" / "flink"), "cancel", job_id], env=env,
+            subprocess.run(["bash", str(flink_cluster.flink_home() / "bin" / "flink"), "cancel", job_id], env=env,
                            capture_output=True, timeout=60)
         if started_here:
-            local_stack.stop_flink_cluster()
+            flink_cluster.stop_flink_cluster()
 
     all_events = [e for p in parts for e in p]
     per_session: dict[str, int] = {}

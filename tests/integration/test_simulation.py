@@ -56,13 +56,14 @@ def _start_job(topics, redis_prefix: str, rules_path) -> LiveJob:
 def test_simulated_visitors_show_the_built_in_lift_and_a_skewed_split_is_flagged(stack, topics, redis_client,
                                                                                     tmp_path, capsys):
     from collector import app as collector_app
+    from collector.settings import collector_settings
     from collector.decision import DecisionSettings, register
 
     _redis, key_prefix = redis_client
     prefix = key_prefix + "if:"
     rules_path = tmp_path / "rules.json"
     rules_path.write_text(json.dumps(simulation_ruleset(LIFT_EXPERIMENT, 50)))
-    settings = collector_app.collector_settings(kafka_bootstrap=stack.kafka_bootstrap, topic_raw=topics.raw,
+    settings = collector_settings(kafka_bootstrap=stack.kafka_bootstrap, topic_raw=topics.raw,
                                                 topic_dlq=topics.dlq, mount_decision=False,
                                                 rate_limit_per_s=0)  # every simulated visitor has one address
     app = collector_app.create_app(settings)

@@ -55,6 +55,7 @@ def _state(job_id: str) -> str:
 
 def test_upgrade_with_a_savepoint_loses_and_repeats_nothing(stack, topics, redis_client, tmp_path):
     from intentflow import stack as local_stack
+    from intentflow.services import flink_cluster
     from intentflow.flink_rest import FlinkRest
 
     client, prefix = redis_client
@@ -69,7 +70,7 @@ def test_upgrade_with_a_savepoint_loses_and_repeats_nothing(stack, topics, redis
                 "--checkpoint-interval-ms", "2000"]
     env = job_env(topics)
     started_here = not local_stack.status()["flink"]
-    local_stack.start_flink_cluster()
+    flink_cluster.start_flink_cluster()
     job_id = None
     try:
         produce(stack.kafka_bootstrap, topics.raw, parts[0])
@@ -92,10 +93,10 @@ def test_upgrade_with_a_savepoint_loses_and_repeats_nothing(stack, topics, redis
         job_id = None
     finally:
         if job_id:
-            subprocess.run(["bash", str(local_stack.flink_home() / "bin" / "flink"), "cancel", job_id],
-                           env=local_stack.standalone_flink_env(), capture_output=True, timeout=60)
+            subprocess.run(["bash", str(flink_cluster.flink_home() / "bin" / "flink"), "cancel", job_id],
+                           env=flink_cluster.standalone_flink_env(), capture_output=True, timeout=60)
         if started_here:
-            local_stack.stop_flink_cluster()
+            flink_cluster.stop_flink_cluster()
 
     all_events = [e for p in parts for e in p]
     per_session: dict[str, int] = {}

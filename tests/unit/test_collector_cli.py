@@ -5,6 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 import collector.app as app_module
+from collector.settings import CollectorSettings
 
 
 def _settings_of(monkeypatch, *args: str):
@@ -29,7 +30,7 @@ def test_options_override_the_environment(monkeypatch):
 def test_without_options_the_environment_and_defaults_apply(monkeypatch):
     settings, _, output = _settings_of(monkeypatch)
     assert settings.rate_limit_per_s == 7.0  # INTENTFLOW_RATE_LIMIT_PER_S
-    assert settings.rate_burst == app_module.CollectorSettings.rate_burst
+    assert settings.rate_burst == CollectorSettings.rate_burst
     assert settings.trust_forwarded_for is False
 
 

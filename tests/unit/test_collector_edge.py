@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from collector import edge
-from collector.app import collector_settings, create_app
+from collector.app import create_app
+from collector.settings import collector_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ORT_DIR = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"

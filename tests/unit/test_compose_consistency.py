@@ -1,4 +1,4 @@
-"""docker-compose.yml and docker/ agree with the local stack (intentflow.stack) by construction.
+"""docker-compose.yml and docker/ agree with the local stack (intentflow.services, operators.layout) by construction.
 
 No Docker here: the files are parsed (PyYAML, plain text) and compared with the settings the local
 stack uses: ports, broker/Redis/Flink config files, topic creation, the connector jar of stack/pom.xml,
@@ -17,7 +17,11 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from intentflow import stack
+from intentflow.services import jars
+from intentflow.services.flink_cluster import FLINK_REST_PORT
+from intentflow.services.kafka_broker import KAFKA_CONTROLLER_PORT, KAFKA_PORT
+from intentflow.services.redis_server import REDIS_PORT
+from operators import layout
 from udfs.config import TOPIC_PARTITIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +159,7 @@ def flatten(node, prefix: str = "") -> dict[str, str]:
 
 
 def flink_conf() -> dict[str, str]:
-    return flatten(yaml.safe_load((stack.FLINK_CONF_DIR / "config.yaml").read_text()))
+    return flatten(yaml.safe_load((layout.FLINK_CONF_DIR / "config.yaml").read_text()))
 
 
 def flink_properties(svc: dict) -> dict[str, str]:
@@ -188,7 +192,7 @@ def dockerfile_args() -> dict[str, str]:
 
 def container_path(host_path: Path) -> str:
     """Where a path of the checkout is in the image (the checkout is copied to /app)."""
-    return str(APP / host_path.resolve().relative_to(stack.ROOT.resolve()))
+    return str(APP / host_path.resolve().relative_to(layout.ROOT.resolve()))
 
 
 def pinned(name: str) -> str:
@@ -213,7 +217,7 @@ def test_host_ports_are_the_local_stack_ports(compose):
     from collector.app import collector_cmd
 
     collector_port = next(p.default for p in collector_cmd.params if p.name == "port")
-    expected = {"kafka": stack.KAFKA_PORT, "redis": stack.REDIS_PORT, "jobmanager": stack.FLINK_REST_PORT,
+    expected = {"kafka": KAFKA_PORT, "redis": REDIS_PORT, "jobmanager": FLINK_REST_PORT,
                 "collector": collector_port}
     for name, port in expected.items():
         pubs = published(service(compose, name))
@@ -229,9 +233,9 @@ def test_host_ports_are_the_local_stack_ports(compose):
 def test_published_ports_are_where_the_services_listen(compose):
     kafka = kafka_effective(service(compose, "kafka"))
     host_listeners = {name: hp for name, hp in listeners(kafka["advertised.listeners"]).items() if hp[0] in LOOPBACK}
-    assert list(host_listeners.values()) == [("127.0.0.1", stack.KAFKA_PORT)]
+    assert list(host_listeners.values()) == [("127.0.0.1", KAFKA_PORT)]
     (host_listener,) = host_listeners
-    assert listeners(kafka["listeners"])[host_listener][1] == stack.KAFKA_PORT
+    assert listeners(kafka["listeners"])[host_listener][1] == KAFKA_PORT
     # the same listener names and ports as the local stack's broker (only the addresses differ)
     local = properties(ROOT / "stack" / "kafka" / "server.properties")
     for key in ("listeners", "advertised.listeners"):
@@ -239,9 +243,9 @@ def test_published_ports_are_where_the_services_listen(compose):
             assert listeners(kafka[key])[name][1] == port, (key, name)
 
     redis_conf = properties_space(repo_file(mounts(service(compose, "redis"))["/usr/local/etc/redis/redis.conf"][0]))
-    assert int(redis_conf["port"]) == stack.REDIS_PORT
+    assert int(redis_conf["port"]) == REDIS_PORT
 
-    assert int(flink_conf()["rest.port"]) == stack.FLINK_REST_PORT
+    assert int(flink_conf()["rest.port"]) == FLINK_REST_PORT
 
     collector_argv = argv_of(service(compose, "collector"))
     assert collector_argv[collector_argv.index("--port") + 1] == str(stack_port(compose, "collector"))
@@ -273,7 +277,7 @@ def test_kafka_runs_server_properties_with_only_network_overrides(compose):
     assert effective["log.dirs"] in mounts(kafka), "log.dirs must be the mounted data volume"
     # KRaft combined, node 1, controller port of the local stack
     assert effective["process.roles"] == "broker,controller" and effective["node.id"] == "1"
-    assert listeners(effective["listeners"])["CONTROLLER"][1] == stack.KAFKA_CONTROLLER_PORT
+    assert listeners(effective["listeners"])["CONTROLLER"][1] == KAFKA_CONTROLLER_PORT
 
 
 def test_kafka_listeners_serve_host_and_containers(compose):
@@ -377,7 +381,7 @@ def test_flink_conf_is_the_mounted_config(compose):
         svc = service(compose, name)
         conf_dir = env_of(svc)["INTENTFLOW_FLINK_CONF_DIR"]
         source, mode = mounts(svc)[conf_dir]
-        assert repo_file(source) == stack.FLINK_CONF_DIR.resolve() and mode == "ro", name
+        assert repo_file(source) == layout.FLINK_CONF_DIR.resolve() and mode == "ro", name
         # the Flink image's entrypoint rewrites /opt/flink/conf/config.yaml: nothing may be mounted there
         assert not [t for t in mounts(svc) if t.startswith("/opt/flink/conf")], name
 
@@ -406,12 +410,12 @@ def test_flink_properties_only_replace_loopback_addresses(compose):
 
 
 def test_flink_jvm_environment_matches_flink_process_env(compose, monkeypatch, tmp_path):
-    """PYTHONPATH of the Flink containers = intentflow.stack.flink_process_env with /app as the root."""
-    monkeypatch.setattr(stack, "LOGS", tmp_path)  # flink_process_env creates LOGS/flink
+    """PYTHONPATH of the Flink containers = intentflow.layout.flink_process_env with /app as the root."""
+    monkeypatch.setattr(layout, "LOGS", tmp_path)  # flink_process_env creates LOGS/flink
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    host_parts = stack.flink_process_env()["PYTHONPATH"].split(":")
+    host_parts = layout.flink_process_env()["PYTHONPATH"].split(":")
     python = ".".join(dockerfile_args()["PYTHON_VERSION"].split(".")[:2])
-    expected = [f"/usr/local/lib/python{python}/site-packages" if part == stack.python_site_packages()
+    expected = [f"/usr/local/lib/python{python}/site-packages" if part == layout.python_site_packages()
                 else container_path(Path(part)) for part in host_parts]
     for name in FLINK_SERVICES:
         env = env_of(service(compose, name))
@@ -420,7 +424,7 @@ def test_flink_jvm_environment_matches_flink_process_env(compose, monkeypatch, t
 
 
 def test_checkpoints_are_shared_where_the_job_puts_them(compose):
-    target = container_path(stack.DATA / "checkpoints")
+    target = container_path(layout.DATA / "checkpoints")
     sources = set()
     for name in FLINK_SERVICES:
         source, mode = mounts(service(compose, name))[target]
@@ -445,15 +449,15 @@ def test_job_is_submitted_to_the_cluster(compose):
     assert default_name == inspect.signature(run).parameters["job_name"].default
     assert "INTENTFLOW_JOB_NAME" not in env_of(job)
     argv = ["flink", "run", *argv[1:]]
-    assert argv[argv.index("-m") + 1] == f"jobmanager:{stack.FLINK_REST_PORT}"
+    assert argv[argv.index("-m") + 1] == f"jobmanager:{FLINK_REST_PORT}"
     script = argv[argv.index("-py") + 1]
-    assert (stack.ROOT / PurePosixPath(script).relative_to(APP)) == ROOT / "jobs" / "personalization.py"
+    assert (layout.ROOT / PurePosixPath(script).relative_to(APP)) == ROOT / "jobs" / "personalization.py"
     assert argv[argv.index("-pyexec") + 1] == "python3"
     # what follows the Flink options are options of jobs/personalization.py: click must accept them
     job_args = argv[argv.index("-pyclientexec") + 2:]
     ctx = job_cmd.make_context("job", list(job_args))
     rules = PurePosixPath(ctx.params["rules_file"])
-    assert (stack.ROOT / rules.relative_to(APP)).is_file()
+    assert (layout.ROOT / rules.relative_to(APP)).is_file()
     deps = job["depends_on"]
     assert deps["kafka-init"]["condition"] == "service_completed_successfully"
     assert deps["jobmanager"]["condition"] == "service_healthy"
@@ -478,7 +482,7 @@ def test_python_parts_point_at_the_containers(compose):
         assert env["INTENTFLOW_KAFKA_BOOTSTRAP"] == kafka_bootstrap_for_containers(compose), name
         assert env["INTENTFLOW_REDIS_URL"] == f"redis://redis:{redis_port}/0", name
         assert "redis" in compose["services"]
-        assert env.get("INTENTFLOW_FLINK_REST") == f"http://jobmanager:{stack.FLINK_REST_PORT}", name
+        assert env.get("INTENTFLOW_FLINK_REST") == f"http://jobmanager:{FLINK_REST_PORT}", name
         assert "INTENTFLOW_TOPIC_PREFIX" not in env, name
         assert svc["image"] == service(compose, "jobmanager")["image"], "one image for all Python parts"
         assert svc["build"]["dockerfile"] == "docker/flink.Dockerfile", name
@@ -494,23 +498,23 @@ def test_connector_jar_comes_from_stack_pom(monkeypatch, tmp_path):
     pom = ET.parse(ROOT / "stack" / "pom.xml").getroot()
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     version = pom.find("m:properties/m:flink.kafka.connector.version", ns).text
-    assert stack.KAFKA_CONNECTOR_JAR.name == f"flink-sql-connector-kafka-{version}.jar"
+    assert jars.KAFKA_CONNECTOR_JAR.name == f"flink-sql-connector-kafka-{version}.jar"
 
     # what fetch_jars runs (recorded, not run)
     calls: list[list[str]] = []
-    monkeypatch.setattr(stack, "LIB", tmp_path)
-    monkeypatch.setattr(stack, "KAFKA_CONNECTOR_JAR", tmp_path / "flink" / stack.KAFKA_CONNECTOR_JAR.name)
+    monkeypatch.setattr(jars, "LIB", tmp_path)
+    monkeypatch.setattr(jars, "KAFKA_CONNECTOR_JAR", tmp_path / "flink" / jars.KAFKA_CONNECTOR_JAR.name)
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "kafka_2.13-4.1.1.jar").touch()
-    monkeypatch.setattr(stack.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(jars.shutil, "which", lambda name: f"/usr/bin/{name}")
 
     def fake_run(cmd, **_):
         calls.append(cmd)
-        stack.KAFKA_CONNECTOR_JAR.touch()
+        jars.KAFKA_CONNECTOR_JAR.touch()
         return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
 
-    monkeypatch.setattr(stack.subprocess, "run", fake_run)
-    stack.fetch_jars(quiet=True)
+    monkeypatch.setattr(jars.subprocess, "run", fake_run)
+    jars.fetch_jars(quiet=True)
     assert len(calls) == 1
 
     def normalized(cmd: list[str]) -> tuple[list[str], str]:
@@ -534,24 +538,24 @@ def test_connector_jar_comes_from_stack_pom(monkeypatch, tmp_path):
     out_dir = next(a for a in mvn if a.startswith("-DoutputDirectory=")).split("=", 1)[1]
     # copied from the Maven stage to where the job looks for it (INTENTFLOW_HOME=/app)
     copy_from = [rest.split() for kw, rest in dockerfile() if kw == "COPY" and rest.startswith("--from=jars")]
-    real_jar = stack.ROOT / ".stack" / "lib" / "flink" / f"flink-sql-connector-kafka-{version}.jar"
+    real_jar = layout.ROOT / ".stack" / "lib" / "flink" / f"flink-sql-connector-kafka-{version}.jar"
     assert ["--from=jars", out_dir.rstrip("/") + "/", container_path(real_jar.parent) + "/"] in copy_from
 
 
 def test_operators_jar_is_built_as_intentflow_stack_builds_it(monkeypatch, tmp_path):
     """The image builds operators/java with the same Maven goals as ``intentflow stack fetch`` and puts the
-    jar where the job hands it to Flink (pipeline.jars, intentflow.stack.OPERATORS_JAR)."""
+    jar where the job hands it to Flink (pipeline.jars, intentflow.jars.OPERATORS_JAR)."""
     calls: list[list[str]] = []
-    monkeypatch.setattr(stack, "OPERATORS_JAR", tmp_path / "intentflow-operators.jar")
-    monkeypatch.setattr(stack.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(jars, "OPERATORS_JAR", tmp_path / "intentflow-operators.jar")
+    monkeypatch.setattr(jars.shutil, "which", lambda name: f"/usr/bin/{name}")
 
     def fake_run(cmd, **_):
         calls.append(cmd)
-        stack.OPERATORS_JAR.touch()
+        jars.OPERATORS_JAR.touch()
         return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
 
-    monkeypatch.setattr(stack.subprocess, "run", fake_run)
-    stack.build_operators_jar(quiet=True)
+    monkeypatch.setattr(jars.subprocess, "run", fake_run)
+    jars.build_operators_jar(quiet=True)
     assert len(calls) == 1
     local_goals = [a for a in calls[0][1:] if a not in ("-q", "-B") and not a.startswith("/")
                    and a != "-f"]
@@ -562,7 +566,7 @@ def test_operators_jar_is_built_as_intentflow_stack_builds_it(monkeypatch, tmp_p
     assert image_goals == local_goals
     copies = [rest.split() for kw, rest in dockerfile() if kw == "COPY"]
     assert ["operators/java/src", "/build/operators/src"] in copies
-    real = stack.ROOT / "operators" / "java" / "target" / "intentflow-operators.jar"
+    real = layout.ROOT / "operators" / "java" / "target" / "intentflow-operators.jar"
     assert ["--from=jars", "/build/operators/target/intentflow-operators.jar", container_path(real)] in copies
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.app import CollectorSettings
+from collector.settings import CollectorSettings
 from udfs import limits
 from udfs.config import JobConfig
 from udfs.contract import make_event

@@ -6,7 +6,7 @@ import typing
 
 import pytest
 
-from udfs.contract import PROPS_MODELS, Context, Network
+from udfs.contract_models import PROPS_MODELS, Context, Network
 from udfs.normalize import normalize_event
 from udfs.plausibility import FLAG_VALUE_IMPLAUSIBLE, RANGES, value_violations
 from udfs.session import SessionState

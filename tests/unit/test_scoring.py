@@ -32,7 +32,8 @@ def synthetic(n: int, seed: int):
 @pytest.fixture(scope="module")
 def trained():
     """A calibrated model fit on 600 synthetic rows and exported like models/train.py does."""
-    from models.train import export_onnx, fit_model
+    from models.export import export_onnx
+    from models.fit import fit_model
 
     X, y, groups = synthetic(800, seed=1)
     cols = feature_indices(USED)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.app import collector_settings
+from collector.settings import collector_settings
 from collector.decision import decision_settings
 from udfs.config import FLINK_KAFKA_SHADED_PREFIX, KafkaSecurity, kafka_security, redact_url, redis_url_with_auth, stack_settings
 
@@ -66,9 +66,9 @@ def test_redis_credentials_from_the_environment_reach_the_url_of_every_redis_cli
 
 
 _KAFKA_CLIENTS = {"KafkaProducer", "KafkaConsumer", "KafkaAdminClient"}
-_LOCAL_STACK_PROBE = 'f"127.0.0.1:{KAFKA_PORT}"'  # intentflow.stack's health probe of its own plaintext broker
+_LOCAL_STACK_PROBE = 'f"127.0.0.1:{KAFKA_PORT}"'  # intentflow.services.kafka_broker's health probe of its own plaintext broker
 #: Modules whose clients only talk to a broker they start themselves (plaintext, loopback).
-_OWN_BROKER_ONLY = {"intentflow/chaos.py"}
+_OWN_BROKER_ONLY = {"intentflow/chaos_services.py"}
 
 
 def test_every_kafka_client_of_the_services_and_cli_takes_the_security_settings():

@@ -1,4 +1,5 @@
-"""models/train.py: labels without look-ahead, feature selection, calibration folding, end-to-end export."""
+"""models/train.py, models/training_data.py, models/fit.py, models/export.py: labels without look-ahead,
+feature selection, calibration folding, end-to-end export."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +11,8 @@ import numpy as np
 import orjson
 import pytest
 
-from models import train as T  # noqa: E402  (scikit-learn: the train extra, installed by make setup)
+from models import export, fit, training_data  # noqa: E402  (scikit-learn: the train extra, installed by make setup)
+from models import train as T  # noqa: E402
 from udfs.contract import make_event  # noqa: E402
 from udfs.features import FEATURE_NAMES, N_FEATURES  # noqa: E402
 from udfs.scoring import IntentScorer  # noqa: E402
@@ -47,8 +49,8 @@ def synthetic_sessions(n_sessions: int, seed: int = 0) -> list[dict]:
 
 def test_label_is_strictly_later_conversion():
     ts = np.array([10, 20, 30, 40])
-    assert T.label_later_conversion(ts, [30]).tolist() == [1, 1, 0, 0]  # same ms is not later
-    assert T.label_later_conversion(ts, []).tolist() == [0, 0, 0, 0]
+    assert training_data.label_later_conversion(ts, [30]).tolist() == [1, 1, 0, 0]  # same ms is not later
+    assert training_data.label_later_conversion(ts, []).tolist() == [0, 0, 0, 0]
 
 
 def test_build_dataset_labels_and_no_look_ahead():
@@ -57,13 +59,13 @@ def test_build_dataset_labels_and_no_look_ahead():
               ev("add_to_cart", "a", 2_000, 2, item_id="i1", quantity=1), ev("page_view", "a", 3_000, 3),
               ev("hover", "a", 3_500, 4, element_id="c", element_role="product_card", hover_ms=20),  # suppressed
               ev("page_view", "b", 0, 0)]
-    ds = T.build_dataset(events, "add_to_cart")
+    ds = training_data.build_dataset(events, "add_to_cart")
     assert ds.n_sessions == 2 and ds.X.shape == (5, N_FEATURES)  # the suppressed hover is no moment
     assert ds.y.tolist() == [1, 1, 0, 0, 0]
     ordered, feats, _ = replay_session([e for e in events if e["session_id"] == "a"][:2])
     np.testing.assert_array_equal(ds.X[1], feats[-1])  # moment 1 knows nothing of the cart after it
     assert ds.X[1][FEATURE_NAMES.index("add_to_cart_count")] == 0
-    assert T.build_dataset(events, "purchase").y.sum() == 0
+    assert training_data.build_dataset(events, "purchase").y.sum() == 0
 
 
 def test_learnable_features_reasons():
@@ -72,7 +74,7 @@ def test_learnable_features_reasons():
     X[:, i] = [1, 2, 3, 4]
     X[:, j] = [1, 1, 2, 3]
     X[:, k] = X[:, j]
-    used, unused = T.learnable_features(X, {"session_age_s": "skewed"})
+    used, unused = training_data.learnable_features(X, {"session_age_s": "skewed"})
     assert used == ["page_view_count"]
     why = {u["name"]: u["reason"] for u in unused}
     assert why["session_age_s"] == "skewed" and "identical to page_view_count" in why["product_view_count"]
@@ -85,8 +87,8 @@ def test_fold_calibration_equals_calibrated_probabilities():
     X = rng.normal(size=(300, 3))
     y = (X[:, 0] + rng.normal(size=300) > 0.5).astype(int)
     groups = np.arange(300) // 2
-    model = T.fit_model(X, y, groups)
-    folded = T.fold_calibration(model)
+    model = fit.fit_model(X, y, groups)
+    folded = fit.fold_calibration(model)
     np.testing.assert_allclose(folded.predict_proba(X)[:, 1], model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
 
 
@@ -113,7 +115,7 @@ def test_train_end_to_end_from_jsonl(tmp_path):
     assert scorer.features == tuple(used)
     with pytest.raises(click.UsageError, match="exists"):
         T.train(events=[src], models_dir=tmp_path / "models", name="intent-t", version=1)
-    assert T.next_version(tmp_path / "models", "intent-t") == 2
+    assert export.next_version(tmp_path / "models", "intent-t") == 2
 
 
 def test_train_refuses_single_class(tmp_path):

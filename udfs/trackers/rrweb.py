@@ -36,6 +36,10 @@ Mapping (one :class:`RrwebMapper` per recorded session, fed in recording order):
 Ids: rrweb events have none; ``event_id = uuid5("{id_prefix}:{key}")`` with ``key`` from the item's index
 in its batch (the caller makes ``id_prefix`` unique per batch content, so a retried batch gets the same
 ids).
+
+Why this module is over 400 lines: a third of it is the mapping above, and the rest is one
+:class:`RrwebMapper` whose state (node tree, pending trajectory, viewport, title) every rrweb event
+kind reads and updates; split, each part would need the whole state.
 """
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from udfs.contract import ContractError, page_type_of
+from udfs.contract import ContractError
+from udfs.contract_models import page_type_of
 from udfs.normalize import to_epoch_ms
 from udfs.trackers import Item, Mapped, Rejected, event_id_for
 

@@ -59,7 +59,7 @@ from typing import Any
 
 import orjson
 
-from udfs.contract import page_type_of
+from udfs.contract_models import page_type_of
 from udfs.trackers import Item, Mapped, Rejected, event_id_for
 
 SOURCE = "snowplow"

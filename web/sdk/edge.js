@@ -22,6 +22,9 @@
  * Dependency-free ES module; onnxruntime-web is imported at run time from the collector
  * (`/v1/edge/ort/ort.wasm.min.mjs`, served from the installed npm package, never from a CDN).
  *
+ * Why one file of over 400 lines: it is loaded by the page as one dependency-free module, and its three
+ * parts are line-by-line ports of three Python modules, kept side by side for the parity tests.
+ *
  * @module intentflow/edge
  */
 

@@ -22,6 +22,9 @@
  *     const tracker = init({ endpoint: '/v1/events', itemId: 'laptop-aurora-14' });
  *     tracker.track('add_to_cart', { item_id: 'laptop-aurora-14', quantity: 1, price: 1299 });
  *
+ * Why one file of over 400 lines: the SDK ships as a single dependency-free module (and, built from it,
+ * a single script tag: no bundler, no imports), so capture, batching, transport and retry live together.
+ *
  * @module intentflow
  */
 
