@@ -6,7 +6,7 @@ sessions with the mix rule, and the scripted scenarios; synthetic timing: one ev
 ``udfs.decide.Decider`` (the job's decision core: dedup, lateness log, noise filter, features, ONNX,
 rules), as the job keeps them until their TTL ends. Then, per session:
 
-* **Flink state** = ``len(udfs.microbatch.encode_stored(entry))`` (zlib of the pickle), what the operator
+* **Flink state** = ``len(udfs.microbatch.encode_stored(entry))`` (zstd of the pickle), what the operator
   puts into its (the uncompressed ``len(pickle.dumps(entry, HIGHEST_PROTOCOL))`` is recorded too, and the
   parts below are uncompressed pickles)
   ``MapState`` (``Types.PICKLED_BYTE_ARRAY``; PyFlink pickles the value again with its own protocol: the
@@ -217,7 +217,7 @@ def main(n_sessions: int, gap_ms: int, gc_sessions: str, out: str) -> None:
            "seconds": round(time.monotonic() - t0, 1)}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(res, indent=2) + "\n")
-    click.echo(f"{n} sessions, {res['events_per_session_mean']} events each on average: stored (zlib) "
+    click.echo(f"{n} sessions, {res['events_per_session_mean']} events each on average: stored (zstd) "
                f"{res['stored_bytes_per_session']} B, pickle {res['pickle_bytes_per_session']} B, Python copy {res['python_copy_bytes_per_session']} B "
                f"(entries {res['python_entries_bytes_per_session']} + bookkeeping "
                f"{res['python_bookkeeping_bytes_per_session']})")

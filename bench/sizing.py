@@ -353,7 +353,7 @@ def results_block(sessions: dict, soak: dict | None, session_size: dict | None) 
         raw = session_size["pickle_bytes_per_session"]
         out += [f"**Bytes of one session** (`{_cmd(session_size)}`, offline, {session_size['sessions']:,} full "
                 f"sessions of the load, {session_size['events_per_session_mean']} events each on average): Flink "
-                f"state value (zlib of the pickle) mean {pb['mean']:,.0f} B, p99 {pb['p99']:,.0f} B (target "
+                f"state value (zstd of the pickle) mean {pb['mean']:,.0f} B, p99 {pb['p99']:,.0f} B (target "
                 f"{session_size['targets']['flink_state_bytes']:,}; the pickle uncompressed {raw['mean']:,.0f} B); Python copy "
                 f"{session_size['python_copy_bytes_per_session']:,.0f} B (target "
                 f"{session_size['targets']['python_copy_bytes']:,}), of which "

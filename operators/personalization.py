@@ -15,7 +15,7 @@ Java->Python crossing:
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
 4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
-5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state (zlib of their pickle,
+5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state (zstd of their pickle,
    ``udfs.microbatch.encode_stored``) and the list state
    cleared; every ``summary_interval_ms`` (1 s): their summaries to Redis (in that batch's pipeline);
 6. ONE output element: a ``String[]`` of ``"A" + action JSON`` / ``"D" + DLQ JSON``, split on the Java

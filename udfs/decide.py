@@ -32,7 +32,6 @@ import numpy as np
 
 from udfs.config import JobConfig
 from udfs.dlq import dlq_record
-from udfs.eventlog import decode_event, encode_event
 from udfs.experiments import ExperimentSession, Fact, annotate_action, observe_event
 from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.limits import REORDER_LOG_MAX_EVENTS
@@ -55,11 +54,14 @@ class Scorer(Protocol):
 
 
 def log_entry(event: Mapping[str, Any], key: tuple | None = None) -> tuple[tuple, bytes]:
-    """One entry of :attr:`SessionEntry.log`: ``(event_order_key(event), udfs.eventlog.encode_event(event))``
-    (DEFLATE of the pickle with a preset dictionary, ~110 of ~800 bytes). Pickle, not JSON: the event
-    comes back exactly (ints, floats, tuples; :func:`udfs.eventlog.decode_event`), so a state rebuilt from
-    the log equals in-order arrival bit for bit."""
-    return (event_order_key(event) if key is None else key), encode_event(event)
+    """One entry of :attr:`SessionEntry.log`: ``(event_order_key(event), pickle of event)``. Pickle, not
+    JSON: the event comes back exactly (ints, floats, tuples), so a state rebuilt from the log equals
+    in-order arrival bit for bit. Not compressed per event: DEFLATE with a preset dictionary made an
+    entry ~7x smaller but cost ~13 us to write and ~29 us to read per event (1.6-1.8x the CPU per event
+    of the whole decision, measured offline); a session's keyed-state value is compressed whole
+    (``udfs.microbatch.encode_stored``), and a session not changed since the last state write is held as
+    those bytes, which bounds the memory at scale."""
+    return (event_order_key(event) if key is None else key), pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class SessionEntry:
@@ -87,13 +89,12 @@ class SessionEntry:
         lag: state as of the events older than the lateness window; None while no event has left the
             window yet (a fresh state then: built on the first slide) and when the bound is 0.
         log: the events inside the lateness window, in event-time order, as
-            ``(event_order_key, encoded event)`` pairs (:func:`log_entry`). Bytes, not the parsed dicts:
+            ``(event_order_key, pickled event)`` pairs (:func:`log_entry`). Bytes, not the parsed dicts:
             with the 5-minute lateness horizon the log holds every event of a session's last 5 minutes,
             and a parsed event is ~2.4 KB of Python objects in ~6 containers the cyclic GC scans
             (measured, bench/session_size.py, 10,000 sessions of the benchmark's load: Python copy
             47.9 -> 23.9 KB per session, a full collection 2.5 -> 0.37 s; the pickle in Flink state
-            grows 6.1 -> 15.4 KB, as pickling the log whole shared its repeated keys); each event's
-            pickle DEFLATEd with a preset dictionary (udfs/eventlog.py), ~800 -> ~110 bytes.
+            grows 6.1 -> 15.4 KB, as pickling the log whole shared its repeated keys).
         seen: ``{event_id: ts_ms}`` of recent events, for dedup.
         last_fired: ``{rule_id: ts_ms}`` of the event that last fired each rule (cool-down).
         counts: list of ints in :data:`COUNT_FIELDS` order.
@@ -203,7 +204,7 @@ class SessionEntry:
                    else SessionState())
         outcome, features = LATE, None
         for i, (_key, raw) in enumerate(log):
-            result = rebuilt.apply(dict(event) if i == at else decode_event(raw))
+            result = rebuilt.apply(dict(event) if i == at else pickle.loads(raw))
             if i == at:
                 outcome = result
                 features = rebuilt.features() if result.status == STATUS_APPLIED else None
@@ -217,7 +218,7 @@ class SessionEntry:
         while n < len(log) and (log[n][0][0] < horizon or len(log) - n > REORDER_LOG_MAX_EVENTS):
             if self.lag is None:  # built on the first event that leaves the window (issue 19: most
                 self.lag = SessionState()  # sessions never have one, a state is ~3 KB in Python)
-            self.lag.apply(decode_event(log[n][1]))
+            self.lag.apply(pickle.loads(log[n][1]))
             n += 1
         if n:
             del log[:n]
