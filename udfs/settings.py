@@ -341,3 +341,17 @@ def unknown_variables(env: Mapping[str, str] | None = None) -> list[tuple[str, s
             close = difflib.get_close_matches(name[len(ENV_PREFIX):], sorted(known), n=1, cutoff=0.75)
             out.append((name, ENV_PREFIX + close[0] if close else None))
     return out
+
+
+def checked_settings(env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None) -> Settings:
+    """:func:`load_settings` for a process that starts: each unknown ``INTENTFLOW_*`` variable is passed to
+    ``warn`` (one line, with the closest setting) before the tree is read.
+
+    Raises:
+        SettingsError: as :func:`load_settings`.
+    """
+    if warn is not None:
+        for name, close in unknown_variables(env):
+            warn(f"{name} is not an intentflow setting" + (f"; did you mean {close}?" if close else "")
+                 + " (settings: udfs/settings.py VARIABLES, README 'Settings')")
+    return load_settings(env)

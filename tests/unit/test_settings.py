@@ -135,3 +135,19 @@ def test_the_model_in_force_was_trained_behind_the_jobs_noise_filter_and_a_diffe
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match=r"different noise filter than the job's: click_debounce_ms 250 \(job 500\)"):
         ModelManifest.load(tmp_path)
+
+
+def test_the_collector_and_the_job_refuse_a_bad_environment_with_every_problem_and_name_a_typo():
+    from click.testing import CliRunner
+
+    from collector.app import collector_cmd
+    from jobs.personalization import job_cmd
+
+    env = {"INTENTFLOW_RATE_BURST": "0", "INTENTFLOW_FLINK_REST": "nope", "INTENTFLOW_RATE_LIMT_PER_S": "1"}
+    for cmd in (collector_cmd, job_cmd):
+        res = CliRunner().invoke(cmd, [], env=env)
+        assert res.exit_code == 1, (cmd.name, res.output)
+        assert "rate_burst must be >= 1, got 0" in res.output and "flink_rest must be an http(s) URL" in res.output
+        assert "Traceback" not in res.output
+    res = CliRunner().invoke(job_cmd, [], env=env)
+    assert "INTENTFLOW_RATE_LIMT_PER_S is not an intentflow setting; did you mean INTENTFLOW_RATE_LIMIT_PER_S?" in res.output
