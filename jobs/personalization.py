@@ -8,6 +8,11 @@ One function, :func:`build_pipeline`, builds the job for every use; only the sou
   ``--events-file`` (a JSONL file of recorded events);
 * a standalone cluster: ``flink run -py jobs/personalization.py -pyexec .venv/bin/python -- ...``
   (see README).
+
+Why this module is over 400 lines: it is the job's one entry point (``flink run -py`` ships it): the
+pipeline (``build_pipeline`` with its sources and sinks), the local runner, and the ``intentflow job``
+command whose ~25 flags map one to one onto ``udfs.config.JobConfig``; the operators, connectors and
+decision core it wires are in their own packages.
 """
 from __future__ import annotations
 
