@@ -27,6 +27,10 @@ Soak: ``minutes`` at ``rate_eps`` with ``concurrent`` sessions open; every minut
 the 5-s samples: the min is the floor after collections), RSS, checkpointed state, Redis (whole
 ``used_memory`` of the shared server, and the prefix's keys), p99 of the minute; a line with a 95 %
 interval fitted to each series over the minutes after ``warmup_min`` (:func:`bench.stats.slope_ci`).
+
+Why this module is over 400 lines: one benchmark mode (open sessions, checkpoint and recovery, soak)
+with the control of the job it measures; its statistics are in ``bench/stats.py`` and its report and
+plots in ``bench/scale_report.py``.
 """
 from __future__ import annotations
 

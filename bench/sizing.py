@@ -26,6 +26,10 @@ sessions with an event in the last ``session_ttl_s`` = 30 min, not only those op
   default, fixed for the life of its state) >= interpreters.
 
 Run: ``.venv/bin/python -m bench.sizing`` rewrites the marked blocks of bench/README.md and README.md.
+
+Why this module is over 400 lines: it derives the cost model (per event and per session) from four
+results files and renders it into two generated README blocks; every figure it prints names the
+results file it comes from.
 """
 from __future__ import annotations
 

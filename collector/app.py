@@ -83,6 +83,7 @@ from udfs.contract import ContractError, dumps_event
 from udfs.dlq import dlq_record, dumps_dlq
 from udfs.jsontext import loads_fast
 from udfs.normalize import normalize_event, sort_events
+from udfs.settings import checked_settings
 
 log = logging.getLogger("intentflow.collector")
 
@@ -367,7 +368,11 @@ def collector_cmd(host: str, port: int, write_key: str | None, source_write_keys
         overrides["kafka_bootstrap"] = kafka_bootstrap
     if trust_forwarded_for:
         overrides["trust_forwarded_for"] = True
-    settings = collector_settings(**overrides)
+    try:
+        checked_settings(warn=logging.getLogger("intentflow.settings").warning)
+        settings = collector_settings(**overrides)
+    except ValueError as exc:  # SettingsError included: every problem of the environment, one per line
+        raise click.ClickException(str(exc)) from None
     limit = (f"{settings.rate_limit_per_s:g} requests/s per client, burst {settings.rate_burst}"
              if settings.rate_limit_per_s > 0 else "no rate limit")
     click.echo(f"collector on http://{host}:{port} -> {settings.kafka_bootstrap} "

@@ -43,24 +43,24 @@ Configuration (environment, read by :func:`decision_settings`):
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from aiohttp import web
 
 from collector import metrics as service_metrics
-from connectors.redis_store import DEFAULT_REDIS_PREFIX, RedisKeys, decode_action
-from udfs.config import stack_settings
+from connectors.redis_store import RedisKeys, decode_action
 from udfs.limits import ID_MAX_CHARS
+from udfs.settings import CHECKOUT, DEFAULT_DECISION_TIMEOUT_S, load_settings
+from udfs.settings import DecisionSettings as BaseDecisionSettings
 
 
-#: Redis connect and read timeout, s. 50 ms: a Redis on loopback answers a HGETALL in well under
-#: 1 ms (bench/decision_bench.py), so 50 ms is only reached when it is down or stalled, and the page
-#: (which polls every few hundred ms) gets the safe default quickly instead of hanging.
-DEFAULT_TIMEOUT_S = 0.05
+#: Redis connect and read timeout, s (``udfs.settings.DEFAULT_DECISION_TIMEOUT_S``). 50 ms: a Redis on
+#: loopback answers a HGETALL in well under 1 ms (bench/decision_bench.py), so 50 ms is only reached when
+#: it is down or stalled, and the page (which polls every few hundred ms) gets the safe default quickly.
+DEFAULT_TIMEOUT_S = DEFAULT_DECISION_TIMEOUT_S
 
 #: Longest accepted session id, characters: the contract's limit (``udfs.limits.ID_MAX_CHARS``), so
 #: every session the collector and the job accept can be asked for.
@@ -75,36 +75,33 @@ HOLDOUT_ARM = "holdout"
 #: Fields of a holdout session's stored action that the page may see.
 _HOLDOUT_FIELDS = ("experiment_id", "arm", "event_ts_ms", "decided_at_ms", "rules_version")
 
-#: The web folder of this checkout.
-WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
+#: The web folder of this checkout (``INTENTFLOW_WEB_ROOT`` overrides it: ``udfs.settings``).
+WEB_ROOT = CHECKOUT / "web"
 
 _REDIS_KEY = web.AppKey("intentflow_decision_redis", object)
 _SETTINGS_KEY = web.AppKey("intentflow_decision_settings", object)
 
 
 @dataclass(frozen=True)
-class DecisionSettings:
-    """Where the decision API reads from and what it serves."""
-
-    redis_url: str
-    redis_prefix: str = DEFAULT_REDIS_PREFIX
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    web_root: Path = WEB_ROOT
+class DecisionSettings(BaseDecisionSettings):
+    """:class:`udfs.settings.DecisionSettings` (the tree's ``decision`` section) with the Redis key of an
+    action (the key schema is ``connectors.redis_store``'s, which udfs may not import)."""
 
     def action_key(self, session_id: str) -> str:
         """Redis key of the latest action of ``session_id``."""
         return RedisKeys(self.redis_prefix).action(session_id)
 
 
-def decision_settings(env: dict[str, str] | None = None) -> DecisionSettings:
-    """Read :class:`DecisionSettings` from ``env`` (default ``os.environ``)."""
-    env = os.environ if env is None else env
-    return DecisionSettings(
-        redis_url=stack_settings(env).redis_url,  # with INTENTFLOW_REDIS_USERNAME/PASSWORD when set
-        redis_prefix=env.get("INTENTFLOW_REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
-        timeout_s=float(env.get("INTENTFLOW_DECISION_TIMEOUT_S", DEFAULT_TIMEOUT_S)),
-        web_root=Path(env.get("INTENTFLOW_WEB_ROOT", WEB_ROOT)),
-    )
+def decision_settings(env: Mapping[str, str] | None = None) -> DecisionSettings:
+    """The ``decision`` section of :func:`udfs.settings.load_settings` (``INTENTFLOW_REDIS_URL`` and Redis
+    credentials, ``INTENTFLOW_REDIS_PREFIX``, ``INTENTFLOW_DECISION_TIMEOUT_S``, ``INTENTFLOW_WEB_ROOT``,
+    ``INTENTFLOW_RULES_FILE``).
+
+    Raises:
+        udfs.settings.SettingsError: any invalid setting of the environment (the whole tree is validated).
+    """
+    section = load_settings(env).decision
+    return DecisionSettings(**{f.name: getattr(section, f.name) for f in fields(section)})
 
 
 def _default(session_id: str, source: str) -> dict[str, Any]:
@@ -158,7 +155,7 @@ async def handle_experiments(request: web.Request) -> web.Response:
     import asyncio  # noqa: PLC0415
 
     from udfs.experiment_stats import experiment_design, experiment_report, is_simulation  # noqa: PLC0415
-    from udfs.rules import DEFAULT_RULES_PATH, RulesetError, load_ruleset  # noqa: PLC0415
+    from udfs.rules import RulesetError, load_ruleset  # noqa: PLC0415
 
     headers = {"Cache-Control": "no-store"}
     holdout_pct = None
@@ -170,7 +167,7 @@ async def handle_experiments(request: web.Request) -> web.Response:
         if not 0 <= holdout_pct <= 100:
             return web.json_response({"error": "holdout_pct must be a number within 0..100"}, status=400, headers=headers)
     try:
-        ruleset = load_ruleset(Path(os.environ.get("INTENTFLOW_RULES_FILE", DEFAULT_RULES_PATH)))
+        ruleset = load_ruleset(request.app[_SETTINGS_KEY].rules_file)
     except RulesetError:
         ruleset = None
     wanted = request.query.get("experiment_id")

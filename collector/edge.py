@@ -42,17 +42,17 @@ import gzip
 import hashlib
 import json
 import logging
-import os
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from udfs.config import stack_settings
-from udfs.rules import DEFAULT_RULES_PATH
+from udfs.settings import DEFAULT_RULES_REFRESH_S as SETTINGS_RULES_REFRESH_S
+from udfs.settings import EdgeSettings, load_settings
 
 log = logging.getLogger("intentflow.collector.edge")
 
@@ -68,10 +68,8 @@ ORT_FILES: dict[str, str] = {
 #: Model names: lower-case letters, digits, '-' and '_', at most 64 characters (the folder names under models/).
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
-#: How often the rules topic is looked at, s. 5 s: the job applies a published ruleset "within seconds"
-#: (README, hot reload); a page loading within that window may get the previous one and the server's
-#: decision corrects it.
-DEFAULT_RULES_REFRESH_S = 5.0
+#: How often the rules topic is looked at, s (``udfs.settings.DEFAULT_RULES_REFRESH_S``).
+DEFAULT_RULES_REFRESH_S = SETTINGS_RULES_REFRESH_S
 
 #: gzip level of the runtime files (zlib's default, 6: the 14 MB wasm compresses to about a quarter
 #: in well under a second, once per process).
@@ -80,31 +78,16 @@ GZIP_LEVEL = 6
 _STATE_KEY = web.AppKey("intentflow_edge_state", object)
 
 
-@dataclass(frozen=True)
-class EdgeSettings:
-    """Where the edge endpoints read from. Times in s."""
+def edge_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> EdgeSettings:
+    """The ``edge`` section of :func:`udfs.settings.load_settings` (the stack's Kafka and rules topic,
+    ``INTENTFLOW_MODELS_DIR``, ``INTENTFLOW_RULES_FILE``), then ``overrides``.
 
-    models_root: Path = ROOT / "models"
-    rules_file: Path = DEFAULT_RULES_PATH
-    #: Kafka bootstrap and rules topic; None = serve ``rules_file`` only (no topic lookup).
-    kafka_bootstrap: str | None = "127.0.0.1:9092"
-    rules_topic: str | None = "rules"
-    rules_refresh_s: float = DEFAULT_RULES_REFRESH_S
-    ort_dir: Path = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
-    #: allowed cross-origin page origins (``*`` = any); default: the collector's own setting.
-    cors_origins: tuple[str, ...] | None = None
-
-
-def edge_settings(env: dict[str, str] | None = None, **overrides: Any) -> EdgeSettings:
-    """:class:`EdgeSettings` from the environment (``udfs.config.stack_settings`` and
-    ``INTENTFLOW_MODELS_DIR``), then ``overrides``."""
-    env = os.environ if env is None else env
-    st = stack_settings(env)
-    kw: dict[str, Any] = {"kafka_bootstrap": st.kafka_bootstrap, "rules_topic": st.topics.rules}
-    if env.get("INTENTFLOW_MODELS_DIR"):
-        kw["models_root"] = Path(env["INTENTFLOW_MODELS_DIR"])
-    kw.update(overrides)
-    return EdgeSettings(**kw)
+    Raises:
+        udfs.settings.SettingsError: any invalid setting of the environment (the whole tree is validated).
+        ValueError: an override out of range.
+    """
+    section = load_settings(env).edge
+    return replace(section, **overrides) if overrides else section
 
 
 def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -36,10 +36,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from udfs.settings import DEFAULT_REDIS_PREFIX as SETTINGS_REDIS_PREFIX
+
 log = logging.getLogger(__name__)
 
 #: Default key prefix of docs/contracts.md §5 (``if:action:{session_id}``).
-DEFAULT_REDIS_PREFIX = "if:"
+DEFAULT_REDIS_PREFIX = SETTINGS_REDIS_PREFIX  # one definition: udfs.settings
 
 #: Fields of an action (docs/contracts.md §4) that are integers or floats in JSON.
 _INT_FIELDS = ("rule_version", "event_ts_ms", "decided_at_ms")

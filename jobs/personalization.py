@@ -8,6 +8,11 @@ One function, :func:`build_pipeline`, builds the job for every use; only the sou
   ``--events-file`` (a JSONL file of recorded events);
 * a standalone cluster: ``flink run -py jobs/personalization.py -pyexec .venv/bin/python -- ...``
   (see README).
+
+Why this module is over 400 lines: it is the job's one entry point (``flink run -py`` ships it): the
+pipeline (``build_pipeline`` with its sources and sinks), the local runner, and the ``intentflow job``
+command whose ~25 flags map one to one onto ``udfs.config.JobConfig``; the operators, connectors and
+decision core it wires are in their own packages.
 """
 from __future__ import annotations
 
@@ -22,8 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import click  # noqa: E402
 
 from connectors.redis_store import RedisKeys  # noqa: E402
-from udfs.config import FLINK_KAFKA_SHADED_PREFIX, JobConfig, stack_settings  # noqa: E402
+from udfs.config import FLINK_KAFKA_SHADED_PREFIX, JobConfig  # noqa: E402
 from udfs.rules import DEFAULT_RULES_PATH  # noqa: E402
+from udfs.settings import checked_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -467,7 +473,10 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
             rules_file, models_root, model_version, trace_every_n, checkpoint_dir, checkpoint_interval_ms,
             from_savepoint, prometheus_port, rates_every_s, job_name, flink_conf) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
-    settings = stack_settings()
+    try:
+        settings = checked_settings(warn=lambda line: click.echo(line, err=True)).stack
+    except ValueError as exc:  # SettingsError: every problem of the environment, one per line
+        raise click.ClickException(str(exc)) from None
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
                   max_parallelism=max_parallelism, state_write_interval_ms=state_write_interval_ms,
                   allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n,

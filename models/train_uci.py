@@ -25,6 +25,7 @@ Training-only module (scikit-learn, skl2onnx, onnx). The data (steps 1 and 2) ar
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -42,6 +43,7 @@ from models.report import render_uci_readme
 from models.uci_data import CSV_NAME, NOT_SERVED, UCI_FEATURES, build_uci_dataset
 from udfs.datasets import data_dir
 from udfs.features import FEATURE_NAMES, FEATURES, feature_indices
+from udfs.noise import DEFAULT_NOISE_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "models"
@@ -186,6 +188,8 @@ def write_version(out_dir: Path, name: str, version: int, blob: bytes, family: s
         "name": name, "version": version, "model_version": f"{name}/{version}",
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "format": "onnx", "file": "model.onnx", "sha256": hashlib.sha256(blob).hexdigest(), "opset": TARGET_OPSET,
+        # the noise filter of the job the features are computed behind (checked against the job's at load)
+        "noise_config": dataclasses.asdict(DEFAULT_NOISE_CONFIG),
         "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [None, len(UCI_FEATURES)],
                   "meaning": "the features below, in this order, selected by name from udfs.features.FEATURES"},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [None],

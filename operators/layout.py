@@ -18,17 +18,41 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(os.environ.get("INTENTFLOW_HOME", Path(__file__).resolve().parents[1]))
-STACK = ROOT / ".stack"
-LIB = STACK / "lib"
-DATA = STACK / "data"
-LOGS = STACK / "logs"
-RUN = STACK / "run"
-FLINK_CONF_DIR = ROOT / "flink-conf"
-KAFKA_CONNECTOR_JAR = LIB / "flink" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
-#: The job's own Java operators (operators/java), built by :func:`build_operators_jar`.
-OPERATORS_SRC = ROOT / "operators" / "java"
-OPERATORS_JAR = OPERATORS_SRC / "target" / "intentflow-operators.jar"
+from udfs.settings import path_settings
+
+#: Paths under the checkout (:func:`home`), resolved at each access, never at import (module ``__getattr__``,
+#: PEP 562): ``layout.ROOT``, ``layout.STACK``, ...; ``from operators.layout import LOGS`` resolves at that import.
+_PATHS = {
+    "ROOT": (),
+    "STACK": (".stack",),
+    "LIB": (".stack", "lib"),
+    "DATA": (".stack", "data"),
+    "LOGS": (".stack", "logs"),
+    "RUN": (".stack", "run"),
+    "FLINK_CONF_DIR": ("flink-conf",),
+    "KAFKA_CONNECTOR_JAR": (".stack", "lib", "flink", "flink-sql-connector-kafka-5.0.0-2.2.jar"),
+    #: the job's own Java operators (operators/java) and their jar, built by ``intentflow stack fetch``
+    "OPERATORS_SRC": ("operators", "java"),
+    "OPERATORS_JAR": ("operators", "java", "target", "intentflow-operators.jar"),
+}
+
+
+def home() -> Path:
+    """The checkout whose ``.stack/``, ``flink-conf/`` and jars the job uses: ``INTENTFLOW_HOME``
+    (``udfs.settings.PathSettings.home``; a job submitted as a package runs from a temporary folder
+    and finds the jars through it), else this checkout."""
+    return path_settings().home
+
+
+def __getattr__(name: str) -> Path:
+    parts = _PATHS.get(name)
+    if parts is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return home().joinpath(*parts)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PATHS])
 
 
 def python_site_packages() -> str:
@@ -46,15 +70,16 @@ def flink_process_env() -> dict[str, str]:
     install are not read from PYTHONPATH).
     """
     env = dict(os.environ)
-    env["FLINK_CONF_DIR"] = str(FLINK_CONF_DIR)
-    env["FLINK_LOG_DIR"] = str(LOGS / "flink")
-    env["FLINK_PID_DIR"] = str(RUN)
-    parts = [str(ROOT / "operators" / "embedded_site"), python_site_packages(), str(ROOT)]
+    env["FLINK_CONF_DIR"] = str(__getattr__("FLINK_CONF_DIR"))
+    env["FLINK_LOG_DIR"] = str(__getattr__("LOGS") / "flink")
+    env["FLINK_PID_DIR"] = str(__getattr__("RUN"))
+    root = home()
+    parts = [str(root / "operators" / "embedded_site"), python_site_packages(), str(root)]
     if env.get("PYTHONPATH"):
         parts.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env["PYFLINK_PYTHON"] = sys.executable
-    (LOGS / "flink").mkdir(parents=True, exist_ok=True)
+    (__getattr__("LOGS") / "flink").mkdir(parents=True, exist_ok=True)
     return env
 
 

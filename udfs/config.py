@@ -190,6 +190,16 @@ class StackSettings:
     topics: Topics = field(default_factory=Topics)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
+    def __post_init__(self) -> None:
+        for server in self.kafka_bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"kafka_bootstrap must be a comma-separated host:port list, got {self.kafka_bootstrap!r}")
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"redis_url must start with redis://, rediss:// or unix://, got {redact_url(self.redis_url)!r}")
+        if urlsplit(self.flink_rest).scheme not in ("http", "https"):
+            raise ValueError(f"flink_rest must be an http(s) URL, got {self.flink_rest!r}")
+
 
 def kafka_security(env: dict[str, str] | None = None) -> KafkaSecurity:
     """Read :class:`KafkaSecurity` from ``env`` (default ``os.environ``; variables in the module docstring)."""

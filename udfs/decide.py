@@ -17,6 +17,10 @@ Each event's decision depends only on its session's events up to it, the ruleset
 on where a batch boundary fell: the features are captured per event and the cool-down table is
 updated in event order. So deciding a stream batch by batch equals deciding it all at once
 (``tests/unit/test_decide.py``).
+
+Why this module is over 400 lines: the decision core and :class:`SessionEntry`, the one value a
+session keeps in keyed state, belong together: the entry's layout (lateness log, dedup, cool-downs,
+experiment arms) is changed only by ``Decider.decide``.
 """
 from __future__ import annotations
 

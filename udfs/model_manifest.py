@@ -4,14 +4,15 @@ in shadow. :class:`ModelManifest` is what the scorer needs of the manifest. Scor
 ``udfs/scoring.py`` (which re-exports these names)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from udfs.features import feature_indices
+from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig
 
 #: The models folder of this checkout (``$INTENTFLOW_MODELS_DIR`` overrides it: :func:`models_dir`).
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -19,7 +20,9 @@ DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 def models_dir() -> Path:
     """``$INTENTFLOW_MODELS_DIR`` or :data:`DEFAULT_MODELS_DIR`, read at the call (never at import)."""
-    return Path(os.environ.get("INTENTFLOW_MODELS_DIR", DEFAULT_MODELS_DIR))
+    from udfs.settings import path_settings
+
+    return path_settings().models_dir
 
 
 #: The model the job uses unless configured otherwise.
@@ -76,12 +79,14 @@ class ModelManifest:
         return f"{self.name}/{self.version}"
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelManifest":
-        """Read a manifest from ``path`` (the ``manifest.json`` or its folder).
+    def load(cls, path: str | Path, noise_config: NoiseConfig = DEFAULT_NOISE_CONFIG) -> "ModelManifest":
+        """Read a manifest from ``path`` (the ``manifest.json`` or its folder) and check it against the
+        job's noise filter (:meth:`check_noise`).
 
         Raises:
             FileNotFoundError: no manifest there.
-            ModelError: a required field is missing or malformed, or a feature name is unknown.
+            ModelError: a required field is missing or malformed, a feature name is unknown, or the
+                model was trained behind a different noise filter.
         """
         path = Path(path)
         if path.is_dir():
@@ -106,7 +111,28 @@ class ModelManifest:
             feature_indices(manifest.features)
         except KeyError as exc:
             raise ModelError(f"{path}: {exc.args[0]} (not in udfs.features.FEATURES)") from None
+        manifest.check_noise(noise_config)
         return manifest
+
+    def check_noise(self, noise_config: NoiseConfig = DEFAULT_NOISE_CONFIG) -> None:
+        """The noise filter the model was trained behind (manifest ``noise_config``, written by the
+        trainers) must be the one the job filters with: features of events the job drops, or keeps,
+        differently from training would not mean what the model learnt. A manifest without
+        ``noise_config`` (UCI-trained versions before it was recorded) is not checked.
+
+        Raises:
+            ModelError: the manifest's noise configuration differs from ``noise_config`` (the fields named).
+        """
+        recorded = self.raw.get("noise_config")
+        if recorded is None:
+            return
+        expected = dataclasses.asdict(noise_config)
+        if not isinstance(recorded, dict):
+            raise ModelError(f"{self.model_version}: manifest noise_config must be an object, got {recorded!r}")
+        differ = sorted(k for k in expected.keys() | recorded.keys() if recorded.get(k) != expected.get(k))
+        if differ:
+            raise ModelError(f"{self.model_version}: trained with a different noise filter than the job's: "
+                             + ", ".join(f"{k} {recorded.get(k)!r} (job {expected.get(k)!r})" for k in differ))
 
 
 def sha256_file(path: str | Path) -> str:

@@ -1,5 +1,9 @@
 """Normalization and context stamping of raw client events, in one place (docs/contracts.md §1).
 
+Why this module is over 400 lines: it normalizes every field group of an event in the order of
+docs/contracts.md §1 (one function per group), and the contract's reason codes for refused fields are
+defined next to the checks that raise them.
+
 The collector calls :func:`normalize_event` on every event of a batch; converters of recorded data
 build events with :func:`udfs.contract.make_event` directly. Every rule below either fixes the value
 and adds a flag to ``event["flags"]`` (the event is kept) or raises :class:`udfs.contract.ContractError`

@@ -16,6 +16,11 @@ ONE session (contract dicts, docs/contracts.md §1) in event-time order (``ts_ms
 Every decision depends only on the session's events up to the current one, so features computed
 event by event in the stream equal :func:`replay_features` over the recorded events (the reference
 for the batch-vs-stream test).
+
+Why this module is over 400 lines: :class:`SessionState` updates the noise filter, the enrichment and
+every feature in one ``apply()`` per event, and the browser's port (web/sdk/edge.js, checked by
+``udfs.edge_spec``) follows it line by line; splitting the feature updates from the state they change
+would make the bit-for-bit parity with training and the browser harder to check, not easier.
 """
 from __future__ import annotations
 

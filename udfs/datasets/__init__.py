@@ -9,7 +9,6 @@ Modules: ``otto``, ``yoochoose``, ``balabit``, ``rrweb``, ``jsonl``.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 #: ``--source`` name -> module under ``udfs.datasets``.
@@ -17,9 +16,11 @@ SOURCES: tuple[str, ...] = ("otto", "yoochoose", "balabit", "rrweb", "jsonl")
 
 
 def data_dir() -> Path:
-    """Folder of the real data sets: ``$INTENTFLOW_DATA_DIR`` or ``../shared/data`` beside the checkout."""
-    root = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("INTENTFLOW_DATA_DIR", root.parent / "shared" / "data")).resolve()
+    """Folder of the real data sets: ``$INTENTFLOW_DATA_DIR`` or ``../shared/data`` beside the checkout
+    (``udfs.settings.PathSettings.data_dir``, read at the call)."""
+    from udfs.settings import path_settings
+
+    return path_settings().data_dir.resolve()
 
 
 def count(stats: dict | None, key: str, n: int = 1) -> None:
