@@ -13,8 +13,9 @@ import pytest
 from udfs.contract import make_event
 from udfs.noise import NoiseConfig
 from udfs.plausibility import REASON_IMPLAUSIBLE
+from udfs.noise import REASON_BOT
 from udfs.session import (MAX_TRACKED_KEYS, STATE_VERSION, STATUS_SUPPRESSED, SessionState, event_order_key,
-                          replay_features, replay_session)
+                          replay_features, replay_session, weekend_flag)
 
 T0 = 1_764_000_000_000  # 2025-11-24 16:00 UTC, a Monday
 CONTEXT = {"device_class": "mobile", "viewport_w_px": 390, "viewport_h_px": 844,
@@ -101,6 +102,7 @@ def test_implausible_events_are_suppressed_and_counted_each_time():
 def test_weekend_flag_of_an_applied_event_follows_the_calendar(day, weekend):
     ts = int(datetime.fromisoformat(day + "T12:00:00").replace(tzinfo=timezone.utc).timestamp() * 1000)
     assert _features([_ev("click", ts, element_id="b")])["weekend_flag"] == weekend
+    assert weekend_flag(ts) == weekend
 
 
 def test_device_and_network_features_are_the_contexts_values_and_zero_when_missing():
@@ -109,6 +111,7 @@ def test_device_and_network_features_are_the_contexts_values_and_zero_when_missi
     assert (f["network_rtt_ms"], f["network_downlink_mbps"]) == (75.0, 2.5)
     bare = _features([_ev("click", T0, element_id="b", context={"device_class": "desktop"})])
     assert (bare["network_rtt_ms"], bare["network_downlink_mbps"]) == (0.0, 0.0)
+    assert (bare["viewport_w_px"], bare["viewport_h_px"]) == (0.0, 0.0)
 
 
 def test_scroll_depths_below_1_pct_count_and_a_negative_depth_counts_as_0():
@@ -170,3 +173,47 @@ def test_replay_features_uses_the_given_noise_config():
     rows = replay_features(clicks, noise_config=slow)
     assert rows[-1][list(SessionState().feature_dict()).index("click_count")] == 1.0  # 800 ms < 1,000: debounced
     assert replay_features(clicks)[-1][list(SessionState().feature_dict()).index("click_count")] == 2.0
+
+
+def test_a_bot_flagged_context_is_suppressed_by_the_noise_filter():
+    out = SessionState().apply(_ev("click", T0, element_id="b", context={"device_class": "bot", "is_bot": True}))
+    assert (out.status, out.reason) == (STATUS_SUPPRESSED, REASON_BOT)
+
+
+def test_the_second_visit_is_a_returning_visitor():
+    assert SessionState(visit_count=2).feature_dict()["returning_visitor_flag"] == 1.0
+    assert SessionState(visit_count=1).feature_dict()["returning_visitor_flag"] == 0.0
+
+
+def test_card_hovers_and_compare_clicks_add_up_and_late_events_are_counted():
+    s = SessionState()
+    steps = [_ev("hover", T0, element_id="c1", element_role="product_card", hover_ms=1_500),
+             _ev("hover", T0 + 2_000, element_id="c2", element_role="product_card", hover_ms=2_000),
+             _ev("click", T0 + 3_000, element_id="cmp-1", element_role="compare_button"),
+             _ev("click", T0 + 4_000, element_id="cmp-2", element_role="compare_button")]
+    for e in steps:
+        s.apply(e)
+    for k in range(2):
+        s.apply(_ev("click", T0 + 10 * k, element_id=f"late-{k}"))  # older than the newest event seen
+    f = s.feature_dict()
+    assert (f["hover_ms_product_card"], f["compare_click_count"], s.late_count) == (3_500.0, 2.0, 2)
+
+
+def test_a_click_exactly_one_window_old_has_left_the_click_velocity():
+    from udfs.session import CLICK_VELOCITY_WINDOW_MS as W
+
+    at_edge = _features([_ev("click", T0, element_id="a"), _ev("click", T0 + W, element_id="b")])
+    assert at_edge["click_velocity_per_min"] == 1.0
+    two_old = _features([_ev("click", T0, element_id="a"), _ev("click", T0 + 1_000, element_id="b"),
+                         _ev("click", T0 + 1_000 + W, element_id="c")])
+    assert two_old["click_velocity_per_min"] == 1.0
+
+
+def test_replay_helpers_pass_visit_counts_and_noise_config_on():
+    names = list(SessionState().feature_dict())
+    clicks = [_ev("click", T0, element_id="b", session="v"), _ev("click", T0 + 800, element_id="b", session="v")]
+    rows = replay_features(clicks, visit_counts={"v": 3})
+    assert (rows[-1][names.index("visit_count")], rows[-1][names.index("returning_visitor_flag")]) == (3.0, 1.0)
+    _, session_rows, _ = replay_session(clicks, noise_config=NoiseConfig(click_debounce_ms=1_000), visit_count=3)
+    assert session_rows[-1][names.index("click_count")] == 1.0  # 800 ms < 1,000: debounced
+    assert session_rows[-1][names.index("visit_count")] == 3.0
