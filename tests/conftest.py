@@ -29,6 +29,25 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
+def real_data() -> Path | None:
+    """The real data sets' folder when it is there (``MANIFEST.md`` in :func:`data_dir`), else None.
+
+    For tests that need varied sessions, not a given data set: they use :func:`scripted_sessions` when
+    this is None, so a machine (or CI) without ``../shared/data`` still runs them instead of skipping."""
+    path = data_dir()
+    return path if (path / "MANIFEST.md").exists() else None
+
+
+def scripted_sessions(n_sessions: int, n_events: int, seed: int) -> list[dict]:
+    """``n_sessions`` scripted sessions (``s0``, ``s1``, ...) of ``n_events`` contract events each, every
+    behavioural type mixed at random (``mixed_sessions`` of tests/unit/test_session.py, the unit tests'
+    stream = batch input), each session's events in event-time order; the stand-in for recorded sessions
+    when the real data sets are missing."""
+    from tests.unit.test_session import mixed_sessions
+
+    return mixed_sessions(seed=seed, n_sessions=n_sessions, n_events=n_events)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path of the real data sets; skips (with where to get them) when absent, fails under CI."""

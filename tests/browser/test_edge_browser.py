@@ -158,14 +158,15 @@ RUN_PARITY_IN_PAGE = """(async () => {
 })()"""
 
 
-def test_golden_fixtures_give_the_same_results_in_chromium(shared_data, browser):
+def test_golden_fixtures_give_the_same_results_in_chromium(browser):
     """The node parity run (tests/unit/test_edge_parity.py) again in Chromium's own wasm and V8."""
     if not edge.EdgeSettings().ort_dir.is_dir():
         from tests.conftest import skip_unless_ci
         skip_unless_ci("onnxruntime-web missing: run `npm ci` in web/")
+    from tests.conftest import real_data
     from tests.unit import test_edge_parity as parity
 
-    fixture, reference = parity.build_fixture(shared_data)
+    fixture, reference = parity.build_fixture(real_data())  # scripted sessions without ../shared/data
     fixture_bytes = json.dumps(fixture).encode()
     results: dict = {}
 

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, real_data, scripted_sessions
 from tests.job_support import (LiveJob, actions_stream, produce, read_topic, run_bounded, session_counts,
                                wait_for)
 from udfs.contract import make_event
@@ -37,21 +37,30 @@ def _otto_events(shared_data, n_sessions: int = 25) -> list[dict]:
     return events
 
 
+def _recorded_events(n_sessions: int = 25) -> list[dict]:
+    """25 real OTTO sessions; without the data folder, 25 scripted sessions of every behavioural type
+    (tests/conftest.py ``scripted_sessions``), so the job tests run (not skip) on any machine."""
+    data = real_data()
+    return _otto_events(data, n_sessions) if data is not None else scripted_sessions(n_sessions, 16, seed=18)
+
+
 @pytest.fixture
-def scenario(shared_data):
-    """Recorded events: the article's visitor, a shallow visitor, 25 real OTTO sessions, duplicates of
-    the article session, one late event, and malformed records."""
+def scenario():
+    """Recorded events: the article's visitor, a shallow visitor, 25 recorded sessions (real OTTO ones, or
+    scripted ones when ``../shared/data`` is missing), duplicates of the article session, one late event,
+    and malformed records."""
     article = article_session("article-1", T0)
     shallow = shallow_session("shallow-1", T0 + 5)
-    otto = _otto_events(shared_data)
+    recorded = _recorded_events()
     late = make_event("scroll", session_id="article-1", client_ts_ms=T0 + 10_000 - ALLOWED_LATENESS_MS - 60_000,
                       source_key="late-1",
                       props={"scroll_depth_pct": 90.0, "scroll_depth_pct_raw": 90.0, "offset_px": 1,
                              "document_height_px": 2})
-    good = sorted(article + shallow, key=event_order_key) + otto
+    good = sorted(article + shallow, key=event_order_key) + recorded
     return {"good": good, "duplicates": article[:3], "late": late, "malformed": MALFORMED,
             "sessions": {"article-1": article, "shallow-1": shallow,
-                         **{sid: [e for e in otto if e["session_id"] == sid] for sid in {e["session_id"] for e in otto}}}}
+                         **{sid: [e for e in recorded if e["session_id"] == sid]
+                            for sid in {e["session_id"] for e in recorded}}}}
 
 
 def _produce_scenario(stack, topics, scenario) -> int:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,19 +14,40 @@ from click.testing import CliRunner
 from intentflow.replay import checksum_table, parse_speed, replay, replay_cmd, verify_data
 from udfs.datasets import otto
 
+from tests.conftest import real_data
 from tests.job_support import read_records as read_topic
 
 pytestmark = pytest.mark.integration
 
 
-def test_replay_otto_counts_and_per_session_order(stack, topics, shared_data):
-    path = shared_data / "otto" / "test_resources_train.jsonl"
+def _otto_file(tmp_path) -> tuple[Path, int]:
+    """(OTTO sessions file, its number of users): the real ``test_resources_train.jsonl``, 20 users; without
+    the data folder a scripted file in the same format (20 users, clicks / carts / orders, ties on the same
+    ms and pauses over the 30 min that split a user's session), so the replay is checked anyway."""
+    data = real_data()
+    if data is not None:
+        return data / "otto" / "test_resources_train.jsonl", 20
+    rng = random.Random(18)
+    lines = []
+    for user in range(20):
+        ts, rows = 1_659_304_800_000 + 3_600_000 * user, []
+        for _ in range(rng.randint(3, 12)):
+            ts += rng.choice([0, 1_000, 45_000, 31 * 60_000])
+            rows.append({"aid": rng.randint(1, 2_000_000), "ts": ts, "type": rng.choice(["clicks", "clicks", "carts", "orders"])})
+        lines.append(json.dumps({"session": user, "events": rows}))
+    path = tmp_path / "otto_scripted.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path, 20
+
+
+def test_replay_otto_counts_and_per_session_order(stack, topics, tmp_path):
+    path, n_users = _otto_file(tmp_path)
     summary = replay("otto", path, topic=topics.raw, dlq_topic=topics.dlq, bootstrap=stack.kafka_bootstrap,
                      progress=False)
     expected = Counter(e["type"] for e in otto.iter_events(path))
     assert summary["by_type"] == dict(expected)
     assert summary["produced"] == sum(expected.values()) == summary["events_converted"]
-    assert summary["failed"] == 0 and summary["source_stats"]["users"] == 20
+    assert summary["failed"] == 0 and summary["source_stats"]["users"] == n_users
     records = read_topic(stack.kafka_bootstrap, topics.raw)
     assert len(records) == summary["produced"]
     per_session = defaultdict(list)

@@ -1,10 +1,11 @@
 """Parity of the browser's edge scoring (web/sdk/edge.js) with the server's Python (issue 12).
 
 Golden fixtures are generated here, by Python, from real recorded sessions (OTTO, Balabit mouse
-dynamics, YOOCHOOSE, from ``../shared/data``) and from the scripted visitors of ``udfs/scenarios.py``
-plus one synthetic session that hits every noise-filter branch; ``tests/unit/edge_parity.mjs`` runs the
-JavaScript over them under node (onnxruntime-web on its wasm backend; the same run, ``edge_parity_core.mjs``,
-also runs in headless Chromium in tests/browser/test_edge_browser.py) and the results are compared:
+dynamics, YOOCHOOSE, from ``../shared/data``; scripted sessions of every type when it is missing) and
+from the scripted visitors of ``udfs/scenarios.py`` plus one synthetic session that hits every
+noise-filter branch; ``tests/unit/edge_parity.mjs`` runs the JavaScript over them under node
+(onnxruntime-web on its wasm backend; the same run, ``edge_parity_core.mjs``, also runs in headless
+Chromium in tests/browser/test_edge_browser.py) and the results are compared:
 
 * features: **bit-identical** float32 (JS does the same float64 operations in the same order and
   rounds to float32 at the end, as ``SessionState.features()`` does; no ulp allowance needed);
@@ -179,14 +180,26 @@ def _rule_cases(rng: random.Random, n: int) -> list[dict]:
     return cases
 
 
-def build_fixture(shared_data: Path) -> tuple[dict, list[list[dict]]]:
-    """The golden fixture (what the JavaScript gets) and the Python reference rows per session."""
+def recorded_sessions(shared_data: Path | None) -> list[list[dict]]:
+    """Recorded sessions, each in event-time order: the first 3,000 OTTO, 2,500 Balabit and 1,500 YOOCHOOSE
+    events of ``shared_data``; when it is None (no ``../shared/data``), 170 scripted sessions of 30 events
+    of every behavioural type (tests/conftest.py ``scripted_sessions``), so the parity is checked anyway."""
+    if shared_data is None:
+        from tests.conftest import scripted_sessions
+
+        return _by_session(scripted_sessions(170, 30, seed=12))
     from udfs.datasets import balabit, otto, yoochoose
 
-    sessions = (_by_session(otto.iter_events(shared_data / "otto" / "test_resources_train.jsonl", limit=3000))
-                + _by_session(balabit.iter_events(shared_data / "balabit_mouse", limit=2500))
-                + _by_session(yoochoose.iter_events(shared_data / "yoochoose_rsc15" / "yoochoose-clicks-100k_test.txt",
-                                                    limit=1500))
+    return (_by_session(otto.iter_events(shared_data / "otto" / "test_resources_train.jsonl", limit=3000))
+            + _by_session(balabit.iter_events(shared_data / "balabit_mouse", limit=2500))
+            + _by_session(yoochoose.iter_events(shared_data / "yoochoose_rsc15" / "yoochoose-clicks-100k_test.txt",
+                                                limit=1500)))
+
+
+def build_fixture(shared_data: Path | None) -> tuple[dict, list[list[dict]]]:
+    """The golden fixture (what the JavaScript gets) and the Python reference rows per session, from the
+    real data sets in ``shared_data`` or, when it is None, from scripted sessions (:func:`recorded_sessions`)."""
+    sessions = (recorded_sessions(shared_data)
                 + [article_session("article-visitor", T0_MS), shallow_session("shallow-visitor", T0_MS)])
     synthetic = _synthetic_session()
     scorer = IntentScorer(ModelRegistry().manifest_path("intent-lr"))
@@ -285,10 +298,13 @@ def check_orders(fixture: dict, js: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def parity(shared_data, tmp_path_factory):
-    """(fixture dict, Python reference rows per session, JS output under node) for all golden sessions."""
+def parity(tmp_path_factory):
+    """(fixture dict, Python reference rows per session, JS output under node) for all golden sessions:
+    real recorded ones when ``../shared/data`` is there, scripted ones otherwise."""
+    from tests.conftest import real_data
+
     node = _need_node()
-    fixture, reference = build_fixture(shared_data)
+    fixture, reference = build_fixture(real_data())
     folder = tmp_path_factory.mktemp("edge_parity")
     (folder / "fixture.json").write_text(json.dumps(fixture))
     proc = subprocess.run([node, str(RUNNER), str(folder / "fixture.json"), str(folder / "out.json")], cwd=ROOT,
