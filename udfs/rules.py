@@ -59,6 +59,7 @@ __all__ = [
     "VARIANTS",
     "adapt",
     "adapt_moves",
+    "adaptive_variant_values",
     "known_feature_names",
     "load_ruleset",
     "reload",
@@ -366,6 +367,21 @@ def _adaptive_comparison(rule: Mapping[str, Any]) -> Mapping[str, Any] | None:
         if isinstance(comparison, Mapping) and "adaptive" in comparison:
             return comparison
     return None
+
+
+def adaptive_variant_values(ruleset: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The threshold each variant of each enabled adaptive rule is judged by:
+    ``{experiment id "<rule id>@<rule version>": {"control" | "lower" | "higher": value}}`` (values in the
+    unit of the compared feature, lower/higher clamped to [min, max] as the engine clamps them). Rules
+    without an adaptive threshold or with ``explore_pct`` 0 are absent. ``ruleset`` must be valid
+    (:func:`validate_ruleset`); nothing is raised for a valid one."""
+    out: dict[str, dict[str, float]] = {}
+    for rule in ruleset["rules"]:
+        comparison = _adaptive_comparison(rule)
+        if comparison is None or not rule.get("enabled", True) or not comparison["adaptive"].get("explore_pct", 0):
+            continue
+        out[f"{rule['id']}@{rule['version']}"] = dict(zip(VARIANTS, _variant_values(comparison)))
+    return out
 
 
 class RuleEngine:
