@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from connectors.redis_store import RedisKeys
 
 from connectors.rules_topic import MissingTopicError, latest_ruleset_record, publish_ruleset
+
+if TYPE_CHECKING:
+    from udfs.rules import ThresholdMove
 
 def _settings():
     from udfs.config import stack_settings  # noqa: PLC0415
@@ -148,6 +152,70 @@ def _ruleset_in_force(rules_file: Path | None, bootstrap: str, topic: str) -> tu
     return load_ruleset(Path(rules_file)), str(rules_file)
 
 
+@dataclass
+class AdaptRun:
+    """One read of the counts by :func:`adapt_once`.
+
+    Attributes:
+        ruleset: the ruleset in force after the read (the adapted one when thresholds moved and it was
+            not a dry run, else the input).
+        moves: the thresholds moved (or, in a dry run, that would move).
+        exposures: ``{experiment id: {variant: sessions}}`` read (:func:`read_variant_counts`).
+        published: ``(partition, offset)`` of the published ruleset, or None.
+    """
+
+    ruleset: dict[str, Any]
+    moves: list[ThresholdMove]
+    exposures: dict[str, dict[str, int]]
+    published: tuple[int, int] | None = None
+
+
+def adapt_once(ruleset: dict[str, Any], redis_url: str, prefix: str, *, alpha: float = 0.05,
+               min_exposures: int = 200, dry_run: bool = False, publish_to: tuple[str, str] | None = None,
+               audit_log: Path | None = None, on_adapted=None) -> AdaptRun:
+    """Read the job's counts of the adaptive experiments of ``ruleset`` and move the thresholds the mSPRT
+    calls better (:func:`udfs.rules.adapt`, ``test="msprt"``): what one run of ``intentflow rules adapt``
+    does.
+
+    Args:
+        ruleset: the validated ruleset in force.
+        redis_url, prefix: the job's Redis and ``--redis-prefix``.
+        alpha, min_exposures: of :func:`udfs.rules.adapt_moves`.
+        dry_run: find the moves, change and publish nothing, log nothing.
+        publish_to: ``(bootstrap, topic)`` to publish the adapted ruleset to (hot reload), or None.
+        audit_log: JSON-lines file every move is appended to with its reason, or None.
+        on_adapted: called with the adapted ruleset before it is published (e.g. to learn its thresholds
+            before the job can judge anyone by them), or None.
+    Returns:
+        :class:`AdaptRun`.
+    Raises:
+        redis.RedisError, kafka.errors.KafkaError: Redis or the broker failed; RulesetError: cannot happen
+        for a valid ``ruleset``.
+    """
+    import time  # noqa: PLC0415
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from udfs.rules import adapt, adapt_moves  # noqa: PLC0415
+
+    exposures, conversions = read_variant_counts(redis_url, prefix, ruleset)
+    kw = {"alpha": alpha, "min_exposures": min_exposures, "test": "msprt"}
+    moves = adapt_moves(ruleset, exposures, conversions, **kw)
+    if not moves or dry_run:
+        return AdaptRun(ruleset, moves, exposures)
+    new = adapt(ruleset, exposures, conversions, today=time.strftime("%Y-%m-%d", time.gmtime()), **kw)
+    if on_adapted is not None:
+        on_adapted(new)
+    published = publish_ruleset(new, *publish_to) if publish_to is not None else None
+    if audit_log is not None:
+        audit_log.parent.mkdir(parents=True, exist_ok=True)
+        with audit_log.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"at_ms": int(time.time() * 1000), "from_rules_version": ruleset["rules_version"],
+                                "to_rules_version": new["rules_version"], "published": published is not None,
+                                "moves": [{**asdict(m), "reason": "variant beats control, mSPRT always-valid "
+                                           f"p {m.p_value:.3g} < alpha/2 {alpha / 2}"} for m in moves]}) + "\n")
+    return AdaptRun(new, moves, exposures, published)
+
+
 @rules_cmd.command("adapt")
 @click.option("--dry-run", is_flag=True, help="print the moves, change and publish nothing")
 @click.option("--publish", "do_publish", is_flag=True, help="publish the adapted ruleset to the rules topic")
@@ -174,9 +242,6 @@ def adapt_cmd(dry_run, do_publish, every_s, max_runs, rules_file, prefix, redis_
     the value never leaves [min, max]; the new ruleset is printed, published with --publish (hot reload)
     and the reason appended to the audit log."""
     import time  # noqa: PLC0415
-    from dataclasses import asdict  # noqa: PLC0415
-
-    from udfs.rules import adapt, adapt_moves  # noqa: PLC0415
 
     settings = _settings()
     topic = topic or settings.topics.rules
@@ -186,29 +251,18 @@ def adapt_cmd(dry_run, do_publish, every_s, max_runs, rules_file, prefix, redis_
     runs = 0
     while True:
         runs += 1
-        exposures, conversions = read_variant_counts(redis_url, prefix, ruleset)
-        kw = {"alpha": alpha, "min_exposures": min_exposures, "test": "msprt"}
-        moves = adapt_moves(ruleset, exposures, conversions, **kw)
-        if not moves:
-            click.echo(f"{ruleset['rules_version']} ({where}): no threshold moves (sessions per variant: {exposures})",
-                       err=True)
-        for m in moves:
+        run = adapt_once(ruleset, redis_url, prefix, alpha=alpha, min_exposures=min_exposures, dry_run=dry_run,
+                         publish_to=(bootstrap, topic) if do_publish else None, audit_log=audit_log)
+        if not run.moves:
+            click.echo(f"{ruleset['rules_version']} ({where}): no threshold moves (sessions per variant: "
+                       f"{run.exposures})", err=True)
+        for m in run.moves:
             click.echo(f"{m.rule_id}: {m.old_value} -> {m.new_value} (variant {m.variant}): purchase rate "
                        f"{m.variant_rate:.4f} vs control {m.control_rate:.4f}, always-valid p {m.p_value:.3g} "
                        f"(mSPRT, alpha {alpha}/2 per variant)", err=True)
-        if moves and not dry_run:
-            new = adapt(ruleset, exposures, conversions, today=time.strftime("%Y-%m-%d", time.gmtime()), **kw)
-            published = None
-            if do_publish:
-                published = publish_ruleset(new, bootstrap, topic)
-            audit_log.parent.mkdir(parents=True, exist_ok=True)
-            with audit_log.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"at_ms": int(time.time() * 1000), "from_rules_version": ruleset["rules_version"],
-                                    "to_rules_version": new["rules_version"], "published": published is not None,
-                                    "moves": [{**asdict(m), "reason": "variant beats control, mSPRT always-valid "
-                                               f"p {m.p_value:.3g} < alpha/2 {alpha / 2}"} for m in moves]}) + "\n")
-            click.echo(json.dumps(new, indent=2))
-            ruleset, where = new, (f"{topic} (published)" if published else "adapted")
+        if run.moves and not dry_run:
+            click.echo(json.dumps(run.ruleset, indent=2))
+            ruleset, where = run.ruleset, (f"{topic} (published)" if run.published else "adapted")
         if every_s is None or (max_runs is not None and runs >= max_runs):
             return
         time.sleep(every_s)

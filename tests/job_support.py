@@ -160,3 +160,31 @@ def session_counts(client, redis_prefix: str) -> dict[str, dict[str, int]]:
 
 def actions_stream(client, redis_prefix: str) -> list[dict]:
     return [fields for _, fields in client.xrange(f"{redis_prefix}actions")]
+
+
+def start_warm_job(topics, redis_prefix: str, rules_path, *args: str, timeout_s: float = 180) -> LiveJob:
+    """A :class:`LiveJob` (``--window-ms 20``, ruleset ``rules_path``) that has written the session of a
+    warm-up ``page_view`` to Redis, so it is consuming when this returns; stopped if it does not get there.
+
+    Raises:
+        AssertionError: the warm-up session did not appear within ``timeout_s`` (with the job log).
+    """
+    import redis
+
+    from udfs.config import stack_settings
+    from udfs.contract import make_event
+
+    settings = stack_settings()
+    job = LiveJob(topics, redis_prefix, "--window-ms", "20", "--rules-file", str(rules_path), *args)
+    warmup = f"warmup-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        produce(settings.kafka_bootstrap, topics.raw, [make_event(
+            "page_view", session_id=warmup, client_ts_ms=int(time.time() * 1000), source_key=warmup)])
+        wait_for(lambda: client.exists(f"{redis_prefix}session:{warmup}"), timeout_s, "the job's warm-up event", job)
+    except BaseException:
+        job.stop()
+        raise
+    finally:
+        client.close()
+    return job

@@ -142,3 +142,18 @@ def adapt(ruleset: Mapping[str, Any], exposures: Mapping[str, Mapping[str, int]]
     out["rules_version"] = _bump_rules_version(out["rules_version"], today)
     validate_ruleset(out, known_features)
     return out
+
+
+def adaptive_variant_values(ruleset: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The threshold each variant of each enabled adaptive rule is judged by:
+    ``{experiment id "<rule id>@<rule version>": {"control" | "lower" | "higher": value}}`` (values in the
+    unit of the compared feature, lower/higher clamped to [min, max] as the engine clamps them). Rules
+    without an adaptive threshold or with ``explore_pct`` 0 are absent. ``ruleset`` must be valid
+    (:func:`udfs.ruleset.validate_ruleset`); nothing is raised for a valid one."""
+    out: dict[str, dict[str, float]] = {}
+    for rule in ruleset["rules"]:
+        comparison = adaptive_comparison(rule)
+        if comparison is None or not rule.get("enabled", True) or not comparison["adaptive"].get("explore_pct", 0):
+            continue
+        out[f"{rule['id']}@{rule['version']}"] = dict(zip(VARIANTS, variant_values(comparison)))
+    return out

@@ -45,7 +45,7 @@ Where it lives: the schema and loading in ``udfs/ruleset.py``, the compiled engi
 from __future__ import annotations
 
 from udfs.assignment import VARIANTS, variant_for
-from udfs.rule_adaptation import ThresholdMove, adapt, adapt_moves, two_proportion_p_value
+from udfs.rule_adaptation import ThresholdMove, adapt, adapt_moves, adaptive_variant_values, two_proportion_p_value
 from udfs.rule_engine import Decision, RuleEngine, reload
 from udfs.ruleset import (DEFAULT_RULES_PATH, SCHEMA_PATH, RulesetError, known_feature_names, load_ruleset,
                           validate_ruleset)
@@ -61,6 +61,7 @@ __all__ = [
     "VARIANTS",
     "adapt",
     "adapt_moves",
+    "adaptive_variant_values",
     "known_feature_names",
     "load_ruleset",
     "reload",

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-import uuid
 
 import pytest
 
 from intentflow.rules_cmd import publish_ruleset
 from intentflow.simulate import run_visitors, simulation_ruleset, wait_for_counts
-from tests.job_support import LiveJob, produce, wait_for
+from tests.job_support import start_warm_job, wait_for
 from tests.live_collector import LiveCollector
-from udfs.contract import make_event
 from udfs.experiment_stats import experiment_report
 from udfs.experiments import HOLDOUT, PERSONALIZED
 from udfs.simulation import true_lift
@@ -30,27 +27,6 @@ SRM_EXPERIMENT = "simulation-srm-test"
 SEED = 11
 VISITORS = 800
 SHARES = {HOLDOUT: 0.5, PERSONALIZED: 0.5}
-
-
-def _start_job(topics, redis_prefix: str, rules_path) -> LiveJob:
-    import redis
-
-    from udfs.config import stack_settings
-
-    settings = stack_settings()
-    job = LiveJob(topics, redis_prefix, "--window-ms", "20", "--rules-file", str(rules_path))
-    warmup = f"warmup-{uuid.uuid4().hex[:8]}"
-    produce(settings.kafka_bootstrap, topics.raw, [make_event(
-        "page_view", session_id=warmup, client_ts_ms=int(time.time() * 1000), source_key=warmup)])
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    try:
-        wait_for(lambda: client.exists(f"{redis_prefix}session:{warmup}"), 180, "the job's warm-up event", job)
-    except BaseException:
-        job.stop()
-        raise
-    finally:
-        client.close()
-    return job
 
 
 def test_simulated_visitors_show_the_built_in_lift_and_a_skewed_split_is_flagged(stack, topics, redis_client,
@@ -68,7 +44,7 @@ def test_simulated_visitors_show_the_built_in_lift_and_a_skewed_split_is_flagged
                                                 rate_limit_per_s=0)  # every simulated visitor has one address
     app = collector_app.create_app(settings)
     register(app, DecisionSettings(redis_url=stack.redis_url, redis_prefix=prefix))
-    with _start_job(topics, prefix, rules_path) as job, LiveCollector(app) as live:
+    with start_warm_job(topics, prefix, rules_path) as job, LiveCollector(app) as live:
         # 1) the lift: 50/50 holdout, the response model's +6 pp
         result = asyncio.run(run_visitors(live.url, visitors=VISITORS, seed=SEED, experiment_id=LIFT_EXPERIMENT,
                                           holdout_pct=50, run_id=LIFT_EXPERIMENT, rate_per_s=40))

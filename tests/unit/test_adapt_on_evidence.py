@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from udfs.rules import DEFAULT_RULES_PATH, adapt, adapt_moves
+from udfs.simulation import THRESHOLD_RESPONSES, best_threshold
 
 RULE = "shallow_engagement"
 CHUNK = 1_000
@@ -27,8 +28,9 @@ def _threshold(ruleset) -> tuple[dict, float, str]:
     return comparison, float(comparison["value"]), f"{RULE}@{rule['version']}"
 
 
-def _run(model: dict[int, float], sessions: int, seed: int) -> list[tuple[int, float]]:
-    """``[(sessions so far, new value)]`` of every move."""
+def _run(model: dict[float, float], sessions: int, seed: int, chunk: int = CHUNK,
+         min_exposures: int = 200) -> list[tuple[int, float]]:
+    """``[(sessions so far, new value)]`` of every move, the counts read every ``chunk`` sessions."""
     rng = np.random.default_rng(seed)
     ruleset = json.loads(DEFAULT_RULES_PATH.read_text())
     comparison, value, experiment = _threshold(ruleset)
@@ -36,14 +38,14 @@ def _run(model: dict[int, float], sessions: int, seed: int) -> list[tuple[int, f
     n = {"control": 0, "lower": 0, "higher": 0}
     c = dict(n)
     moves = []
-    for done in range(CHUNK, sessions + 1, CHUNK):
-        split = rng.multinomial(CHUNK, [0.8, 0.1, 0.1])
+    for done in range(chunk, sessions + 1, chunk):
+        split = rng.multinomial(chunk, [0.8, 0.1, 0.1])
         for variant, k, v in zip(("control", "lower", "higher"), split, (value, max(lo, value - step), min(hi, value + step))):
             n[variant] += int(k)
             c[variant] += int(rng.binomial(k, model[int(v)]))
         exposures, conversions = {experiment: n}, {experiment: c}
-        if adapt_moves(ruleset, exposures, conversions, test="msprt"):
-            ruleset = adapt(ruleset, exposures, conversions, test="msprt")
+        if adapt_moves(ruleset, exposures, conversions, test="msprt", min_exposures=min_exposures):
+            ruleset = adapt(ruleset, exposures, conversions, test="msprt", min_exposures=min_exposures)
             comparison, value, experiment = _threshold(ruleset)
             assert lo <= value <= hi
             moves.append((done, value))
@@ -69,6 +71,28 @@ def test_threshold_stays_put_when_no_value_is_better(capsys):
         print(f"\nSIMULATION adapt, flat response: {moved} of 100 runs moved the threshold (50,000 sessions, "
               f"50 reads each, alpha 0.05)")
     assert moved / 100 <= 0.05
+
+
+@pytest.mark.parametrize("min_exposures", [100, 200])
+def test_the_simulators_threshold_models(min_exposures, capsys):
+    """The response models of ``intentflow simulate --response threshold-*`` (udfs/simulation.py), in pure
+    code, read every 200 sessions (the live test reads about every 240: 60 visitors/s, every 4 s): the peaked one moves
+    25 -> 30 -> 35 within a few thousand sessions and stays; the flat one never moves. What the sizes of the
+    live test (tests/integration/test_simulation_adapt.py) and of its recorded run rest on."""
+    peaked, flat = THRESHOLD_RESPONSES["threshold-peaked"], THRESHOLD_RESPONSES["threshold-flat"]
+    runs = [_run(peaked, 8_000, seed, chunk=200, min_exposures=min_exposures) for seed in range(100)]
+    reached = [next((done for done, v in moves if v == best_threshold("threshold-peaked")), None) for moves in runs]
+    first = [moves[0][0] for moves in runs if moves]
+    flat_moved = sum(bool(_run(flat, 8_000, seed, chunk=200, min_exposures=min_exposures)) for seed in range(100))
+    done = [r for r in reached if r is not None]
+    with capsys.disabled():
+        print(f"\nSIMULATION threshold-peaked, min exposures {min_exposures}: first move after "
+              f"{int(np.median(first))} sessions (median; max {max(first)}), 35 reached in {len(done)} of 100 runs "
+              f"after {int(np.median(done))} (median; 99th percentile {int(np.percentile(done, 99))}, max "
+              f"{max(done)}); threshold-flat: {flat_moved} of 100 runs of 8,000 sessions moved")
+    assert all([v for _, v in moves] == [30.0, 35.0] for moves in runs)
+    assert max(done) <= 6_600
+    assert flat_moved <= 5  # the mSPRT's alpha 0.05 bounds it; in practice it is far below
 
 
 def test_adapt_rejects_an_unknown_test():

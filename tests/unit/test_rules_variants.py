@@ -97,3 +97,18 @@ def test_ruleset_errors_say_what_is_wrong(tmp_path):
     rule["when"]["all"].append(json.loads(json.dumps(cond)))
     with pytest.raises(RulesetError, match="at most one adaptive threshold per rule, found 2"):
         load_ruleset(ruleset)
+
+
+def test_adaptive_variant_values_name_each_variants_threshold_clamped_to_its_range():
+    from udfs.rules import adaptive_variant_values, validate_ruleset
+
+    ruleset = json.loads(DEFAULT_RULES_PATH.read_text())
+    assert adaptive_variant_values(ruleset) == {"shallow_engagement@1": {"control": 25.0, "lower": 20.0,
+                                                                         "higher": 30.0}}
+    shallow_rule = next(r for r in ruleset["rules"] if r["id"] == "shallow_engagement")
+    comparison = next(c for c in shallow_rule["when"]["all"] if "adaptive" in c)
+    comparison["value"], shallow_rule["version"] = 40, 7  # at max: the higher variant is clamped to 40
+    assert adaptive_variant_values(validate_ruleset(ruleset)) == {
+        "shallow_engagement@7": {"control": 40.0, "lower": 35.0, "higher": 40.0}}
+    shallow_rule["enabled"] = False
+    assert adaptive_variant_values(validate_ruleset(ruleset)) == {}
