@@ -56,6 +56,10 @@ def test_article_scenario_gets_the_video_demo_and_shallow_gets_simplified():
     assert by_session["b"]["action"] == "simplify_layout"
     assert dlq == []
     assert by_session["a"]["model_version"].startswith("intent-lr/")
+    # the ONNX score is in the decision: the action carries the model's score of the session's features
+    # as of the deciding hover (computed here without the decider: batch reference + one model call)
+    expected_score = float(ReloadingScorer().scorer.score(replay_features(article_session("a", T0))[3:4])[0])
+    assert 0 < expected_score < 1 and abs(by_session["a"]["intent_score"] - expected_score) <= 1e-6
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
