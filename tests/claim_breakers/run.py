@@ -138,7 +138,11 @@ def run_test(copy: Path, test: str, kind: str, timeout_s: float | None = None) -
             for tag in ("failure", "error", "skipped"):
                 node = case.find(tag)
                 if node is not None and not detail:
-                    detail = f"{case.get('name')}: {node.get('message') or (node.text or '')[:200]}"
+                    text = f"{node.get('message') or ''}\n{node.text or ''}"
+                    # a failed node:test (TAP) run inside the test: name the failing JavaScript test
+                    tap = [line.strip() for line in text.replace("\\n", "\n").splitlines()
+                           if line.strip().startswith("not ok")]
+                    detail = f"{case.get('name')}: {tap[0] if tap else (node.get('message') or text[:200])}"
         if counts["failures"] or counts["errors"]:
             outcome = "failed"
         elif counts["tests"] and counts["skipped"] == counts["tests"]:
