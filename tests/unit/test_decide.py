@@ -95,12 +95,17 @@ def test_out_of_order_within_the_bound_is_applied_in_event_time_order(events):
         by_session.setdefault(e["session_id"], []).append(e)
     rng = random.Random(7)
     shuffled = []
+    older_after_newer = 0
     for evs in by_session.values():
         evs = list(evs)
-        for i in range(len(evs) - 1):  # swap neighbours that are less than 1 s apart
-            if evs[i + 1]["ts_ms"] - evs[i]["ts_ms"] < 1000 and rng.random() < 0.5:
+        for i in range(len(evs) - 1):  # swap neighbours that are less than the 2 s bound apart
+            gap_ms = evs[i + 1]["ts_ms"] - evs[i]["ts_ms"]
+            if gap_ms < 2000 and rng.random() < 0.5:
                 evs[i], evs[i + 1] = evs[i + 1], evs[i]
+                older_after_newer += gap_ms > 0
         shuffled += evs
+    # strictly older events arrive after newer ones (equal timestamps alone would only test the seq tie-break)
+    assert older_after_newer >= 20, older_after_newer
     _, dlq, store = decide_all(_decider(allowed_lateness_ms=2000), shuffled, 16)
     assert dlq == []
     for session_id, evs in by_session.items():
