@@ -198,17 +198,19 @@ def render_section(results: dict) -> str:
         " claim break. `tests/unit/test_claim_breakers.py` checks that every row has a breaker and that every"
         " breaker's old text still occurs exactly once.",
         "",
-        f"Rows run: {len(rows)} of {n_rows}; broken-build outcomes: {summary}.",
+        f"Rows run: {len(rows)} of {n_rows}; broken-build outcomes: {summary}. `intact`: the same test on the"
+        " unbroken copy of the same run (`--control`; `-` when not run).",
         "",
-        "| # | test | break | broken build | s | run |",
-        "|---|---|---|---|---|---|",
+        "| # | test | break | intact | broken build | s | run |",
+        "|---|---|---|---|---|---|---|",
     ]
     table = claim_rows()
     for r in rows:
         number = next((i + 1 for i, (c, t) in enumerate(table) if t == r["test"] and c.startswith(r["claim"])), "?")
         name = r["test"].split("::")[1]
         files = ", ".join(f"`{f}`" for f in r["files"])
-        lines.append(f"| {number} | {name} | {files}: {r['why']} | **{r['outcome']}** | {r['seconds']:.0f} | "
+        lines.append(f"| {number} | {name} | {files}: {r['why']} | {r.get('intact', '-')} | **{r['outcome']}** | "
+                     f"{r['seconds']:.0f} | "
                      f"{r['date']} `{r['commit'][:8]}` |")
     lines.append(END)
     return "\n".join(lines) + "\n"
