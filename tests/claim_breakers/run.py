@@ -1,7 +1,7 @@
 """Runner of the claim breakers: each break applied to a throwaway copy of HEAD, its row's test run there.
 
-``python -m tests.claim_breakers [--only SUBSTR ...] [--kind unit|integration|browser] [--list] [--control]
-[--record] [--render]``
+``python -m tests.claim_breakers [--only SUBSTR ...] [--skip SUBSTR ...] [--kind unit|integration|browser]
+[--list] [--control] [--record] [--render] [--rows-out FILE] [--record-rows FILE ...]``
 
 How a row is run:
 
@@ -236,8 +236,9 @@ def write_section(results: dict) -> None:
 # ------------------------------------------------------------------------------------------------- CLI
 
 
-def select(breakers: tuple[Breaker, ...], only: list[str], kinds: list[str]) -> list[Breaker]:
+def select(breakers: tuple[Breaker, ...], only: list[str], kinds: list[str], skip: list[str] = ()) -> list[Breaker]:
     out = [b for b in breakers if (not only or any(s in b.test or s in b.claim for s in only))]
+    out = [b for b in out if not any(s in b.test or s in b.claim for s in skip)]
     return [b for b in out if not kinds or b.kind in kinds]
 
 
@@ -246,18 +247,27 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m tests.claim_breakers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", default=[], help="rows whose test id or claim contains this")
+    parser.add_argument("--skip", action="append", default=[], help="leave out rows whose test id or claim contains this")
     parser.add_argument("--kind", action="append", default=[], choices=["unit", "integration", "browser"])
     parser.add_argument("--list", action="store_true", help="list the selected breakers and exit")
     parser.add_argument("--control", action="store_true", help="run each selected test on the intact copy first")
     parser.add_argument("--record", action="store_true", help="merge into docs/claims_breakers.json, regenerate docs/claims.md's section")
     parser.add_argument("--render", action="store_true", help="only regenerate docs/claims.md's section from the JSON")
     parser.add_argument("--timeout-s", type=float, default=None, help="limit per test run (default by kind)")
+    parser.add_argument("--rows-out", type=Path, default=None,
+                        help="also write this run's rows to a JSON file (for runs in parallel, recorded later)")
+    parser.add_argument("--record-rows", type=Path, nargs="+", default=None,
+                        help="record the rows of these --rows-out files (no run)")
     args = parser.parse_args(argv)
 
+    if args.record_rows:
+        new_rows = [row for path in args.record_rows for row in json.loads(path.read_text(encoding="utf-8"))]
+        _record(new_rows, head_commit())
+        return 0
     if args.render:
         write_section(json.loads(RESULTS_JSON.read_text(encoding="utf-8")))
         return 0
-    chosen = select(BREAKERS, args.only, args.kind)
+    chosen = select(BREAKERS, args.only, args.kind, args.skip)
     rows = claim_rows()
     if args.list:
         for b in chosen:
@@ -295,10 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(r["outcome"] == "failed" for r in new_rows)
     print(f"{len(new_rows)} rows run on their broken build: {failed} failed as they must; "
           f"{len(new_rows) - failed} did not: {[r['test'] for r in new_rows if r['outcome'] != 'failed']}")
+    if args.rows_out:
+        args.rows_out.write_text(json.dumps(new_rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     if args.record:
-        old = json.loads(RESULTS_JSON.read_text(encoding="utf-8")) if RESULTS_JSON.exists() else None
-        results = merge(old, new_rows, commit)
-        RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_section(results)
-        print(f"recorded in {RESULTS_JSON.relative_to(ROOT)} and {CLAIMS_TABLE.relative_to(ROOT)}")
+        _record(new_rows, commit)
     return 0 if failed == len(new_rows) else 1
+
+
+def _record(new_rows: list[dict], commit: str) -> None:
+    old = json.loads(RESULTS_JSON.read_text(encoding="utf-8")) if RESULTS_JSON.exists() else None
+    results = merge(old, new_rows, commit)
+    RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_section(results)
+    print(f"recorded in {RESULTS_JSON.relative_to(ROOT)} and {CLAIMS_TABLE.relative_to(ROOT)}")
