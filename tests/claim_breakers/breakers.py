@@ -61,7 +61,7 @@ BREAKERS: tuple[Breaker, ...] = (
        "")),
     B(U + "test_decide.py::test_article_scenario_gets_the_video_demo_and_shallow_gets_simplified",
       "dedup, event-time order",
-      "the model's scores are replaced by 0 (the ONNX result is dropped): intent-gated rules decide otherwise",
+      "the model's scores are replaced by 0 (the ONNX result is dropped from the decision core)",
       ("udfs/decide.py", "        scores, model_version = self.scorer.score_with_version(batch)\n",
        "        scores, model_version = self.scorer.score_with_version(batch)\n        scores = scores * 0.0\n")),
     B(U + "test_microbatch.py::test_deciding_shard_by_shard_equals_deciding_all_at_once",
