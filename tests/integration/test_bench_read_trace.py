@@ -18,14 +18,17 @@ def test_read_trace_keeps_the_client_window_and_pages_past_a_chunk(stack, redis_
     r = redis_lib.Redis.from_url(stack.redis_url)  # bytes, as the benchmark's client
     key = prefix + "trace"
     # pages of TRACE_PAGE_ENTRIES entries; entries of 3 events each; two entries share a millisecond so
-    # sequence numbers matter
+    # sequence numbers matter, and the first entry is alone in its millisecond so a page ends between the
+    # two entries of one millisecond (the next page must start at that millisecond's next sequence number)
     n_entries = TRACE_PAGE_ENTRIES + 5
     pipe = r.pipeline(transaction=False)
     events = []
-    for i in range(n_entries):
+    ids = [divmod(i + 1, 2) for i in range(n_entries)]  # (ms offset, sequence number): 0-1, 1-0, 1-1, 2-0, ...
+    assert ids[TRACE_PAGE_ENTRIES - 1][0] == ids[TRACE_PAGE_ENTRIES][0], "a page boundary splits a millisecond"
+    for i, (ms, seq) in enumerate(ids):
         batch = [(f"e{i}-{j}", 5_000 + 3 * i + j, 4_000 + 3 * i + j, 0) for j in range(3)]
-        events += [(10_000 + i // 2, kafka, client) for _eid, kafka, client, _ts in batch]
-        pipe.xadd(key, {"events": encode_trace(batch)}, id=f"{10_000 + i // 2}-{i % 2}")
+        events += [(10_000 + ms, kafka, client) for _eid, kafka, client, _ts in batch]
+        pipe.xadd(key, {"events": encode_trace(batch)}, id=f"{10_000 + ms}-{seq}")
     pipe.execute()
     start_ms, end_ms = 4_000 + 4, 4_000 + 3 * n_entries - 2
     try:

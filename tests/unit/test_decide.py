@@ -56,6 +56,10 @@ def test_article_scenario_gets_the_video_demo_and_shallow_gets_simplified():
     assert by_session["b"]["action"] == "simplify_layout"
     assert dlq == []
     assert by_session["a"]["model_version"].startswith("intent-lr/")
+    # the ONNX score is in the decision: the action carries the model's score of the session's features
+    # as of the deciding hover (computed here without the decider: batch reference + one model call)
+    expected_score = float(ReloadingScorer().scorer.score(replay_features(article_session("a", T0))[3:4])[0])
+    assert 0 < expected_score < 1 and abs(by_session["a"]["intent_score"] - expected_score) <= 1e-6
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
@@ -91,12 +95,17 @@ def test_out_of_order_within_the_bound_is_applied_in_event_time_order(events):
         by_session.setdefault(e["session_id"], []).append(e)
     rng = random.Random(7)
     shuffled = []
+    older_after_newer = 0
     for evs in by_session.values():
         evs = list(evs)
-        for i in range(len(evs) - 1):  # swap neighbours that are less than 1 s apart
-            if evs[i + 1]["ts_ms"] - evs[i]["ts_ms"] < 1000 and rng.random() < 0.5:
+        for i in range(len(evs) - 1):  # swap neighbours that are less than the 2 s bound apart
+            gap_ms = evs[i + 1]["ts_ms"] - evs[i]["ts_ms"]
+            if gap_ms < 2000 and rng.random() < 0.5:
                 evs[i], evs[i + 1] = evs[i + 1], evs[i]
+                older_after_newer += gap_ms > 0
         shuffled += evs
+    # strictly older events arrive after newer ones (equal timestamps alone would only test the seq tie-break)
+    assert older_after_newer >= 20, older_after_newer
     _, dlq, store = decide_all(_decider(allowed_lateness_ms=2000), shuffled, 16)
     assert dlq == []
     for session_id, evs in by_session.items():

@@ -68,6 +68,23 @@ def test_default_file_validates_against_the_schema_and_feature_list():
     assert ruleset["rules_version"] == "2026-12-02.1"
     assert {r["action"]["name"] for r in ruleset["rules"]} == {
         "show_video_demo_and_price_comparison", "simplify_layout", "rerank_towards_item"}
+    # the schema is applied, not only present: a ruleset that schemas/rules.v1.json itself refuses (checked
+    # here with jsonschema alone, independently of udfs.rules) is refused, naming the rule and the field
+    import jsonschema
+
+    schema = json.loads((DEFAULT_RULES_PATH.parents[1] / "schemas" / "rules.v1.json").read_text(encoding="utf-8"))
+    jsonschema.validate(default_ruleset(), schema)
+    bad = default_ruleset()
+    bad["rules"][0]["cooldown_ms"] = "one minute"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    with pytest.raises(RulesetError, match=r"\(rules\[0\]\) field cooldown_ms: 'one minute' is not of type"):
+        load_ruleset(json.dumps(bad))
+    # and the feature list: a condition on a feature udfs.features does not compute is refused
+    unknown = default_ruleset()
+    unknown["rules"][0]["when"]["all"][1]["feature"] = "time_on_moon_s"
+    with pytest.raises(RulesetError, match="unknown feature 'time_on_moon_s'"):
+        load_ruleset(json.dumps(unknown))
 
 
 def test_every_default_threshold_names_its_source():
