@@ -2,6 +2,11 @@
 decision API, converting with the probability the response model gives the layout they were served
 (udfs/simulation.py), then the experiment report.
 
+Why this module is over 400 lines: it drives one SIMULATION end to end through the real parts: the paced
+visitors through the collector and the decision API, the in-process adaptation loop (``--adapt-every-s``)
+and the report; the response models are in ``udfs/simulation.py``, the statistics in
+``udfs/experiment_stats.py``.
+
 Each visitor posts its behavioral events to ``POST /v1/events`` (as the SDK does), polls ``GET
 /v1/decision``, renders the action (or the default layout when the answer is ``holdout``), sends its
 ``exposure`` and, if its seeded draw says so, an ``add_to_cart`` and a ``purchase``. Visitors start at a
