@@ -194,14 +194,17 @@ class ShardSessions:
         dirty: sessions changed since the last state write.
         summary_dirty: sessions changed since the last summary write.
         stored_ids: sessions in keyed state not read into the copy yet (those restored from a
-            checkpoint); a session outside both is new, and keyed state is not asked for it.
+            checkpoint, :meth:`restore`); a session outside both is new, and keyed state is not asked
+            for it. Those still unread ``ttl_ms`` after the restore have expired (their last write was
+            before it) and :meth:`expire` returns them too.
+        stored_since_ms: processing time of :meth:`restore`, epoch ms.
         restored: False until the first callback for this shard after the operator opened.
         write_timer_ms: the pending processing-time timer for a quiet shard, or None.
         end_timer_registered: the end-of-input event-time timer is registered for this shard.
     """
 
     __slots__ = ("ttl_ms", "write_interval_ms", "summary_interval_ms", "entries", "touched_ms", "dirty",
-                 "summary_dirty", "stored_ids", "last_write_ms", "last_summary_ms", "last_sweep_ms", "restored",
+                 "summary_dirty", "stored_ids", "stored_since_ms", "last_write_ms", "last_summary_ms", "last_sweep_ms", "restored",
                  "write_timer_ms", "end_timer_registered")
 
     def __init__(self, ttl_ms: int, write_interval_ms: int, summary_interval_ms: int = 1000,
@@ -219,6 +222,7 @@ class ShardSessions:
         self.dirty: set[str] = set()
         self.summary_dirty: set[str] = set()
         self.stored_ids: set[str] = set()
+        self.stored_since_ms = now_ms
         # The first writes are due ``phase`` of an interval after ``now_ms``: shards created together
         # (all of a subtask's, at its first batch) write at different moments, so no callback pickles
         # every shard's sessions at once (a latency spike of the whole subtask).
@@ -249,6 +253,12 @@ class ShardSessions:
             return None
 
         return load
+
+    def restore(self, session_ids: Iterable[str], now_ms: int) -> None:
+        """Take the ids of the sessions keyed state holds for this shard after a restore (read on
+        their next event, expired ``ttl_ms`` after ``now_ms`` if none comes)."""
+        self.stored_ids = set(session_ids)
+        self.stored_since_ms = now_ms
 
     def update(self, touched: dict[str, SessionEntry], now_ms: int) -> None:
         """Take the sessions a batch changed (``BatchResult.touched``)."""
@@ -316,10 +326,12 @@ class ShardSessions:
         self.stored_ids.discard(session_id)
 
     def expire(self, now_ms: int) -> list[str]:
-        """Forget the sessions untouched for ``ttl_ms``; at most once per ``min(60 s, ttl_ms)``.
+        """Forget the sessions untouched for ``ttl_ms``, and the restored ones still unread ``ttl_ms``
+        after the restore; at most once per ``min(60 s, ttl_ms)``.
 
         Returns:
-            the expired session ids (the caller removes them from keyed state too).
+            the expired session ids (the caller removes them from keyed state too: the job's state TTL
+            has no incremental cleanup, see operators/personalization.py).
         """
         if now_ms - self.last_sweep_ms < min(60_000, self.ttl_ms):
             return []
@@ -328,4 +340,7 @@ class ShardSessions:
         expired = [sid for sid, t in self.touched_ms.items() if t < horizon]
         for sid in expired:
             self.forget(sid)
+        if self.stored_ids and self.stored_since_ms < horizon:
+            expired.extend(self.stored_ids)
+            self.stored_ids = set()
         return expired

@@ -71,10 +71,22 @@ def test_shard_sessions_reads_keyed_state_only_for_restored_sessions():
         asked.append(sid)
         return stored.get(sid)
 
-    shard.stored_ids = {"old"}
+    shard.restore(["old"], now_ms=1_000)
     load = shard.loader(now_ms=5_000, stored=from_state)
     assert load("old") is stored["old"] and load("new") is None
     assert asked == ["old"] and shard.stored_ids == set()
+
+
+def test_restored_sessions_never_read_expire_a_ttl_after_the_restore():
+    # keyed state has no incremental TTL cleanup: a restored session that gets no event must leave it
+    # through expire(), or it stays on the heap until the next restart
+    shard = ShardSessions(ttl_ms=10_000, write_interval_ms=1_000)
+    shard.restore(["quiet", "back"], now_ms=1_000)
+    assert shard.expire(10_999) == []  # within the TTL of the restore
+    assert shard.loader(15_000, stored=lambda sid: SessionEntry())("back") is not None
+    shard.update({"back": SessionEntry()}, now_ms=15_000)
+    assert shard.expire(21_000) == ["quiet"] and shard.stored_ids == set()  # one sweep per 10 s (TTL)
+    assert shard.expire(31_000) == ["back"]  # touched at 15,000
 
 
 def test_shard_sessions_write_rhythms_and_expiry():
