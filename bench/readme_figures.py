@@ -170,13 +170,23 @@ def _sessions(r: dict) -> str:
 
 
 def _soak(r: dict) -> str:
-    heap = (r.get("slopes") or {}).get("heap_used_min_bytes") or {}
+    slopes = r.get("slopes") or {}
+    minutes = r.get("minutes") or []
+    in_state = minutes[-1].get("sessions_in_state") if minutes else None
     text = (f"{_n(r.get('total_min'), '{:.0f}')} min at {_n(r.get('rate_eps'))} events/s, "
-            f"{_n(r.get('concurrent_sessions'))} sessions open")
-    if heap.get("slope") is not None:
-        text += f"; heap floor slope {heap['slope'] / 2**20:.1f} MiB/min"
-        if heap.get("ci_low") is not None:
-            text += f" (95 % {heap['ci_low'] / 2**20:.1f} .. {heap['ci_high'] / 2**20:.1f}: {'flat' if heap.get('flat') else 'not flat'})"
+            f"{_n(r.get('concurrent_sessions'))} sessions active at once")
+    if in_state is not None:
+        text += f" ({_n(in_state)} in state at the end, TTL {_n(r.get('session_ttl_s'))} s)"
+    for key, label in (("heap_used_min_bytes", "heap floor"), ("redis_used_memory_bytes", "Redis memory")):
+        fit = slopes.get(key) or {}
+        if fit.get("slope") is None:
+            continue
+        text += f"; {label} slope {fit['slope'] / 2**20:.1f} MiB/min"
+        if fit.get("ci_low") is not None:
+            text += f" (95 % {fit['ci_low'] / 2**20:.1f} .. {fit['ci_high'] / 2**20:.1f}: {'flat' if fit.get('flat') else 'not flat'})"
+    p99 = (slopes.get("p99_ms") or {}).get("mean")
+    if p99 is not None:
+        text += f"; p99 mean {_n(p99)} ms"
     return text
 
 

@@ -51,3 +51,16 @@ def test_levels_without_figures_give_a_dash(tmp_path, results):
     (tmp_path / "latest.json").write_text(json.dumps({"started_at": "2026-01-02T03:04:05+0000", **results}))
     row = next(line for line in rf.figures_table(tmp_path).splitlines() if line.startswith("| job, Kafka append"))
     assert "| – |" in row
+
+
+def test_the_soak_row_says_when_redis_memory_is_not_flat():
+    fit = {"slope": 2.5 * 2**20, "ci_low": 2.0 * 2**20, "ci_high": 3.0 * 2**20, "flat": False}
+    flat = {"slope": 0.1 * 2**20, "ci_low": -1.0 * 2**20, "ci_high": 1.2 * 2**20, "flat": True}
+    soak = {"total_min": 60, "rate_eps": 2000, "concurrent_sessions": 10000, "session_ttl_s": 1800,
+            "minutes": [{"sessions_in_state": 212000}],
+            "slopes": {"heap_used_min_bytes": flat, "redis_used_memory_bytes": fit, "p99_ms": {"mean": 1261.0}}}
+    text = rf._soak(soak)
+    assert "212,000 in state at the end" in text
+    assert "heap floor slope 0.1 MiB/min (95 % -1.0 .. 1.2: flat)" in text
+    assert "Redis memory slope 2.5 MiB/min (95 % 2.0 .. 3.0: not flat)" in text
+    assert "p99 mean 1,261 ms" in text
