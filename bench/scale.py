@@ -428,7 +428,10 @@ def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, ra
                    "redis_rate_families_bytes": redis_mem["rate_families_bytes"],
                    "redis_prefix_bytes_excl_trace": redis_mem["total_bytes"]
                    - redis_mem.get("trace", {}).get("total_bytes", 0),
-                   "redis_used_memory_bytes": _redis_used_memory(job.r), "load_avg_1m": load}
+                   "redis_used_memory_bytes": _redis_used_memory(job.r), "load_avg_1m": load,
+                   # every key family of the prefix, so a slope can be traced to the family that grows
+                   "redis_families": {family: {"keys": est["keys"], "bytes": est["total_bytes"]}
+                                      for family, est in redis_mem.items() if isinstance(est, dict)}}
             out["minutes"].append(row)
             minute += 1
             say(f"[soak] minute {minute}: p99 {row['p99_ms']} ms, heap {row['heap_used_min_bytes']}-"
@@ -437,10 +440,12 @@ def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, ra
                 f"lag {row['lag_events']}, load {load}")
             if on_minute:
                 out["slopes"] = soak_slopes(out["minutes"], warmup_min)
+                out["redis_family_slopes"] = redis_family_slopes(out["minutes"], warmup_min)
                 on_minute(out)
         stop.set()
         feeder.join(timeout=2 * chunk_s)
         out["slopes"] = soak_slopes(out["minutes"], warmup_min)
+        out["redis_family_slopes"] = redis_family_slopes(out["minutes"], warmup_min)
     finally:
         stop.set()
         job.close()
@@ -462,6 +467,21 @@ def soak_slopes(minutes: list[dict], warmup_min: float) -> dict:
         fit["unit"] = unit
         fit["mean"] = sum(p[1] for p in pts) / len(pts) if pts else None
         out[key] = fit
+    return out
+
+
+def redis_family_slopes(minutes: list[dict], warmup_min: float) -> dict:
+    """:func:`bench.stats.slope_ci` (bytes/min) of each Redis key family's estimated bytes
+    (``redis_families`` of a soak minute) over the minutes after ``warmup_min``: which family a slope
+    of the prefix's memory comes from."""
+    families = sorted({f for m in minutes for f in (m.get("redis_families") or {})})
+    out = {}
+    for family in families:
+        pts = [(m["minute"], m["redis_families"][family]["bytes"]) for m in minutes
+               if m["minute"] > warmup_min and family in (m.get("redis_families") or {})]
+        fit = slope_ci([p[0] for p in pts], [float(p[1]) for p in pts])
+        fit["unit"] = "bytes/min"
+        out[family] = fit
     return out
 
 

@@ -326,6 +326,17 @@ def test_soak_slopes_leave_out_the_warmup():
     assert s["rss_bytes"]["slope"] is None  # no data
 
 
+def test_redis_family_slopes_find_the_family_that_grows():
+    from bench.scale import redis_family_slopes
+
+    minutes = [{"minute": i, "redis_families": {"session": {"keys": 10, "bytes": 5000 + (i % 2)},
+                                                 "stats": {"keys": i, "bytes": 1000 * i}}}
+               for i in range(1, 21)]
+    s = redis_family_slopes(minutes, warmup_min=5)
+    assert s["stats"]["slope"] == pytest.approx(1000) and s["stats"]["flat"] is False
+    assert s["session"]["flat"] is True and s["session"]["n"] == 15
+
+
 def test_capacity_points_and_interpolation():
     from bench.sizing import capacity_at, capacity_points
 
