@@ -34,6 +34,7 @@ plots in ``bench/scale_report.py``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
 import shutil
 import signal
@@ -458,31 +459,30 @@ SOAK_SERIES = {"heap_used_min_bytes": "bytes/min", "heap_committed_bytes": "byte
                "sessions_in_state": "sessions/min", "p99_ms": "ms/min"}
 
 
+def _fit_after_warmup(minutes: list[dict], value: Callable[[dict], float | None], warmup_min: float,
+                      unit: str) -> dict:
+    """:func:`bench.stats.slope_ci` of ``value(minute row)`` over the minutes after ``warmup_min``
+    (rows where it is None left out), with its unit and mean."""
+    pts = [(m["minute"], v) for m in minutes if m["minute"] > warmup_min and (v := value(m)) is not None]
+    fit = slope_ci([p[0] for p in pts], [float(p[1]) for p in pts])
+    fit["unit"] = unit
+    fit["mean"] = sum(p[1] for p in pts) / len(pts) if pts else None
+    return fit
+
+
 def soak_slopes(minutes: list[dict], warmup_min: float) -> dict:
     """:func:`bench.stats.slope_ci` of each :data:`SOAK_SERIES` over the minutes after ``warmup_min``."""
-    out = {}
-    for key, unit in SOAK_SERIES.items():
-        pts = [(m["minute"], m[key]) for m in minutes if m["minute"] > warmup_min and m.get(key) is not None]
-        fit = slope_ci([p[0] for p in pts], [float(p[1]) for p in pts])
-        fit["unit"] = unit
-        fit["mean"] = sum(p[1] for p in pts) / len(pts) if pts else None
-        out[key] = fit
-    return out
+    return {key: _fit_after_warmup(minutes, lambda m, k=key: m.get(k), warmup_min, unit)
+            for key, unit in SOAK_SERIES.items()}
 
 
 def redis_family_slopes(minutes: list[dict], warmup_min: float) -> dict:
-    """:func:`bench.stats.slope_ci` (bytes/min) of each Redis key family's estimated bytes
-    (``redis_families`` of a soak minute) over the minutes after ``warmup_min``: which family a slope
-    of the prefix's memory comes from."""
+    """The same fit (bytes/min) of each Redis key family's estimated bytes (``redis_families`` of a
+    soak minute): which family a slope of the prefix's memory comes from."""
     families = sorted({f for m in minutes for f in (m.get("redis_families") or {})})
-    out = {}
-    for family in families:
-        pts = [(m["minute"], m["redis_families"][family]["bytes"]) for m in minutes
-               if m["minute"] > warmup_min and family in (m.get("redis_families") or {})]
-        fit = slope_ci([p[0] for p in pts], [float(p[1]) for p in pts])
-        fit["unit"] = "bytes/min"
-        out[family] = fit
-    return out
+    return {family: _fit_after_warmup(
+        minutes, lambda m, f=family: ((m.get("redis_families") or {}).get(f) or {}).get("bytes"), warmup_min,
+        "bytes/min") for family in families}
 
 
 #: Figures of a sessions run fitted against the sessions in state (the marginal cost of one more session).

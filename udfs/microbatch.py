@@ -204,8 +204,8 @@ class ShardSessions:
     """
 
     __slots__ = ("ttl_ms", "write_interval_ms", "summary_interval_ms", "entries", "touched_ms", "dirty",
-                 "summary_dirty", "stored_ids", "stored_since_ms", "last_write_ms", "last_summary_ms", "last_sweep_ms", "restored",
-                 "write_timer_ms", "end_timer_registered")
+                 "summary_dirty", "stored_ids", "stored_since_ms", "last_write_ms", "last_summary_ms",
+                 "last_sweep_ms", "restored", "write_timer_ms", "end_timer_registered")
 
     def __init__(self, ttl_ms: int, write_interval_ms: int, summary_interval_ms: int = 1000,
                  now_ms: int = 0, phase: float = 0.0) -> None:
