@@ -22,9 +22,12 @@ Keys (docs/contracts.md §5, ``{p}`` = the job's ``redis_prefix``, default :data
   after the writer has written before, Redis lost its data (a restart without persistence, a FLUSHALL) and
   :meth:`RedisActionWriter.write` says so, so the job can write what it holds again (issue 14).
 * ``{p}exp:{experiment_id}`` hash: experiment counts, field ``{arm}|{metric}|{bucket_start_ms}`` = sessions
-  (udfs/experiments.py). Each :class:`udfs.experiments.Fact` is added once: a marker
-  ``{p}expfact:{experiment_id}:{metric}:{session_id}`` (SET NX, TTL :data:`FACT_MARKER_TTL_S`) guards the
-  HINCRBY in one Lua script, so a batch decided again after a restore counts nothing twice.
+  (udfs/experiments.py). Each :class:`udfs.experiments.Fact` is added once: a marker field
+  ``fact:{experiment_id}:{metric}`` in the session's own ``{p}session:{session_id}`` hash (HSETNX) guards
+  the HINCRBY in one Lua script, so a batch decided again after a restore counts nothing twice. The
+  marker lives and expires with the session hash (``session_ttl_s`` after the session's last write), so
+  experiment counting holds no Redis memory beyond the open sessions' (issue 19: one key per marker
+  with a 7-day TTL grew Redis by ~2.6 MB/min at 2,000 events/s for a week).
   ``{p}experiments`` set: the experiment ids that have counts.
 """
 from __future__ import annotations
@@ -99,9 +102,10 @@ class RedisKeys:
         """Set of the experiment ids that have counts."""
         return f"{self.prefix}experiments"
 
-    def experiment_fact(self, experiment_id: str, metric: str, session_id: str) -> str:
-        """Marker that a session's fact was counted once."""
-        return f"{self.prefix}expfact:{experiment_id}:{metric}:{session_id}"
+    @staticmethod
+    def experiment_fact_field(experiment_id: str, metric: str) -> str:
+        """Field of the session hash (:meth:`session`) that marks the session counted once in a metric."""
+        return f"fact:{experiment_id}:{metric}"
 
 #: First wait after a failed Redis write, s, doubled per failure up to RETRY_BACKOFF_MAX_S (our choice:
 #: a dropped connection usually reconnects at once; an outage is then polled every 5 s at most).
@@ -112,16 +116,19 @@ RETRY_BACKOFF_MAX_S = 5.0
 #: rule that looks back; our choice.
 AGG_TTL_S = 600
 
-#: TTL of an experiment fact's marker, s: 7 days. It must outlive every replay of the fact (a restore
-#: decides again what came after the last checkpoint, seconds to minutes) and a session's return after
-#: its keyed state expired (30 min of inactivity); a week covers both with a wide margin. Our choice.
-FACT_MARKER_TTL_S = 7 * 24 * 3600
-
-# KEYS: marker, counts hash, experiment index set. ARGV: marker ttl_s, hash field, experiment id.
+# An experiment fact's marker is a field of the session hash, so it expires with the session: a replay
+# after a restore (which decides again what came after the last state write: seconds to minutes) finds
+# it; a session id that returns after its keyed state and its session hash expired (30 min idle, the
+# Google Analytics session definition) is a new session and is counted again (docs/experiments.md).
+# KEYS: session hash, counts hash, experiment index set.
+# ARGV: marker field, session_ttl_s (for a session hash this script creates), counts field, experiment id.
 _ADD_FACT_LUA = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-  redis.call('SADD', KEYS[3], ARGV[3])
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
+  if redis.call('TTL', KEYS[1]) < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+  end
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  redis.call('SADD', KEYS[3], ARGV[4])
   return 1
 end
 return 0
@@ -373,8 +380,9 @@ class RedisActionWriter:
         if trace:
             pipe.xadd(k.trace, {"events": encode_trace(trace)}, maxlen=100_000, approximate=True)
         for experiment_id, arm, metric, bucket_start_ms, session_id in facts:
-            pipe.evalsha(add_fact, 3, k.experiment_fact(experiment_id, metric, session_id), k.experiment(experiment_id),
-                         k.experiments, FACT_MARKER_TTL_S, f"{arm}|{metric}|{bucket_start_ms}", experiment_id)
+            pipe.evalsha(add_fact, 3, k.session(session_id), k.experiment(experiment_id), k.experiments,
+                         k.experiment_fact_field(experiment_id, metric), self.session_ttl_s,
+                         f"{arm}|{metric}|{bucket_start_ms}", experiment_id)
         return bool(pipe.execute()[0])
 
     def close(self) -> None:

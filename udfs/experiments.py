@@ -22,7 +22,8 @@ logged (``arm == "holdout"``), never served.
 **Counting facts.** Each count is a set of sessions: a :class:`Fact` ``(experiment_id, arm, metric,
 bucket_start_ms, session_id)`` is emitted at most once per session, experiment and metric
 (:class:`ExperimentSession` remembers which, in keyed state), and the Redis writer adds it with a
-SET-NX marker per ``(experiment, metric, session)``, so a batch decided again after a restore never
+marker per ``(experiment, metric, session)`` (an HSETNX field of the session's Redis hash, expiring with
+it), so a batch decided again after a restore never
 counts twice (connectors/redis_store.py). Metrics (:data:`METRICS`), per experiment x arm x
 event-time bucket of the event that completed the fact:
 
@@ -152,7 +153,7 @@ def variant_propensity(variant: str | None, explore_pct: float) -> float:
 
 class Fact(NamedTuple):
     """One session counted once in one metric: ``HINCRBY {p}exp:{experiment_id}
-    "{arm}|{metric}|{bucket_start_ms}" 1``, guarded by a marker per (experiment, metric, session)."""
+    "{arm}|{metric}|{bucket_start_ms}" 1``, guarded by a marker field per (experiment, metric) in the session's Redis hash."""
 
     experiment_id: str
     arm: str

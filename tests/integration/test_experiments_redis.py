@@ -105,13 +105,18 @@ def test_experiment_counts_are_exact_when_facts_are_written_again(stack, redis_c
     try:
         writer.write([], {}, {}, {}, facts=result.facts)
         writer.write([], {}, {}, {}, facts=result.facts[: len(result.facts) // 2])  # a replay after a restore
+        # the session summaries written between (HSET of the counts) keep the marker fields of the hash
+        writer.write([], {f"s{i}": {"applied": 1} for i in range(40)}, {}, {}, facts=result.facts)
     finally:
         writer.close()
     stored = {field: int(n) for field, n in redis.hgetall(f"{prefix}exp:{EXP}").items()}
     assert stored == fold_facts(result.facts)[EXP]
     assert sum(n for field, n in stored.items() if "|sessions|" in field) == 40
     assert redis.smembers(f"{prefix}experiments") == {EXP, "shallow_engagement@1"}
-    assert redis.ttl(f"{prefix}expfact:{EXP}:sessions:s0") > 0
+    # the markers are fields of the session hash and expire with it: no key of their own (issue 19)
+    assert redis.hget(f"{prefix}session:s0", f"fact:{EXP}:sessions") == "1"
+    assert 0 < redis.ttl(f"{prefix}session:s0") <= JobConfig().session_ttl_s
+    assert not list(redis.scan_iter(match=f"{prefix}expfact:*"))
 
 
 def test_report_command_reads_the_counts_and_flags_a_skewed_split(stack, redis_client, tmp_path):
