@@ -2,20 +2,24 @@
 
 1. starts the collector (``POST /v1/events``, the decision API and the demo product page) on
    http://127.0.0.1:8088/demo/ and the personalization job, live, on the local mini-cluster;
-2. replays real recorded sessions into ``signals.raw`` (OTTO clicks/carts/orders, Balabit mouse
-   trajectories, YOOCHOOSE clicks; ``--limit-per-source``), shifted to now, plus the source article's
-   laptop visitor and a quick leaver;
+2. replays real recorded sessions into the demo's own ``signals.raw`` (OTTO clicks/carts/orders, Balabit
+   mouse trajectories, YOOCHOOSE clicks; ``--limit-per-source``), shifted to now, plus the source
+   article's laptop visitor and a quick leaver. The demo's topics carry the run's prefix
+   (``INTENTFLOW_TOPIC_PREFIX=demo<time>.``, deleted at the end), so nothing another job or a ruleset
+   published to the stack's rules topic does reaches the demo, and the demo reaches nothing else;
 3. prints actions as the job writes them to Redis, then a summary: events in, how each ended (applied,
    suppressed by the noise filter, deduplicated, late, DLQ), actions per rule, throughput and the
    append->readable latency of every event (the job's trace stream);
-4. SIMULATION (``--simulate-visitors``, udfs/simulation.py): seeded simulated visitors through the same
-   collector, job and decision API, in the demo's experiment (its ruleset holds the default rules with a
-   50 % holdout, experiment ``simulation-demo-<time>``), then the experiment report (docs/experiments.md);
+4. SIMULATION (``--simulate-visitors``, udfs/simulation.py): the default rules with a 50 % holdout
+   experiment ``simulation-demo-<time>`` are published to the demo's rules topic (hot reload) and, once
+   the job runs them, seeded simulated visitors go through the same collector, job and decision API;
+   then the experiment report (docs/experiments.md). Only simulated visitors are in that experiment: the
+   replayed sessions ran before it existed (they come in clusters of one visitor's many sessions, which
+   would skew the per-arm session counts that the sample-ratio check reads);
 5. with ``--serve`` keeps the page up until Ctrl-C; then stops the job and the collector.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -58,6 +62,22 @@ def _stop(proc: subprocess.Popen | None) -> None:
             pass
 
 
+def _delete_topics(settings) -> None:
+    """Delete the demo run's own topics (``settings.topics``, prefixed); a failure is only reported."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000,
+                                 **kafka_client_kwargs())
+        try:
+            admin.delete_topics(list(settings.topics.all()))
+        finally:
+            admin.close()
+    except KafkaError as exc:
+        click.echo(f"could not delete the demo's topics {sorted(settings.topics.all())}: {exc}", err=True)
+
+
 def _percentile(values: list[int], pct: float) -> float:
     """Nearest-rank percentile (values sorted here)."""
     if not values:
@@ -90,6 +110,45 @@ def _wait_ready(client, rp: str, job: subprocess.Popen, bootstrap: str, topic: s
         time.sleep(0.3)
 
 
+def _publish_experiment(client, rp: str, job: subprocess.Popen, settings, experiment_id: str,
+                        timeout_s: float) -> None:
+    """Publish the default rules with the demo's experiment to the demo's rules topic and wait until the
+    job decides with them: a bot probe event (counted in no experiment) is sent until the probe session's
+    summary in Redis carries the new ``rules_version``.
+
+    Raises:
+        click.ClickException: the job exited, or did not run the new ruleset within ``timeout_s``.
+    """
+    from kafka import KafkaProducer
+
+    from connectors.rules_topic import publish_ruleset
+    from intentflow.simulate import simulation_ruleset
+    from udfs.contract import dumps_event, make_event
+
+    ruleset = simulation_ruleset(experiment_id, DEMO_HOLDOUT_PCT,
+                                 rules_version=f"{time.strftime('%Y-%m-%d')}.{int(time.time())}")
+    publish_ruleset(ruleset, settings.kafka_bootstrap, settings.topics.rules)
+    probe_id = f"demo-ruleset-probe-{uuid.uuid4().hex[:6]}"
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, **kafka_client_kwargs())
+    deadline, sent = time.monotonic() + timeout_s, 0
+    try:
+        while client.hget(RedisKeys(rp).session(probe_id), "rules_version") != ruleset["rules_version"]:
+            if job.poll() is not None:
+                raise click.ClickException(f"the job exited with code {job.returncode}; log: "
+                                           f"{ROOT / '.stack/logs/demo-job.log'}")
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"the job did not run the experiment's ruleset within {timeout_s:.0f} s")
+            event = make_event("page_view", session_id=probe_id, client_ts_ms=int(time.time() * 1000),
+                               source_key=f"{probe_id}-{sent}", props={"title": "ruleset probe"},
+                               context={"is_bot": True})
+            producer.send(settings.topics.raw, key=probe_id.encode(), value=dumps_event(event))
+            producer.flush(10)
+            sent += 1
+            time.sleep(1.0)
+    finally:
+        producer.close()
+
+
 def _simulated_experiment(redis_url: str, rp: str, experiment_id: str, visitors: int) -> None:
     """SIMULATION: seeded visitors through the demo's collector and job, then the experiment report."""
     import asyncio
@@ -105,8 +164,7 @@ def _simulated_experiment(redis_url: str, rp: str, experiment_id: str, visitors:
                                       experiment_id=experiment_id, holdout_pct=DEMO_HOLDOUT_PCT,
                                       run_id=experiment_id, rate_per_s=50))
     if not result.decided:
-        click.echo("SIMULATION: no visitor was decided in the demo's experiment (a ruleset published to the rules "
-                   "topic overrides the demo's); no report")
+        click.echo("SIMULATION: no visitor was decided in the demo's experiment; no report")
         return
     fields = wait_for_counts(redis_url, rp, experiment_id, result)
     shares = {"holdout": DEMO_HOLDOUT_PCT / 100, "personalized": 1 - DEMO_HOLDOUT_PCT / 100}
@@ -132,20 +190,19 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
     from udfs.contract import dumps_event
     from udfs.scenarios import article_session, shallow_session
 
-    settings = stack_settings()
-    create_topics(settings.kafka_bootstrap)
     run_id = time.strftime("%H%M%S")
     rp = f"demo{run_id}:"
+    # the demo's own topics (the collector and the job get the prefix in their environment): another
+    # job's traffic or ruleset never reaches the demo
+    topic_prefix = f"demo{run_id}."
+    # the simulated visitors all come from one address: no per-client rate limit on the demo's collector
+    env = dict(os.environ, INTENTFLOW_REDIS_PREFIX=rp, INTENTFLOW_RATE_LIMIT_PER_S="0",
+               INTENTFLOW_TOPIC_PREFIX=topic_prefix)
+    settings = stack_settings(env)
+    create_topics(settings.kafka_bootstrap, prefix=topic_prefix)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     logs = ROOT / ".stack" / "logs"
-    # the simulated visitors all come from one address: no per-client rate limit on the demo's collector
-    env = dict(os.environ, INTENTFLOW_REDIS_PREFIX=rp, INTENTFLOW_RATE_LIMIT_PER_S="0")
-    from intentflow.simulate import simulation_ruleset
-
     experiment_id = f"simulation-demo-{run_id}"
-    rules_path = ROOT / ".stack" / f"demo-rules-{run_id}.json"
-    rules_path.parent.mkdir(parents=True, exist_ok=True)
-    rules_path.write_text(json.dumps(simulation_ruleset(experiment_id, DEMO_HOLDOUT_PCT)))
     collector = job = None
     try:
         if port_open(COLLECTOR_PORT):
@@ -155,18 +212,19 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
         # from the demo's start time, not "latest": latest is resolved when the source starts, seconds
         # after the warm-up event below was produced
         job = _start([sys.executable, "-m", "jobs.personalization", "--from-ts-ms", str(int(time.time() * 1000)),
-                      "--redis-prefix", rp, "--rules-file", str(rules_path),
+                      "--redis-prefix", rp,
                       "--group-id", f"demo-{run_id}", "--trace-every-n", "1"], logs / "demo-job.log", env)
         click.echo(f"demo page:     http://127.0.0.1:{COLLECTOR_PORT}/demo/   (decisions under Redis prefix {rp})")
         click.echo(f"job log:       {logs / 'demo-job.log'}\nstarting the job on the local mini-cluster ...")
         _wait_ready(client, rp, job, settings.kafka_bootstrap, settings.topics.raw, timeout_s)
-        click.echo("job is live. Replaying real data sets into signals.raw (shifted to now):")
+        click.echo(f"job is live. Replaying real data sets into {settings.topics.raw} (shifted to now):")
 
         produced = 0
         started = time.time()
         for source in DEMO_SOURCES:
             try:
-                summary = replay(source, limit=limit_per_source, shift_to_now=True, progress=False)
+                summary = replay(source, limit=limit_per_source, shift_to_now=True, progress=False,
+                                 topic=settings.topics.raw, dlq_topic=settings.topics.dlq)
             except FileNotFoundError as exc:
                 click.echo(f"  {source:10s} skipped: {exc}")
                 continue
@@ -219,6 +277,7 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
         click.echo(f"  article visitor      {article.get('action')} (rule {article.get('rule_id')})")
         click.echo(f"  quick leaver         {client.hget(f'{rp}action:demo-quick-leaver', 'action')}")
         if simulate_visitors:
+            _publish_experiment(client, rp, job, settings, experiment_id, timeout_s)
             _simulated_experiment(settings.redis_url, rp, experiment_id, simulate_visitors)
         if serve:
             click.echo(f"\nserving http://127.0.0.1:{COLLECTOR_PORT}/demo/ with the job live; Ctrl-C stops.")
@@ -231,4 +290,5 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
         _stop(job)
         _stop(collector)
         client.close()
-        click.echo("stopped the job and the collector.")
+        _delete_topics(settings)
+        click.echo("stopped the job and the collector; deleted the demo's topics.")
