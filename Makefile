@@ -1,8 +1,9 @@
 # intentflow — one command each for a fresh machine:
 #   make demo   set up, start the local stack, replay real data through the job, show actions, stop
 #   make test   set up, start what the tests need, run every test, stop
-#   make chaos  set up, run faults (Redis, broker, collector down; poison; burst) while traffic flows, on
-#               private Kafka/Redis instances, and write docs/reliability.md
+#   make chaos  set up, run faults (Redis, broker, collector down; poison; burst; TaskManager SIGKILL on
+#               the standalone cluster) while traffic flows, on private Kafka/Redis instances, and write
+#               docs/reliability.md
 # Other targets: setup, up, down, status, flink-up, flink-down, bench, train, evaluate, clean.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)

@@ -1,7 +1,7 @@
 """``intentflow chaos``: faults while paced traffic flows, and the accounting of every event (issue 14 item 7).
 
-What runs: a private Kafka broker and a private Redis (``tests/own_broker.py``, ``tests/own_redis.py``:
-own ports and folders, so the shared local stack is never stopped), the collector (``intentflow
+What runs: a private Kafka broker and a private Redis (``intentflow/services/own_broker.py``,
+``own_redis.py``: own ports and folders, so the shared local stack is never stopped), the collector (``intentflow
 collector``, a subprocess) and the live personalization job (``python -m jobs.personalization`` on the
 Flink mini-cluster) against them, and simulated browser tabs that post through the collector like the
 SDK: events captured at a steady rate, flushed every 100 ms in batches of at most 25, a failed request
@@ -13,7 +13,11 @@ traffic goes on, traffic for ``tail_s`` more, then the tabs stop capturing and s
 Faults: ``redis_down`` (stop the Redis server; Redis runs with AOF persistence, ``appendfsync everysec``,
 so a restart keeps its data), ``broker_down`` (stop the broker), ``collector_restart`` (SIGTERM the
 collector, start it again after the fault), ``poison`` (malformed events through the collector and
-garbage records written straight to ``signals.raw``), ``burst`` (ten times the rate).
+garbage records written straight to ``signals.raw``), ``burst`` (ten times the rate), ``tm_kill``
+(SIGKILL the TaskManager that runs the job; start a TaskManager again after the fault). ``tm_kill`` runs
+with the job on the local standalone cluster (flink-conf/: two TaskManagers of one slot each; the job
+fails over to the other one from its latest checkpoint), on services of its own; the other faults run
+with the job on the Flink mini-cluster.
 
 Per phase, once every count has settled (or ``settle_s`` passed):
 
@@ -53,7 +57,9 @@ from intentflow.chaos_services import (ROOT, Services, counted_by_job, duplicate
                                        write_poison)
 from intentflow.chaos_traffic import Tab, TabStats
 
-FAULTS = ("redis_down", "broker_down", "collector_restart", "poison", "burst")
+FAULTS = ("redis_down", "broker_down", "collector_restart", "poison", "burst", "tm_kill")
+#: Faults that need the job on the standalone cluster (a TaskManager of its own to kill).
+CLUSTER_FAULTS = ("tm_kill",)
 
 
 @dataclass
@@ -116,8 +122,9 @@ async def run_phase(services: Services, fault: str, fault_s: float, rate_per_s: 
         poison_records = 0
         service = {"redis_down": (services.redis.stop, services.redis.start),
                    "broker_down": (services.broker.stop, services.broker.start),
-                   "collector_restart": (services.stop_collector, services.start_collector)}.get(fault)
-        if service is not None:  # stop (SIGTERM, as an orderly restart would), stay down fault_s, start
+                   "collector_restart": (services.stop_collector, services.start_collector),
+                   "tm_kill": (services.kill_taskmanager, services.start_taskmanager)}.get(fault)
+        if service is not None:  # stop (SIGTERM, tm_kill: SIGKILL), stay down fault_s, start
             stop, start = service
             await asyncio.to_thread(stop)
             t_stopped = time.monotonic()
@@ -186,7 +193,8 @@ def render_table(results: list[PhaseResult], meta: dict[str, Any]) -> str:
         f"Measured by `intentflow chaos` (`make chaos`) on {meta['date']} on this machine ({meta['cores']} cores, "
         f"shared): {meta['rate_per_s']} events/s from {meta['tabs']} simulated tabs that send like the SDK, "
         f"{meta['fault_s']} s per fault, private Kafka broker and Redis (AOF, `appendfsync everysec`), the "
-        "collector and the live job (Flink mini-cluster). How each figure is counted: `intentflow/chaos.py`.",
+        "collector and the live job (Flink mini-cluster; for `tm_kill` the local standalone cluster, two "
+        "TaskManagers of one slot each). How each figure is counted: `intentflow/chaos.py`.",
         "",
         "| fault | duration (s) | events accepted | accounted for | lost | duplicated effects | "
         "time to recover (s) | job restarts | non-200 answers | notes |",
@@ -202,8 +210,10 @@ def render_table(results: list[PhaseResult], meta: dict[str, Any]) -> str:
         "poison/burst phase; the notes split it into stopping, down and starting. "
         "Targets (issue 14): 0 lost, 0 duplicated effects, recovery within 30 s after the fault ends. "
         "\"Time to recover\" is from the end of the fault until a visitor who arrives then has a session in "
-        "Redis, including the SDK's retry backoff (up to 30 s between tries). Not run here: a TaskManager "
-        "SIGKILL on the standalone cluster (the mini-cluster has no separate TaskManager).",
+        "Redis, including the SDK's retry backoff (up to 30 s between tries). `tm_kill`: SIGKILL of the "
+        "TaskManager JVM that runs the job; the JobManager notices it after two missed heartbeats "
+        "(`heartbeat.interval` 5 s, flink-conf/) and restarts the job on the other TaskManager from its latest "
+        "checkpoint; a TaskManager is started again when the fault ends, as a supervisor would.",
         "",
         "Found by this suite: after a broker restart the collector's kafka-python producer timed out on every "
         "send although the broker was back (503 to every request until the collector was restarted; "
@@ -225,20 +235,28 @@ def run_chaos(faults: tuple[str, ...], fault_s: float, rate_per_s: float, tabs: 
     """
     own_dir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="intentflow-chaos-")) if own_dir else workdir
-    services = Services(workdir)
     results: list[PhaseResult] = []
+    groups = [(False, [f for f in faults if f not in CLUSTER_FAULTS]),
+              (True, [f for f in faults if f in CLUSTER_FAULTS])]
     try:
-        services.start()
-        warm = asyncio.run(_probe(services, "warmup", time.monotonic(), timeout_s=180))
-        if warm is None:
-            raise TimeoutError(f"the job did not process a warm-up event in 180 s; see {services.job_log}")
-        for fault in faults:
-            result = asyncio.run(run_phase(services, fault, fault_s, rate_per_s, tabs, lead_s, tail_s, settle_s))
-            results.append(result)
-            if on_result:
-                on_result(result)
+        for cluster, group in groups:
+            if not group:
+                continue
+            services = Services(workdir / ("cluster" if cluster else "mini-cluster"), cluster=cluster)
+            try:
+                services.start()
+                warm = asyncio.run(_probe(services, "warmup", time.monotonic(), timeout_s=180))
+                if warm is None:
+                    raise TimeoutError(f"the job did not process a warm-up event in 180 s; see {services.job_log}")
+                for fault in group:
+                    result = asyncio.run(run_phase(services, fault, fault_s, rate_per_s, tabs, lead_s, tail_s,
+                                                   settle_s))
+                    results.append(result)
+                    if on_result:
+                        on_result(result)
+            finally:
+                services.stop()
     finally:
-        services.stop()
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)
     return results

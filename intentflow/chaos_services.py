@@ -1,7 +1,14 @@
 """The services of ``intentflow chaos`` and what they counted: a private Kafka broker and Redis
-(``tests/own_broker.py``, ``tests/own_redis.py``: own ports and folders, so the shared local stack is never
-stopped), the collector and the live job as subprocesses; the job's counts per session in Redis, repeated
-actions, and the poison records written to ``signals.raw`` and found again in ``signals.dlq``."""
+(``intentflow/services/own_broker.py``, ``own_redis.py``: own ports and folders, so the shared local
+stack is never stopped), the collector and the live job as subprocesses; the job's counts per session in Redis, repeated
+actions, and the poison records written to ``signals.raw`` and found again in ``signals.dlq``.
+
+With ``cluster=True`` the job runs on the local standalone Flink cluster instead (``flink-conf/``: a
+JobManager and two TaskManagers of one slot each, started here unless one runs already; ``flink run -d``),
+so a TaskManager can be killed: :meth:`Services.kill_taskmanager` SIGKILLs the TaskManager JVM that runs
+the job (found through the REST API and the port it listens on), and the JobManager restarts the job on
+the other one from its latest checkpoint; :meth:`Services.start_taskmanager` starts a TaskManager again,
+as a supervisor (systemd, Kubernetes) would."""
 from __future__ import annotations
 
 import json
@@ -25,9 +32,9 @@ REDIS_PREFIX = "chaos:"
 class Services:
     """The private broker and Redis, the collector subprocess and the live job subprocess."""
 
-    def __init__(self, workdir: Path) -> None:
-        from tests.own_broker import OwnBroker, free_port
-        from tests.own_redis import OwnRedis
+    def __init__(self, workdir: Path, cluster: bool = False) -> None:
+        from intentflow.services.own_broker import OwnBroker, free_port
+        from intentflow.services.own_redis import OwnRedis
 
         self.workdir = workdir
         (workdir / "kafka").mkdir(parents=True, exist_ok=True)
@@ -38,8 +45,12 @@ class Services:
         self.collector: subprocess.Popen | None = None
         self.job: subprocess.Popen | None = None
         self.job_log = workdir / "job.log"
+        self.killed_taskmanagers: list[int] = []
         self.job_name = f"intentflow-chaos-{uuid.uuid4().hex[:8]}"
         self.topic_prefix = f"chaos{uuid.uuid4().hex[:6]}."
+        self.cluster = cluster
+        self.cluster_started_here = False
+        self.job_id: str | None = None
         self.env = {**os.environ, "INTENTFLOW_KAFKA_BOOTSTRAP": self.broker.bootstrap,
                     "INTENTFLOW_REDIS_URL": self.redis.url(), "INTENTFLOW_TOPIC_PREFIX": self.topic_prefix,
                     "INTENTFLOW_RATE_LIMIT_PER_S": "0", "PYTHONPATH": str(ROOT)}
@@ -55,12 +66,66 @@ class Services:
         self.redis.start()
         create_topics(self.broker.bootstrap, prefix=self.topic_prefix)
         self.start_collector()
+        job_args = ["--redis-prefix", REDIS_PREFIX, "--start", "earliest", "--group-id", "chaos",
+                    "--window-ms", "20",
+                    "--checkpoint-dir", str(self.workdir / "checkpoints"), "--job-name", self.job_name]
+        if self.cluster:
+            self._submit_to_cluster(job_args)
+            return
         log = open(self.job_log, "ab")
-        self.job = subprocess.Popen(
-            [sys.executable, "-m", "jobs.personalization", "--redis-prefix", REDIS_PREFIX, "--start", "earliest",
-             "--group-id", "chaos", "--window-ms", "20", "--checkpoint-dir", str(self.workdir / "checkpoints"),
-             "--job-name", self.job_name],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.job = subprocess.Popen([sys.executable, "-m", "jobs.personalization", *job_args],
+                                    cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _submit_to_cluster(self, job_args: list[str]) -> None:
+        from intentflow.services import flink_cluster
+
+        self.cluster_started_here = not flink_cluster.flink_pids()
+        flink_cluster.start_flink_cluster()
+        flink = flink_cluster.flink_home() / "bin" / "flink"
+        res = subprocess.run(["bash", str(flink), "run", "-d", "-py", str(ROOT / "jobs" / "personalization.py"),
+                              "-pyexec", sys.executable, "-pyclientexec", sys.executable, *job_args],
+                             cwd=ROOT, env={**flink_cluster.standalone_flink_env(), **self.env},
+                             capture_output=True, text=True, timeout=300)
+        self.job_log.write_text(res.stdout + res.stderr)
+        found = re.search(r"JobID ([0-9a-f]{32})", res.stdout + res.stderr)
+        if res.returncode != 0 or not found:
+            raise RuntimeError(f"flink run -d failed ({res.returncode}); see {self.job_log}")
+        self.job_id = found.group(1)
+
+    def _rest(self):
+        from intentflow.flink_rest import FlinkRest
+
+        return FlinkRest()
+
+    def kill_taskmanager(self) -> None:
+        """SIGKILL the TaskManager JVM that runs the job (cluster mode), found by the RPC port in its REST
+        ``path``; wait until the JobManager has noticed (the job left RUNNING) or 60 s passed.
+
+        Raises:
+            RuntimeError: not in cluster mode, or no TaskManager of the job could be found.
+        """
+        if not self.cluster or self.job_id is None:
+            raise RuntimeError("kill_taskmanager needs the job on the standalone cluster (Services(cluster=True))")
+        rest = self._rest()
+        ids = _wait(lambda: rest.job_taskmanager_ids(self.job_id), 60, "the job's TaskManager")
+        tm = next(t for t in rest.taskmanagers() if t["id"] in ids)
+        port = int(re.search(r"@[^:/]+:(\d+)/", tm["path"]).group(1))
+        pid = _listening_pid(port)
+        os.kill(pid, signal.SIGKILL)
+        self.killed_taskmanagers.append(pid)
+        _wait(lambda: rest.job_state(self.job_id) != "RUNNING" or len(rest.taskmanagers()) < 2, 60,
+              "the JobManager to notice the lost TaskManager")
+
+    def start_taskmanager(self) -> None:
+        """Start one more TaskManager of the standalone cluster (``bin/taskmanager.sh start``) and wait until
+        the JobManager lists two again (raises TimeoutError after 120 s)."""
+        from intentflow.services import flink_cluster
+
+        script = flink_cluster.flink_home() / "bin" / "taskmanager.sh"
+        subprocess.run(["bash", str(script), "start"], env=flink_cluster.standalone_flink_env(), check=True,
+                       capture_output=True, timeout=60)
+        rest = self._rest()
+        _wait(lambda: len(rest.taskmanagers()) >= 2, 120, "two TaskManagers")
 
     def start_collector(self) -> None:
         log = open(self.workdir / "collector.log", "ab")
@@ -81,19 +146,49 @@ class Services:
         from operators.layout import LOGS
 
         pattern = re.compile(rf"Job {re.escape(self.job_name)} \(\w+\) switched from state \w+ to RESTARTING")
+        # the mini-cluster logs in flink-*-python-*.log, the standalone JobManager in flink-*-standalonesession-*
         return sum(len(pattern.findall(path.read_text(errors="replace")))
-                   for path in (LOGS / "flink").glob("flink-*-python-*.log*"))
+                   for pattern_glob in ("flink-*-python-*.log*", "flink-*-standalonesession-*.log*")
+                   for path in (LOGS / "flink").glob(pattern_glob))
 
     def job_alive(self) -> bool:
+        if self.cluster:
+            from intentflow.flink_rest import FlinkRestError
+
+            try:
+                return self.job_id is not None and self._rest().job_state(self.job_id) not in (
+                    "FAILED", "CANCELED", "FINISHED", "SUSPENDED")
+            except FlinkRestError:
+                return False
         return self.job is not None and self.job.poll() is None
 
     def stop(self) -> None:
+        if self.cluster:
+            from intentflow.flink_rest import FlinkRestError
+            from intentflow.services import flink_cluster
+
+            if self.job_id is not None:
+                try:
+                    self._rest().cancel(self.job_id)
+                except FlinkRestError:
+                    pass
+            if self.cluster_started_here:
+                flink_cluster.stop_flink_cluster()
         if self.job is not None and self.job.poll() is None:
             os.killpg(self.job.pid, signal.SIGKILL)
             self.job.wait(30)
         self.stop_collector()
         self.redis.stop()
         self.broker.stop()
+
+
+def _listening_pid(port: int) -> int:
+    """The pid of the process listening on TCP ``port`` (``ss -Htlnp``). Raises RuntimeError if none."""
+    out = subprocess.run(["ss", "-Htlnp", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"pid=(\d+)", out)
+    if not found:
+        raise RuntimeError(f"no process listens on port {port} (ss: {out.strip()!r})")
+    return int(found.group(1))
 
 
 def _port_open(port: int) -> bool:

@@ -3,7 +3,8 @@ savepoint lifecycle, and where a job can be restored from.
 
 REST endpoints used (Flink 2.2 REST API, https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/ops/rest_api/):
 ``GET /overview``, ``GET /jobs/overview``, ``GET /jobs/:jid/checkpoints``, ``POST /jobs/:jid/savepoints``,
-``POST /jobs/:jid/stop``, ``GET /jobs/:jid/savepoints/:triggerid``.
+``POST /jobs/:jid/stop``, ``GET /jobs/:jid/savepoints/:triggerid``; for the chaos suite's TaskManager kill
+``GET /taskmanagers``, ``GET /jobs/:jid``, ``GET /jobs/:jid/vertices/:vid/taskmanagers``, ``PATCH /jobs/:jid``.
 
 Restore points: a savepoint (``<savepoint dir>/savepoint-<job>-<id>/_metadata``) or a retained
 checkpoint (``<checkpoint dir>/<job id>/chk-<n>/_metadata``, kept after a cancel:
@@ -120,6 +121,28 @@ class FlinkRest:
         ``start-time`` epoch ms, ``duration`` ms, ``tasks``)."""
         return sorted(self._call("GET", "/jobs/overview").get("jobs", []), key=lambda j: j.get("start-time", 0),
                       reverse=True)
+
+    def taskmanagers(self) -> list[dict]:
+        """``GET /taskmanagers``: each TaskManager's ``id``, ``path`` (its RPC address,
+        ``pekko.tcp://flink@<host>:<port>/user/rpc/taskmanager_<n>``), ``slotsNumber``, ``freeSlots``."""
+        return self._call("GET", "/taskmanagers").get("taskmanagers", [])
+
+    def job_state(self, job_id: str) -> str:
+        """``GET /jobs/:jid``: the job's ``state`` (``RUNNING``, ``RESTARTING``, ``FAILED``, ...)."""
+        return self._call("GET", f"/jobs/{job_id}")["state"]
+
+    def job_taskmanager_ids(self, job_id: str) -> set[str]:
+        """Ids of the TaskManagers that run a subtask of the job (``GET /jobs/:jid``, then
+        ``GET /jobs/:jid/vertices/:vid/taskmanagers`` per vertex, field ``taskmanager-id``)."""
+        out: set[str] = set()
+        for vertex in self._call("GET", f"/jobs/{job_id}").get("vertices", []):
+            info = self._call("GET", f"/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")
+            out.update(tm["taskmanager-id"] for tm in info.get("taskmanagers", []) if tm.get("taskmanager-id"))
+        return out
+
+    def cancel(self, job_id: str) -> None:
+        """``PATCH /jobs/:jid?mode=cancel``."""
+        self._call("PATCH", f"/jobs/{job_id}?mode=cancel")
 
     def checkpoints(self, job_id: str) -> dict:
         """``GET /jobs/:jid/checkpoints``: ``counts``, ``latest`` {completed, savepoint, failed, restored}, ``history``."""

@@ -12,7 +12,7 @@ import threading
 from aiohttp import web
 
 from collector.access_log import PrefixAccessLogger
-from tests.own_broker import free_port
+from intentflow.services.own_broker import free_port
 
 #: Longest wait for the server to come up or shut down, s.
 START_STOP_TIMEOUT_S = 30

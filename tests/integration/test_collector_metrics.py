@@ -15,7 +15,7 @@ from collector.app import create_app
 from collector.settings import collector_settings
 from collector.decision import DecisionSettings, register
 from collector.metrics import METRICS_KEY
-from tests.own_broker import free_port
+from intentflow.services.own_broker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from collector.producer import KafkaUnavailable, Producer
 from collector.settings import collector_settings
 from intentflow.services.kafka_broker import create_topics
 from tests.job_support import read_records
-from tests.own_broker import OwnBroker
+from intentflow.services.own_broker import OwnBroker
 from udfs.config import JobConfig, Topics
 from udfs.contract import parse_event
 from udfs.decide import Decider, decide_all

@@ -1,7 +1,7 @@
 """Kafka SASL and TLS settings reach the collector, the CLI's clients and the job (issue 14 item 6).
 
-A private broker (tests/own_broker.py, never the shared one) gets two more listeners with mechanism
-``PLAIN`` and one user: ``SASL_PLAINTEXT``, and ``SASL_SSL`` with a self-signed certificate for
+A private broker (intentflow/services/own_broker.py, never the shared one) gets two more listeners
+with mechanism ``PLAIN`` and one user: ``SASL_PLAINTEXT``, and ``SASL_SSL`` with a self-signed certificate for
 127.0.0.1 made by keytool (the clients trust it through ``INTENTFLOW_KAFKA_SSL_CAFILE`` and check the
 host name against it). The test runs once per listener; every client connects to that listener only,
 configured by nothing but the ``INTENTFLOW_KAFKA_*`` environment variables of udfs.config:
@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector.app import create_app
 from collector.settings import collector_settings
 from intentflow.services.kafka_broker import create_topics
-from tests.own_broker import OwnBroker, free_port
+from intentflow.services.own_broker import OwnBroker, free_port
 from udfs.config import Topics, kafka_client_kwargs
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink]

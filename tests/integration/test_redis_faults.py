@@ -1,6 +1,6 @@
 """Redis outages are waited out and Redis AUTH reaches every client (issue 14, case 4 and item 6).
 
-Each test runs its own redis-server (tests/own_redis.py) with ``requirepass`` (and an ACL user), never
+Each test runs its own redis-server (intentflow/services/own_redis.py) with ``requirepass`` (and an ACL user), never
 the shared one, so it can stop it:
 
 - the action writer (``connectors.redis_store``) blocks through an outage and writes everything after
@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector.decision import decision_settings, register
 from connectors.redis_store import RedisActionWriter
-from tests.own_redis import OwnRedis
+from intentflow.services.own_redis import OwnRedis
 from udfs.config import stack_settings
 
 pytestmark = pytest.mark.integration

@@ -68,7 +68,7 @@ def test_redis_credentials_from_the_environment_reach_the_url_of_every_redis_cli
 _KAFKA_CLIENTS = {"KafkaProducer", "KafkaConsumer", "KafkaAdminClient"}
 _LOCAL_STACK_PROBE = 'f"127.0.0.1:{KAFKA_PORT}"'  # intentflow.services.kafka_broker's health probe of its own plaintext broker
 #: Modules whose clients only talk to a broker they start themselves (plaintext, loopback).
-_OWN_BROKER_ONLY = {"intentflow/chaos_services.py"}
+_OWN_BROKER_ONLY = {"intentflow/chaos_services.py", "intentflow/services/own_broker.py"}
 
 
 def test_every_kafka_client_of_the_services_and_cli_takes_the_security_settings():

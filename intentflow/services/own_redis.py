@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from operators.layout import ROOT
-from tests.own_broker import free_port
+from intentflow.services.own_broker import free_port
 
 #: Longest wait for the server to answer after a (re)start, s.
 START_TIMEOUT_S = 30.0
