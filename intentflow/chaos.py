@@ -212,8 +212,9 @@ def render_table(results: list[PhaseResult], meta: dict[str, Any]) -> str:
         "\"Time to recover\" is from the end of the fault until a visitor who arrives then has a session in "
         "Redis, including the SDK's retry backoff (up to 30 s between tries). `tm_kill`: SIGKILL of the "
         "TaskManager JVM that runs the job; the JobManager notices it after two missed heartbeats "
-        "(`heartbeat.interval` 5 s, flink-conf/) and restarts the job on the other TaskManager from its latest "
-        "checkpoint; a TaskManager is started again when the fault ends, as a supervisor would.",
+        "(`heartbeat.interval` 5 s, flink-conf/; \"stopping\" in the notes runs until it did) and restarts the "
+        "job on the other TaskManager from its latest checkpoint; a TaskManager is started again when the "
+        "fault ends, as a supervisor would.",
         "",
         "Found by this suite: after a broker restart the collector's kafka-python producer timed out on every "
         "send although the broker was back (503 to every request until the collector was restarted; "
