@@ -45,7 +45,6 @@ class Services:
         self.collector: subprocess.Popen | None = None
         self.job: subprocess.Popen | None = None
         self.job_log = workdir / "job.log"
-        self.killed_taskmanagers: list[int] = []
         self.job_name = f"intentflow-chaos-{uuid.uuid4().hex[:8]}"
         self.topic_prefix = f"chaos{uuid.uuid4().hex[:6]}."
         self.cluster = cluster
@@ -112,7 +111,6 @@ class Services:
         port = int(re.search(r"@[^:/]+:(\d+)/", tm["path"]).group(1))
         pid = _listening_pid(port)
         os.kill(pid, signal.SIGKILL)
-        self.killed_taskmanagers.append(pid)
         _wait(lambda: rest.job_state(self.job_id) != "RUNNING" or len(rest.taskmanagers()) < 2, 60,
               "the JobManager to notice the lost TaskManager")
 
