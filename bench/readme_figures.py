@@ -177,7 +177,9 @@ def _soak(r: dict) -> str:
             f"{_n(r.get('concurrent_sessions'))} sessions active at once")
     if in_state is not None:
         text += f" ({_n(in_state)} in state at the end, TTL {_n(r.get('session_ttl_s'))} s)"
-    for key, label in (("heap_used_min_bytes", "heap floor"), ("redis_used_memory_bytes", "Redis memory")):
+    heap_key = "heap_live_bytes" if (slopes.get("heap_live_bytes") or {}).get("slope") is not None else "heap_used_min_bytes"
+    heap_label = "live heap (after a forced full GC)" if heap_key == "heap_live_bytes" else "heap floor"
+    for key, label in ((heap_key, heap_label), ("redis_used_memory_bytes", "Redis memory")):
         fit = slopes.get(key) or {}
         if fit.get("slope") is None:
             continue

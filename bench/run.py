@@ -97,19 +97,25 @@ RESULTS = ROOT / "bench" / "results"
 @click.option("--soak-session-ttl-s", type=int, default=1800, show_default=True,
               help="Session state and Redis TTL of the soak's job (the job's default is 1800; a soak shorter "
                    "than ~2x the TTL cannot show eviction, so a short soak lowers it, recorded in the results).")
+@click.option("--soak-heap-mb", type=int, default=3072, show_default=True,
+              help="Fixed Java heap of the soak's job (-Xms = -Xmx), MiB; 0: the JVM's default (a quarter of RAM, "
+                   "grown as G1 likes, which makes the heap floor drift without a leak).")
+@click.option("--soak-live-heap-every-min", type=int, default=3, show_default=True,
+              help="Force a full GC and record the live heap every this many soak minutes (the leak test); 0: never.")
 @click.option("--soak-warmup-min", type=float, default=None,
               help="Minutes left out of the slope fits [default: TTL + 2 min].")
 @click.option("--no-recovery", is_flag=True, help="--sessions without the SIGKILL/recovery step.")
 def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_targets, window_ms, parallelism, drain_timeout_s, flink_conf,
               breakdown_level, profile_s, seed, out, session_counts, soak_min, rate_eps, soak_sessions,
-              soak_session_ttl_s, soak_warmup_min, no_recovery) -> None:
+              soak_session_ttl_s, soak_heap_mb, soak_live_heap_every_min, soak_warmup_min, no_recovery) -> None:
     """End-to-end latency and throughput of the job against the plain-Python baseline (issue 7); with
     --sessions or --soak-min, cost as the work grows (issue 19, bench/scale.py)."""
     import redis
 
     if session_counts or soak_min:
         return scale_cmd(session_counts, soak_min, rate_eps, duration_s, window_ms, seed, out, soak_sessions,
-                         soak_session_ttl_s, soak_warmup_min, not no_recovery, profile_s)
+                         soak_session_ttl_s, soak_warmup_min, not no_recovery, profile_s,
+                         soak_heap_mb=soak_heap_mb, soak_live_heap_every_min=soak_live_heap_every_min)
     out = out or str(RESULTS / "latest.json")
 
     from bench.loadgen import build_templates
@@ -203,7 +209,8 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
 
 def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s: float, window_ms: int, seed: int,
               out: str | None, soak_sessions: int, soak_session_ttl_s: int, soak_warmup_min: float | None,
-              recovery: bool, profile_s: float = 0.0) -> None:
+              recovery: bool, profile_s: float = 0.0, soak_heap_mb: int = 0,
+              soak_live_heap_every_min: int = 0) -> None:
     """``--sessions`` and ``--soak-min`` (bench/scale.py): results in sessions.json / soak.json with a plot."""
     import subprocess
 
@@ -259,13 +266,15 @@ def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s:
         path = Path(out) if out and not session_counts else RESULTS / "soak.json"
         warm = soak_warmup_min if soak_warmup_min is not None else soak_session_ttl_s / 60.0 + 2.0
         results = {**base, "config": {"minutes": soak_min, "rate_eps": rate_eps, "concurrent_sessions": soak_sessions,
-                                      "session_ttl_s": soak_session_ttl_s, "warmup_min": warm, "seed": seed}}
+                                      "session_ttl_s": soak_session_ttl_s, "warmup_min": warm, "seed": seed,
+                                      "heap_mb": soak_heap_mb, "live_heap_every_min": soak_live_heap_every_min}}
 
         def checkpoint_file(partial: dict) -> None:
             write({**results, **partial}, path, plot_soak)
 
         soak = run_soak(soak_min, run_tag, templates, seed, run_id, rate_eps, soak_sessions, soak_session_ttl_s,
-                        window_ms, run_dir, say, warm, on_minute=checkpoint_file)
+                        window_ms, run_dir, say, warm, on_minute=checkpoint_file, heap_mb=soak_heap_mb,
+                        live_heap_every_min=soak_live_heap_every_min)
         results.update(soak)
         results["total_min"] = len(soak["minutes"])
         write(results, path, plot_soak)

@@ -6,7 +6,12 @@ load built from real sessions, see bench/loadgen.py), and read the job's own fig
 
 * **latency**: append -> readable per event (bench/levels.py ``read_trace``), nearest-rank p50/p99;
 * **heap**: ``Status.JVM.Memory.Heap.Used`` of the mini-cluster's TaskManager (bench/flinkrest.py; the
-  JVM also hosts the JobManager and the embedded CPython, whose memory is *not* Java heap);
+  JVM also hosts the JobManager and the embedded CPython, whose memory is *not* Java heap); the soak also
+  measures the **live heap**: heap used right after a full collection it forces (``jcmd <pid> GC.run``,
+  then ``GC.heap_info``) every ``live_heap_every_min`` minutes, with the JVM's heap fixed (``-Xms = -Xmx``).
+  The floor of the 5-s samples is not a leak test on its own: G1 grows the committed heap while it may,
+  and old-generation garbage stays until a mixed collection, so the floor can climb with no leak at all
+  (two 60-min soaks of the same code gave -11.9 and +13.6 MiB/min);
 * **RSS**: ``VmRSS`` of the job's JVM (Java heap + the embedded CPython with its Python copy of the
   sessions + everything else of the process);
 * **Flink state**: ``state_size`` of the latest completed checkpoint (hashmap backend, full snapshots:
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -143,7 +149,8 @@ def _summary(rows: list[dict], key: str) -> dict:
 class JobRun:
     """The job under test with its topic, Redis prefix, producer, REST endpoint and memory sampler."""
 
-    def __init__(self, label: str, run_tag: str, run_dir: Path, window_ms: int, job_config: dict, say) -> None:
+    def __init__(self, label: str, run_tag: str, run_dir: Path, window_ms: int, job_config: dict, say,
+                 jvm_args: str = "") -> None:
         import redis
 
         from bench.loadgen import make_producer
@@ -158,6 +165,7 @@ class JobRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.window_ms = window_ms
         self.job_config = job_config
+        self.jvm_args = jvm_args
         self.say = say
         create_topics(self.settings.kafka_bootstrap, prefix=self.prefix)
         self.r = redis.Redis.from_url(self.settings.redis_url)
@@ -171,7 +179,8 @@ class JobRun:
         conf: dict = {JOB_CONFIG_KEY: self.job_config} if self.job_config else {}
         if restore_path:
             conf["execution.state-recovery.path"] = restore_path
-        self.proc = start_target("job", self.prefix, self.rp, self.run_dir, self.window_ms, 1, conf)
+        self.proc = start_target("job", self.prefix, self.rp, self.run_dir, self.window_ms, 1, conf,
+                                 jvm_args=self.jvm_args)
 
     def processed(self) -> int:
         return int(self.r.hget(self.rp + "stats", "events") or 0)
@@ -356,18 +365,57 @@ def _recover(job: JobRun, stream, rate_eps: float, say, label: str, caught_up_ms
     return fig
 
 
+_HEAP_INFO_USED = re.compile(r"garbage-first heap\s+total (\d+)K, used (\d+)K")
+
+
+def parse_heap_info(text: str) -> tuple[int, int] | None:
+    """(total, used) heap bytes from the first line of ``jcmd <pid> GC.heap_info`` (G1:
+    ``garbage-first heap   total 3145728K, used 712345K [...]``), or None for another collector's output."""
+    m = _HEAP_INFO_USED.search(text)
+    return (int(m.group(1)) * 1024, int(m.group(2)) * 1024) if m else None
+
+
+def live_heap(jvm_pid: int, timeout_s: float = 120.0) -> dict:
+    """Force a full collection of the JVM ``jvm_pid`` and read the heap used after it.
+
+    Returns ``{"heap_live_bytes": int | None, "forced_gc_s": float}``: bytes still referenced after
+    ``jcmd <pid> GC.run`` (``System.gc()``, a stop-the-world full collection with G1), and how long the
+    command took (an upper bound of the pause the job saw; the minute after it carries that pause in its
+    p99). Errors of ``jcmd`` leave ``heap_live_bytes`` None.
+    """
+    t0 = time.monotonic()
+    try:
+        subprocess.run(["jcmd", str(jvm_pid), "GC.run"], capture_output=True, text=True, timeout=timeout_s,
+                       check=True)
+        gc_s = time.monotonic() - t0
+        info = subprocess.run(["jcmd", str(jvm_pid), "GC.heap_info"], capture_output=True, text=True,
+                              timeout=timeout_s, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"heap_live_bytes": None, "forced_gc_s": round(time.monotonic() - t0, 2)}
+    parsed = parse_heap_info(info)
+    return {"heap_live_bytes": parsed[1] if parsed else None, "forced_gc_s": round(gc_s, 2)}
+
+
 def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, rate_eps: float, concurrent: int,
              session_ttl_s: int, window_ms: int, run_dir: Path, say, warmup_min: float,
-             on_minute=None) -> dict:
-    """``minutes`` at ``rate_eps`` with ``concurrent`` sessions open; the per-minute series and their slopes."""
+             on_minute=None, heap_mb: int = 0, live_heap_every_min: int = 0) -> dict:
+    """``minutes`` at ``rate_eps`` with ``concurrent`` sessions open; the per-minute series and their slopes.
+
+    Args:
+        heap_mb: fixed Java heap of the job's JVM (``-Xms = -Xmx``), MiB; 0 leaves the JVM's default.
+        live_heap_every_min: force a full collection and record the live heap (:func:`live_heap`) at the
+            end of every this many minutes; 0 never.
+    """
     from bench.loadgen import EventStream
 
     label = "soak"
     job_config = {"session_ttl_s": session_ttl_s, "action_ttl_s": session_ttl_s}
-    job = JobRun(label, run_tag, run_dir, window_ms, job_config, say)
+    jvm_args = f"-Xms{heap_mb}m -Xmx{heap_mb}m" if heap_mb else ""
+    job = JobRun(label, run_tag, run_dir, window_ms, job_config, say, jvm_args=jvm_args)
     stream = EventStream(templates, run_id=run_id, seed=seed, concurrent=concurrent)
     out: dict = {"minutes_planned": minutes, "rate_eps": rate_eps, "concurrent_sessions": concurrent,
                  "session_ttl_s": session_ttl_s, "action_ttl_s": session_ttl_s, "warmup_min": warmup_min,
+                 "heap_mb": heap_mb or None, "live_heap_every_min": live_heap_every_min or None,
                  "load_avg_1m_at_start": load_avg_1m(), "minutes": []}
     chunk_s = 10.0
     stop = threading.Event()
@@ -433,9 +481,14 @@ def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, ra
                    # every key family of the prefix, so a slope can be traced to the family that grows
                    "redis_families": {family: {"keys": est["keys"], "bytes": est["total_bytes"]}
                                       for family, est in redis_mem.items() if isinstance(est, dict)}}
+            if live_heap_every_min and (minute + 1) % live_heap_every_min == 0:
+                # after the minute's figures: the pause lands in the next minute, which is marked
+                row.update(live_heap(job.jvm_pid))
+            row["forced_gc_in_minute"] = bool(out["minutes"] and out["minutes"][-1].get("forced_gc_s") is not None)
             out["minutes"].append(row)
             minute += 1
-            say(f"[soak] minute {minute}: p99 {row['p99_ms']} ms, heap {row['heap_used_min_bytes']}-"
+            say(f"[soak] minute {minute}: p99 {row['p99_ms']} ms, live heap {row.get('heap_live_bytes')} B "
+                f"(full GC {row.get('forced_gc_s')} s), heap {row['heap_used_min_bytes']}-"
                 f"{row['heap_used_max_bytes']} B, rss {row['rss_bytes']} B, state {row['checkpoint_state_bytes']} B, "
                 f"{row['sessions_in_state']} sessions, redis prefix {row['redis_prefix_bytes_excl_trace']} B, "
                 f"lag {row['lag_events']}, load {load}")
@@ -454,7 +507,7 @@ def run_soak(minutes: float, run_tag: str, templates, seed: int, run_id: int, ra
 
 
 #: Series of the soak fitted with a line (per minute), and their units.
-SOAK_SERIES = {"heap_used_min_bytes": "bytes/min", "heap_committed_bytes": "bytes/min", "rss_bytes": "bytes/min", "checkpoint_state_bytes": "bytes/min",
+SOAK_SERIES = {"heap_live_bytes": "bytes/min", "heap_used_min_bytes": "bytes/min", "heap_committed_bytes": "bytes/min", "rss_bytes": "bytes/min", "checkpoint_state_bytes": "bytes/min",
                "redis_prefix_bytes_excl_trace": "bytes/min", "redis_session_families_bytes": "bytes/min", "redis_used_memory_bytes": "bytes/min",
                "sessions_in_state": "sessions/min", "p99_ms": "ms/min"}
 

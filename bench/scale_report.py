@@ -110,6 +110,9 @@ def plot_soak(results: dict, path: Path) -> None:
     x = [m["minute"] for m in ms]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     ax = axes[0]
+    live = [(m["minute"], m["heap_live_bytes"] / MIB) for m in ms if m.get("heap_live_bytes") is not None]
+    if live:
+        ax.plot([p[0] for p in live], [p[1] for p in live], "o-", label="live heap (after a forced full GC)")
     for key, label in (("heap_used_min_bytes", "heap used (min of minute)"),
                        ("heap_committed_bytes", "heap committed"), ("rss_bytes", "JVM RSS"),
                        ("checkpoint_state_bytes", "checkpoint state"),

@@ -432,12 +432,14 @@ def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) 
             rec["first_readable_s"] <= 30)
     if soak and soak.get("slopes"):
         sl = soak["slopes"]
-        for key, label in (("heap_used_min_bytes", "heap"), ("redis_session_families_bytes", "Redis (session keys)")):
+        heap_key = "heap_live_bytes" if (sl.get("heap_live_bytes") or {}).get("slope") is not None else "heap_used_min_bytes"
+        heap_label = "live heap (after a forced full GC)" if heap_key == "heap_live_bytes" else "heap floor"
+        for key, label in ((heap_key, heap_label), ("redis_session_families_bytes", "Redis (session keys)")):
             fit = sl.get(key) or {}
             if fit.get("slope") is None:
                 continue
             row(f"soak: {label} slope indistinguishable from 0", f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: "
-                f"{fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) over {fit['n']} min "
+                f"{fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) over {fit['n']} points after the warm-up "
                 f"of a {len(soak['minutes'])}-min soak", fit["flat"])
     return "\n".join(rows)
 

@@ -52,14 +52,19 @@ def quix_python() -> str:
 
 
 def start_target(target: str, prefix: str, redis_prefix: str, run_dir: Path, window_ms: int, parallelism: int,
-                 flink_conf: dict[str, str], from_beginning: bool = False, trace_every_n: int = 1) -> subprocess.Popen:
+                 flink_conf: dict[str, str], from_beginning: bool = False, trace_every_n: int = 1,
+                 jvm_args: str = "") -> subprocess.Popen:
     """Start ``job``, ``baseline`` or ``quix`` in its own process group, logging to ``run_dir``.
 
     Args:
         from_beginning: read the topic from its first offset (drain runs); else from its end.
         trace_every_n: 1 for latency levels (every event traced), 0 for drain runs.
+        jvm_args: options of the job's JVM (mini-cluster), e.g. ``-Xms3g -Xmx3g``; PyFlink's gateway
+            launcher (pyflink/pyflink_gateway_server.py) passes the ``JVM_ARGS`` variable to ``java``.
     """
     env = dict(os.environ, INTENTFLOW_TOPIC_PREFIX=prefix, PYTHONWARNINGS="ignore")
+    if jvm_args:
+        env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} {jvm_args}".strip()
     common = ["--redis-prefix", redis_prefix, "--trace-every-n", str(trace_every_n), "--window-ms", str(window_ms)]
     if target == "job":
         args = ["--start", "earliest" if from_beginning else "latest", *common, "--parallelism", str(parallelism),

@@ -395,3 +395,21 @@ def test_hot_fraction_matches_a_simulation_of_poisson_sessions_between_state_wri
     assert hot_fraction(1e-6, write_s) > 0.999 and hot_fraction(1e6, write_s) < 1e-4
     with pytest.raises(ValueError, match="must be > 0"):
         hot_fraction(0.0, write_s)
+
+
+def test_parse_heap_info_reads_g1_total_and_used():
+    from bench.scale import parse_heap_info
+
+    text = ("12345:\n garbage-first heap   total 3145728K, used 712345K [0x0000000740000000, 0x0000000800000000)\n"
+            "  region size 2048K, 3 young (6144K), 0 survivors (0K)\n")
+    assert parse_heap_info(text) == (3145728 * 1024, 712345 * 1024)
+    assert parse_heap_info("12345:\n def new generation   total 9216K, used 4003K") is None
+
+
+def test_soak_slopes_fit_the_live_heap_only_where_it_was_measured():
+    from bench.scale import soak_slopes
+
+    minutes = [{"minute": i, "heap_used_min_bytes": 100, "p99_ms": 50,
+                **({"heap_live_bytes": 1000 + 10 * i} if i % 3 == 0 else {})} for i in range(1, 31)]
+    fit = soak_slopes(minutes, warmup_min=10)["heap_live_bytes"]
+    assert fit["n"] == 7 and fit["slope"] == pytest.approx(10.0) and fit["flat"] is False
