@@ -1,4 +1,6 @@
-"""The ``rules`` topic: publish a validated ruleset, read the newest one (kafka-python; no Flink, no CLI).
+"""The ``rules`` topic: publish a validated ruleset, read the newest one (kafka-python; no Flink, no CLI);
+and the ``page-rates`` topic: publish a page-rates table (udfs/page_rates.py; read the newest with
+:func:`latest_ruleset_record`, which returns the newest record of any topic).
 
 The job reads the topic into broadcast state and swaps its engine when a valid ruleset arrives
 (``udfs.rules.reload``); the collector serves the newest one to edge clients (``collector.edge``); the
@@ -13,7 +15,8 @@ from typing import Any
 
 #: Kafka record key of every ruleset record.
 RULESET_KEY = b"ruleset"
-
+#: Kafka record key of every page-rates table record (on the ``page-rates`` topic, udfs/page_rates.py).
+PAGE_RATES_KEY = b"page_rates"
 
 
 class MissingTopicError(LookupError):
@@ -38,6 +41,30 @@ def publish_ruleset(ruleset: dict[str, Any], bootstrap: str, topic: str, timeout
     try:
         future = producer.send(topic, key=RULESET_KEY, value=value,
                                headers=[("rules_version", normalized["rules_version"].encode())])
+        meta = future.get(timeout=timeout_s)
+        producer.flush(timeout_s)
+        return meta.partition, meta.offset
+    finally:
+        producer.close(timeout=timeout_s)
+
+
+def publish_page_rates(table, bootstrap: str, topic: str, timeout_s: float = 10.0) -> tuple[int, int]:
+    """Produce a validated :class:`udfs.page_rates.PageRatesTable` to ``topic`` (acks=all, key
+    :data:`PAGE_RATES_KEY`, header ``page_rates_version``); return ``(partition, offset)``.
+
+    Raises:
+        kafka.errors.KafkaError: the broker did not take the record within ``timeout_s``.
+    """
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    from udfs.config import kafka_client_kwargs  # noqa: PLC0415
+
+    # tables can be MBs (MAX_PAGES): allow records up to the broker's default message.max.bytes plus headroom
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, compression_type="gzip",
+                             max_request_size=16 * 2**20, **kafka_client_kwargs())
+    try:
+        future = producer.send(topic, key=PAGE_RATES_KEY, value=table.to_json().encode("utf-8"),
+                               headers=[("page_rates_version", table.version.encode())])
         meta = future.get(timeout=timeout_s)
         producer.flush(timeout_s)
         return meta.partition, meta.offset

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "models.evaluate:evaluate_cmd",
     "gate": "models.gate_cmd:gate_cmd",
     "rules": "intentflow.rules_cmd:rules_cmd",
+    "page-rates": "intentflow.page_rates_cmd:page_rates_cmd",
     "experiments": "intentflow.experiments_cmd:experiments_cmd",
     "simulate": "intentflow.simulate:simulate_cmd",
     "demo": "intentflow.demo:demo_cmd",

@@ -104,22 +104,39 @@ class CollectionEvents:
         return env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-collection")
 
 
+#: How often the rules source looks for its topics' partitions, ms: 30 s (our choice; Flink's default for an
+#: unbounded KafkaSource is 5 min, long for a ``page-rates`` topic created after the job started).
+TOPIC_DISCOVERY_MS = 30_000
+
+
 @dataclass(frozen=True)
 class RulesSource:
-    """Rulesets from the ``rules`` topic (broadcast; the newest valid one wins), on top of a file."""
+    """Rulesets from the ``rules`` topic and page-rates tables from the ``page-rates`` topic (one broadcast
+    stream; the newest valid one of each wins), on top of a ruleset file and an optional table file.
+
+    Both topics are one subscription by pattern, so a ``page-rates`` topic that does not exist yet is not an
+    error: it is picked up within :data:`TOPIC_DISCOVERY_MS` of its creation.
+    """
 
     bootstrap: str
     topic: str
     initial_path: str = str(DEFAULT_RULES_PATH)
     bounded: bool = False
+    page_rates_topic: str | None = None
+    page_rates_path: str | None = None
 
     def stream(self, env, group_id: str, bounded: bool, kafka_properties=None):
-        """Rulesets (JSON str) from the topic, from its beginning; up to its end when ``bounded``."""
+        """Rulesets and tables (JSON str) from the topics, from their beginning; up to their end when ``bounded``."""
+        import re
+
         from pyflink.common import Duration, WatermarkStrategy
         from pyflink.common.serialization import SimpleStringSchema
         from pyflink.datastream.connectors.kafka import KafkaSource
 
-        rb = (KafkaSource.builder().set_bootstrap_servers(self.bootstrap).set_topics(self.topic)
+        topics = [self.topic] + ([self.page_rates_topic] if self.page_rates_topic else [])
+        rb = (KafkaSource.builder().set_bootstrap_servers(self.bootstrap)
+              .set_topic_pattern("^(" + "|".join(re.escape(t) for t in topics) + ")$")
+              .set_property("partition.discovery.interval.ms", str(TOPIC_DISCOVERY_MS))
               .set_group_id(f"{group_id}-rules")
               .set_starting_offsets(_offsets("earliest")).set_value_only_deserializer(SimpleStringSchema()))
         for name, value in (kafka_properties or {}).items():
@@ -136,6 +153,7 @@ class CollectionRules:
 
     values: tuple[str, ...] = ()
     initial_path: str = str(DEFAULT_RULES_PATH)
+    page_rates_path: str | None = None
 
     def stream(self, env, group_id: str, bounded: bool, kafka_properties=None):
         from pyflink.common import Types
@@ -227,8 +245,9 @@ def build_pipeline(env, pipeline: Pipeline):
         :class:`CollectSinks`).
 
     Raises:
-        FileNotFoundError: the initial ruleset or the model is missing.
+        FileNotFoundError: the initial ruleset, the initial page-rates table or the model is missing.
         udfs.rules.RulesetError: the initial ruleset is invalid.
+        udfs.page_rates.PageRatesError: the initial page-rates table is invalid.
     """
     from pyflink.common import Duration, Types, WatermarkStrategy
     from pyflink.datastream.data_stream import DataStream, KeyedStream
@@ -238,8 +257,14 @@ def build_pipeline(env, pipeline: Pipeline):
     from udfs.rules import RuleEngine
 
     cfg = pipeline.config
+    from udfs.page_rates import PageRatesTable
+
     rules_json = Path(pipeline.rules.initial_path).read_text()
     RuleEngine.from_json(rules_json)  # fail fast on an invalid initial ruleset
+    table_path = getattr(pipeline.rules, "page_rates_path", None)
+    page_rates_json = Path(table_path).read_text() if table_path else None
+    if page_rates_json is not None:
+        PageRatesTable.from_json(page_rates_json)  # fail fast on an invalid initial table
     # One shard per key group, fixed by max parallelism: a rescale moves whole shards (udfs/partitioning.py).
     env.set_max_parallelism(cfg.max_parallelism)
 
@@ -276,7 +301,8 @@ def build_pipeline(env, pipeline: Pipeline):
     keyed = KeyedStream(j_keyed, BATCH_TYPE, batches)
     decided = (keyed.connect(rules.broadcast(RULES_STATE))
                .process(DecideMicroBatch(cfg, pipeline.sinks.redis_url, rules_json, pipeline.models_root,
-                                         shard_keys=[int(k) for k in keys_csv.split(",")]),
+                                         shard_keys=[int(k) for k in keys_csv.split(",")],
+                                         page_rates_json=page_rates_json),
                         output_type=OUTPUT_TYPE)
                .name("session-features-score-rules").uid("decide-micro-batch"))
     # Java side again: one String[] per batch -> actions (main output) and DLQ records (side output).
@@ -447,6 +473,9 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
 @click.option("--page-rates/--no-page-rates", default=JobConfig.page_rates, show_default=True,
               help="Cross-session page bounce/exit rates as features (udfs/page_stats.py); breaks exact "
                    "batching invariance and replay = live (see JobConfig.page_rates).")
+@click.option("--page-rates-table", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Page-rates table (udfs/page_rates.py; `intentflow page-rates build`) used until one is "
+                   "published on the page-rates topic (`intentflow page-rates publish`); ignored with --page-rates.")
 @click.option("--gc-freeze/--no-gc-freeze", default=JobConfig.gc_freeze, show_default=True,
               help="Keep CPython's cyclic GC off the session copy (gc.freeze after each state write, a full "
                    "collection once an hour; udfs/gcpolicy.py).")
@@ -474,7 +503,7 @@ def run(pipeline: Pipeline, job_name: str = "intentflow-personalization", checkp
                    "execution.buffer-timeout.interval=10ms). Used by the benchmark's experiments.")
 def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_ms, max_batch_size, parallelism,
             max_parallelism, state_write_interval_ms, allowed_lateness_ms, redis_prefix, session_ttl_s, action_ttl_s,
-            page_rates, gc_freeze,
+            page_rates, page_rates_table, gc_freeze,
             rules_file, models_root, model_version, trace_every_n, checkpoint_dir, checkpoint_interval_ms,
             from_savepoint, prometheus_port, rates_every_s, job_name, flink_conf) -> None:
     """Run the personalization job on the local mini-cluster (or the cluster `flink run` targets)."""
@@ -494,7 +523,10 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
         events = KafkaEvents(settings.kafka_bootstrap, settings.topics.raw, group_id=group_id,
                              start=from_ts_ms if from_ts_ms is not None else start, stop=stop)
     pipeline = Pipeline(events=events,
-                        rules=RulesSource(settings.kafka_bootstrap, settings.topics.rules, rules_file),
+                        rules=RulesSource(settings.kafka_bootstrap, settings.topics.rules, rules_file,
+                                          page_rates_topic=settings.topics.page_rates,
+                                          page_rates_path=str(Path(page_rates_table).resolve())
+                                          if page_rates_table else None),
                         sinks=Sinks(settings.redis_url, settings.kafka_bootstrap, settings.topics.actions,
                                     settings.topics.dlq),
                         config=cfg, models_root=models_root,

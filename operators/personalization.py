@@ -10,8 +10,10 @@ Java->Python crossing:
 
 1. the batch is appended to keyed list state (one state call), so it is checkpointed until its effect is;
 2. parse/validate (``udfs.microbatch.decode_batch``; bad values -> DLQ records with the reason);
-3. with ``JobConfig.page_rates`` (off by default), page views get their page's bounce / exit rates over
-   other sessions (``udfs.page_stats.PageStats``, this subtask's sessions, in memory); decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
+3. page views get their page's bounce / exit rates from the page-rates table in force
+   (``udfs.page_rates.PageRatesTable``: the ``--page-rates-table`` file, then the newest valid table on the
+   broadcast stream; none: no rates), or, with ``JobConfig.page_rates`` (off by default), over other
+   sessions (``udfs.page_stats.PageStats``, this subtask's sessions, in memory); decide (``udfs.decide.Decider``: dedup, event-time order, noise filter, session features, ONE
    ONNX call, rules) reading the shard's sessions from a Python copy (``udfs.microbatch.ShardSessions``);
 4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
@@ -43,7 +45,8 @@ from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, decode_sto
 
 log = logging.getLogger(__name__)
 
-#: Broadcast state holding the ruleset in force (JSON text under key "ruleset").
+#: Broadcast state holding the ruleset in force (JSON text under key "ruleset") and the page-rates table
+#: in force (JSON text under key "page_rates", udfs/page_rates.py).
 RULES_STATE = MapStateDescriptor("rules", Types.STRING(), Types.STRING())
 
 #: Type of the batched stream: ``Row(shard key, [timestamps_csv, value, ...])`` (udfs/microbatch.py).
@@ -65,13 +68,15 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         redis_url: where actions go (``connectors.redis_store.RedisActionWriter``).
         rules_json: the ruleset used until one arrives on the broadcast stream.
         models_root: folder of model versions (default: models/ of this checkout).
+        page_rates_json: the page-rates table used until one arrives on the broadcast stream (None: none).
     """
 
     def __init__(self, config: JobConfig, redis_url: str, rules_json: str, models_root: str | None = None,
-                 shard_keys: list[int] | None = None):
+                 shard_keys: list[int] | None = None, page_rates_json: str | None = None):
         self.config = config
         self.redis_url = redis_url
         self.rules_json = rules_json
+        self.page_rates_json = page_rates_json
         self.models_root = models_root
         self.shard_keys = list(shard_keys or [])
 
@@ -120,8 +125,13 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.decider = Decider(cfg, TimedScorer(self.scorer, self.metrics), RuleEngine.from_json(self.rules_json))
         from udfs.page_stats import PageStats
 
+        from udfs.page_rates import PageRatesTable
+
         #: per-page bounce / exit rates over this subtask's sessions (in memory; udfs/page_stats.py)
         self.page_stats = PageStats()
+        #: the page-rates table in force (udfs/page_rates.py), or None
+        self.page_rates = PageRatesTable.from_json(self.page_rates_json) if self.page_rates_json else None
+        self.page_rates_seen: str | None = None
         self.rules_seen: str | None = None
         self.writer = RedisActionWriter(self.redis_url, cfg.redis_prefix, cfg.action_ttl_s, cfg.session_ttl_s,
                                         cfg.actions_stream_maxlen)
@@ -149,9 +159,28 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             self.decider.set_rules(engine)
         self.rules_seen = text
 
+    def _use_page_rates(self, text: str) -> None:
+        from udfs.page_rates import PageRatesError, PageRatesTable
+
+        self.page_rates_seen = text
+        try:
+            table = PageRatesTable.from_json(text)
+        except PageRatesError as exc:
+            log.warning("page-rates table rejected, keeping %s: %s",
+                        self.page_rates.version if self.page_rates else "none", exc)
+            return
+        self.page_rates = table
+        log.info("page-rates table %s in force (%d pages)", table.version, len(table.pages))
+
     def process_broadcast_element(self, value, ctx: KeyedBroadcastProcessFunction.Context):
-        self._use_rules(value)
-        ctx.get_broadcast_state(RULES_STATE).put("ruleset", value)
+        from udfs.page_rates import is_page_rates_document
+
+        if is_page_rates_document(value):
+            self._use_page_rates(value)
+            ctx.get_broadcast_state(RULES_STATE).put("page_rates", value)
+        else:
+            self._use_rules(value)
+            ctx.get_broadcast_state(RULES_STATE).put("ruleset", value)
         return iter(())
 
     # -- micro-batches --------------------------------------------------------------------------
@@ -172,6 +201,9 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             stored = ctx.get_broadcast_state(RULES_STATE).get("ruleset")
             if stored is not None and stored != self.rules_seen:
                 self._use_rules(stored)
+            stored = ctx.get_broadcast_state(RULES_STATE).get("page_rates")
+            if stored is not None and stored != self.page_rates_seen:
+                self._use_page_rates(stored)
             carried = list(self.pending.get() or [])
             # sessions restored from a checkpoint; any other session is new (no state read for it)
             shard.restore(self.sessions.keys() if not self.sessions.is_empty() else (), int(time.time() * 1000))
@@ -257,6 +289,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         events, dlq = decode_batch(batch)
         if self.config.page_rates:
             self.page_stats.annotate(events)  # page views get their page's cross-session rates
+        elif self.page_rates is not None:
+            self.page_rates.annotate(events)  # ... from the published table in force
         t0 = time.perf_counter_ns()
         result = self.decider.decide(events, shard.loader(now_ms, lambda sid: decode_stored(self.sessions.get(sid))))
         self.metrics.observe("decide_time_us", (time.perf_counter_ns() - t0) / 1000)
@@ -283,8 +317,10 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         now_ms = int(time.time() * 1000)
         summaries_due, state_due = shard.due(now_ms, force_write)
         if summaries_due:
+            table = self.page_rates if self.page_rates is not None and not self.config.page_rates else None
             self.writes.add(now_ms, summaries=session_summaries(
-                shard.take_summary_dirty(now_ms), self.scorer.model_version, self.decider.engine.rules_version))
+                shard.take_summary_dirty(now_ms), self.scorer.model_version, self.decider.engine.rules_version,
+                table.version if table is not None else None))
         if state_due:
             self._send_writes()
             self.sessions.put_all(shard.take_dirty_stored(now_ms))

@@ -35,6 +35,7 @@ TOPIC_PARTITIONS: dict[str, int] = {
     "signals.dlq": 1,
     "rules": 1,
     "actions": 4,
+    "page-rates": 1,
 }
 
 
@@ -46,10 +47,13 @@ class Topics:
     dlq: str = "signals.dlq"
     rules: str = "rules"
     actions: str = "actions"
+    #: page-rates tables (udfs/page_rates.py), read into broadcast state with the rulesets
+    page_rates: str = "page-rates"
 
     def all(self) -> dict[str, int]:
         """Return ``{topic name: partition count}`` for every topic of this set."""
-        base = {"raw": "signals.raw", "dlq": "signals.dlq", "rules": "rules", "actions": "actions"}
+        base = {"raw": "signals.raw", "dlq": "signals.dlq", "rules": "rules", "actions": "actions",
+                "page_rates": "page-rates"}
         return {getattr(self, attr): TOPIC_PARTITIONS[name] for attr, name in base.items()}
 
     @classmethod
@@ -60,6 +64,7 @@ class Topics:
             dlq=prefix + "signals.dlq",
             rules=prefix + "rules",
             actions=prefix + "actions",
+            page_rates=prefix + "page-rates",
         )
 
 
@@ -275,7 +280,9 @@ class JobConfig:
             with it a decision depends on other sessions and on the order the job saw them in, so the
             batching invariance (``window_ms`` 10 = 50), replay = live and restore = failure-free run
             no longer hold exactly (measured: test_personalization_job, an intent score 0.021 vs 0.060);
-            without it the rate features hold the UCI means (``udfs.session``).
+            without it the rates come from the page-rates table in force (``udfs.page_rates``: built
+            over a closed window and published like a ruleset, so the guarantees hold), and with no
+            table the rate features hold the UCI means (``udfs.session``).
         gc_freeze: after each state write, move the objects alive into CPython's permanent generation
             (``udfs.gcpolicy.FrozenGenerations``), so the cyclic GC stops scanning the session copy: its
             full collections were the job's latency tail (170-240 ms pauses, measured).

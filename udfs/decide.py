@@ -423,16 +423,19 @@ class Decider:
 
 
 def session_summaries(entries: Mapping[str, SessionEntry], model_version: str,
-                      rules_version: str) -> dict[str, dict[str, Any]]:
+                      rules_version: str, page_rates_version: str | None = None) -> dict[str, dict[str, Any]]:
     """``{session_id: fields}`` for the ``{prefix}session:{id}`` hashes: the event counts, the latest
-    intent score, the versions, and the feature vector as a JSON list of the exact float32 values
+    intent score, the versions (``page_rates_version`` only when a page-rates table is in force,
+    udfs/page_rates.py), and the feature vector as a JSON list of the exact float32 values
     (``features``), for debugging and the batch-vs-stream feature test."""
     import orjson
 
+    versions = {"model_version": model_version, "rules_version": rules_version}
+    if page_rates_version is not None:
+        versions["page_rates_version"] = page_rates_version
     out = {}
     for session_id, entry in entries.items():
-        out[session_id] = {**entry.count_dict(), "intent_score": round(entry.last_intent_score, 6),
-                           "model_version": model_version, "rules_version": rules_version,
+        out[session_id] = {**entry.count_dict(), "intent_score": round(entry.last_intent_score, 6), **versions,
                            "features": orjson.dumps(entry.state.features().tolist()).decode()}
     return out
 

@@ -166,6 +166,10 @@ class PageStats:
 
     # -- rates ---------------------------------------------------------------------------------------
 
+    def pages(self) -> list[str]:
+        """The page keys with counts in the window."""
+        return list(self._totals)
+
     def counts(self, page: str) -> tuple[int, int, int, int]:
         """``(views, continued, entrances, entered_continued)`` of ``page`` in the window."""
         total = self._totals.get(page)

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from tests.job_support import LiveJob, produce, session_counts, wait_for
-from tests.unit.test_intent_moves import engaged_visitor, quick_leaver, site_history
+from tests.unit.test_intent_moves import T0, engaged_visitor, quick_leaver, site_history, view
 from udfs.decide import COUNT_FIELDS
 from udfs.session import event_order_key
 
@@ -40,3 +40,39 @@ def test_engaged_visitor_scores_above_the_quick_leaver_in_the_stream(stack, topi
     leaver = float(client.hget(f"{rp}session:leaver", "intent_score"))
     assert engaged >= 5 * leaver and engaged - leaver >= 0.03, (engaged, leaver)
     assert client.hget(f"{rp}session:engaged", "model_version") == "intent-lr/2"
+
+
+def test_a_page_rates_table_gives_the_ranking_in_the_stream_and_a_published_one_takes_over(stack, topics,
+                                                                                           redis_client, tmp_path):
+    """The deterministic path (udfs/page_rates.py): no live counting; the job starts with a table built from the
+    site's history (``--page-rates-table``), scores the two visitors with it, then follows a newer table
+    published on the page-rates topic (hot, through broadcast state), visible as each session's
+    ``page_rates_version``."""
+    from connectors.rules_topic import publish_page_rates
+    from udfs.page_rates import build_table
+
+    client, prefix = redis_client
+    rp = prefix + "if:"
+    table = build_table(site_history(), "history.1")
+    path = tmp_path / "page-rates.json"
+    path.write_text(table.to_json())
+    visitors = sorted(engaged_visitor() + quick_leaver(), key=event_order_key)
+    produce(stack.kafka_bootstrap, topics.raw, visitors)
+    with LiveJob(topics, rp, "--model-version", "2", "--page-rates-table", str(path)) as job:
+        wait_for(lambda: _all_decided(client, rp, visitors), 120, "both visitors to be decided", job)
+        engaged = float(client.hget(f"{rp}session:engaged", "intent_score"))
+        leaver = float(client.hget(f"{rp}session:leaver", "intent_score"))
+        assert engaged >= 5 * leaver and engaged - leaver >= 0.03, (engaged, leaver)
+        assert client.hget(f"{rp}session:engaged", "page_rates_version") == "history.1"
+        newer = build_table(site_history()[:60], "history.2")  # only the /deals leavers
+        publish_page_rates(newer, stack.kafka_bootstrap, topics.page_rates)
+        probes: list[dict] = []
+
+        def probe_sees_newer() -> bool:
+            probe = view(f"probe-{len(probes)}", T0 + 10_000_000 + len(probes), "/deals", 0)
+            probes.append(probe)
+            produce(stack.kafka_bootstrap, topics.raw, [probe])
+            return any(client.hget(f"{rp}session:{p['session_id']}", "page_rates_version") == "history.2"
+                       for p in probes)
+
+        wait_for(probe_sees_newer, 120, "a session decided with the published table", job, poll_s=2.0)
