@@ -16,12 +16,16 @@
    scroll, hover, forms, trajectories, device or network context), duplicates another one, or means
    something else in that data than live (:data:`OTTO_NOT_COMPARABLE`) is left OUT of the model's
    input and listed in the manifest's ``features_not_used`` with the reason;
-5. splits by session (``GroupShuffleSplit``, no session on both sides), fits
+5. splits by session, no session on both sides: by time for the product's own events (``--split time``, the
+   default with ``--events``/``--kafka-topic``: the latest sessions are held out,
+   :func:`models.training_data.time_split`), at random for the OTTO sample (``--split session``,
+   ``GroupShuffleSplit``; its ~140 sessions span weeks of unrelated users); fits
    ``StandardScaler + LogisticRegression`` calibrated with ``CalibratedClassifierCV`` (sigmoid, folds
    grouped by session) on the training part, measures the held-out part, exports ONNX with skl2onnx
    without ZipMap and with a single ``float32[N]`` output ``intent_score``, checks onnxruntime against
    scikit-learn on the held-out rows, and writes ``<models-dir>/<name>/<version>/`` with
-   ``model.onnx``, ``manifest.json`` and ``README.md``.
+   ``model.onnx``, ``manifest.json`` and ``README.md``; the manifest's ``score_quantiles`` are the held-out
+   scores at every percentile (quantile thresholds of rules, udfs/thresholds.py).
 
 Training-only module: imports scikit-learn, skl2onnx and onnx; the job never imports it. This module
 holds the run (:func:`train`) and its command; the data are read and labelled in
@@ -46,7 +50,7 @@ from models.export import INPUT_NAME, MODELS_DIR, OUTPUT_NAME, TARGET_OPSET, exp
 from models.fit import CALIBRATION_FOLDS, fit_model, logistic_coefficients, metrics
 from models.report import render_readme
 from models.training_data import (CONVERSION_TYPES, OTTO_NOT_COMPARABLE, build_dataset, dedup_events,
-                                  learnable_features, read_jsonl_events, read_kafka_events)
+                                  learnable_features, read_jsonl_events, read_kafka_events, time_split)
 from udfs.datasets import data_dir
 from udfs.features import FEATURE_NAMES, FEATURES
 from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig
@@ -54,6 +58,9 @@ from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig
 #: Held-out share of sessions. 0.3: our choice; with the ~140 OTTO sample sessions a smaller test part
 #: holds too few converting sessions for a stable ROC-AUC.
 DEFAULT_TEST_SIZE = 0.3
+
+#: Levels of the manifest's ``score_quantiles``: every percentile (as models/train_uci.py).
+QUANTILE_LEVELS = tuple(round(q / 100, 2) for q in range(101))
 
 
 def _file_info(path: Path) -> dict[str, Any]:
@@ -79,8 +86,12 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), kafka_topic
           conversion: str = "add_to_cart",
           name: str = "intent-lr", version: int | None = None, models_dir: Path = MODELS_DIR,
           test_size: float = DEFAULT_TEST_SIZE, seed: int = 0, exclude: Iterable[str] = (),
-          force: bool = False, noise_config: NoiseConfig = DEFAULT_NOISE_CONFIG) -> dict[str, Any]:
+          force: bool = False, noise_config: NoiseConfig = DEFAULT_NOISE_CONFIG,
+          split: str | None = None) -> dict[str, Any]:
     """Run the whole training (see the module docstring); return the manifest written.
+
+    ``split``: ``"time"`` (latest sessions held out) or ``"session"`` (random sessions); None: ``"session"``
+    when the only input is ``otto``, else ``"time"``.
 
     Raises:
         click.UsageError: no input, or the version folder exists and ``force`` is False.
@@ -110,8 +121,16 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), kafka_topic
     if len(set(ds.y.tolist())) < 2:
         raise ValueError(f"labels have one class only ({len(ds.y)} moments): no conversions of {conversion!r}?")
 
-    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-    train_idx, test_idx = next(splitter.split(ds.X, ds.y, ds.groups))
+    split = split or ("session" if otto and not events and not kafka_topic else "time")
+    if split == "time":
+        train_idx, test_idx = time_split(ds.ts_ms, ds.groups, test_size)
+        split_method = "time: sessions ordered by first event time, the latest held out (models.training_data.time_split)"
+    elif split == "session":
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train_idx, test_idx = next(splitter.split(ds.X, ds.y, ds.groups))
+        split_method = "GroupShuffleSplit by session_id"
+    else:
+        raise click.UsageError(f"--split must be time or session, got {split!r}")
     reasons = dict(OTTO_NOT_COMPARABLE) if otto else {}
     reasons.update({n: "excluded by the trainer (--exclude-feature)" for n in exclude})
     used, unused = learnable_features(ds.X[train_idx], reasons)
@@ -176,7 +195,8 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), kafka_topic
             "positive_rate": float(ds.y.mean()),
             "time_range": {"from_ms": int(ds.ts_ms.min()), "to_ms": int(ds.ts_ms.max()),
                            "from": _iso(int(ds.ts_ms.min())), "to": _iso(int(ds.ts_ms.max()))},
-            "split": {"method": "GroupShuffleSplit by session_id", "test_size": test_size, "seed": seed,
+            "split": {"method": split_method, "test_size": test_size, "seed": seed,
+                      "test_from_ms": int(ds.ts_ms[test_idx].min()) if len(test_idx) else None,
                       "train_sessions": int(len(set(ds.groups[train_idx]))),
                       "test_sessions": int(len(set(ds.groups[test_idx]))),
                       "train_moments": int(len(train_idx)), "test_moments": int(len(test_idx)),
@@ -191,6 +211,9 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), kafka_topic
         "metrics": {"held_out": metrics(y_test, p_sklearn, float(y_train.mean())), "train": metrics(y_train, model.predict_proba(
             X_train.astype(np.float64))[:, 1])},
         "parity": {"max_abs_diff_onnxruntime_vs_sklearn_held_out": parity, "rows": int(len(X_test))},
+        "score_quantiles": {"source": f"onnxruntime scores of the {len(X_test)} held-out moments ({split} split)",
+                            "levels": list(QUANTILE_LEVELS),
+                            "values": [float(v) for v in np.quantile(p_onnx.astype(np.float64), QUANTILE_LEVELS)]},
         "software": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                      "skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__},
@@ -219,14 +242,17 @@ def train(*, otto: Iterable[Path] = (), events: Iterable[Path] = (), kafka_topic
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), default=MODELS_DIR, show_default=True)
 @click.option("--test-size", type=float, default=DEFAULT_TEST_SIZE, show_default=True, help="held-out share of sessions")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", type=click.Choice(["time", "session"]), default=None,
+              help="held-out part: the latest sessions (time) or random ones (session) [default: session for --otto "
+                   "alone, else time]")
 @click.option("--exclude-feature", "exclude", multiple=True, help="leave a feature out of the model (repeatable)")
 @click.option("--force", is_flag=True, help="overwrite an existing version folder")
 def train_cmd(otto, events, kafka_topic, kafka_bootstrap, from_ms, to_ms, conversion, name, version, models_dir,
-              test_size, seed, exclude, force) -> None:
+              test_size, seed, split, exclude, force) -> None:
     """Replay recorded events through the session feature code, train, calibrate and export ONNX."""
     m = train(otto=otto, events=events, kafka_topic=kafka_topic, kafka_bootstrap=kafka_bootstrap, from_ms=from_ms,
               to_ms=to_ms, conversion=conversion, name=name, version=version, models_dir=models_dir,
-              test_size=test_size, seed=seed, exclude=exclude, force=force)
+              test_size=test_size, seed=seed, exclude=exclude, force=force, split=split)
     held = m["metrics"]["held_out"]
     click.echo(f"wrote {models_dir / name / str(m['version'])}: {m['model_version']}, "
                f"{len(m['features'])} features ({', '.join(f['name'] for f in m['features'])})")

@@ -227,3 +227,41 @@ def learnable_features(X: np.ndarray, exclude: dict[str, str] | Iterable[str] = 
             else:
                 used.append(name)
     return used, unused
+
+
+def time_split(ts_ms: np.ndarray, groups: np.ndarray, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split scored moments by session, the latest sessions held out: a time-based split.
+
+    Sessions are ordered by their first moment's event time (ties by session id); the last
+    ``ceil(test_size * n_sessions)`` of them (at least 1, at most n - 1) are the test part. No session is on
+    both sides, and every held-out session started at or after every training session, so the held-out
+    metrics measure the model on traffic later than what it learned from (what the promotion gate compares,
+    udfs/gate.py).
+
+    Args:
+        ts_ms: ``int64[n]`` event time of each moment.
+        groups: ``[n]`` session id of each moment.
+        test_size: held-out share of sessions, in (0, 1).
+
+    Returns:
+        ``(train_idx, test_idx)``: ``int64`` row indices, each in input order.
+
+    Raises:
+        ValueError: ``test_size`` outside (0, 1), lengths differ, or fewer than 2 sessions.
+    """
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    ts_ms, groups = np.asarray(ts_ms, dtype=np.int64), np.asarray(groups, dtype=object)
+    if len(ts_ms) != len(groups):
+        raise ValueError(f"{len(ts_ms)} times but {len(groups)} session ids")
+    first: dict = {}
+    for t, g in zip(ts_ms.tolist(), groups.tolist()):
+        if g not in first or t < first[g]:
+            first[g] = t
+    if len(first) < 2:
+        raise ValueError(f"a time split needs at least 2 sessions, got {len(first)}")
+    order = sorted(first, key=lambda g: (first[g], str(g)))
+    n_test = min(len(order) - 1, max(1, int(np.ceil(test_size * len(order)))))
+    held_out = set(order[-n_test:])
+    is_test = np.fromiter((g in held_out for g in groups.tolist()), dtype=bool, count=len(groups))
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)

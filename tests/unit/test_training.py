@@ -111,6 +111,13 @@ def test_train_end_to_end_from_jsonl(tmp_path):
     tr = on_disk["training_data"]["time_range"]
     assert tr["from_ms"] == min(e["ts_ms"] for e in events) and tr["to_ms"] == max(e["ts_ms"] for e in events)
     assert "intent-t/1" in (d / "README.md").read_text()
+    split = on_disk["training_data"]["split"]  # own events: the latest sessions are held out
+    assert split["method"].startswith("time") and split["test_from_ms"] >= min(e["ts_ms"] for e in events)
+    q = on_disk["score_quantiles"]
+    assert len(q["levels"]) == len(q["values"]) == 101 and q["values"] == sorted(q["values"])
+    from udfs.thresholds import ScoreQuantiles
+
+    assert ScoreQuantiles.from_manifest(on_disk).model_version == "intent-t/1"  # rules can read them
     scorer = IntentScorer(d)
     assert scorer.features == tuple(used)
     with pytest.raises(click.UsageError, match="exists"):
@@ -123,3 +130,22 @@ def test_train_refuses_single_class(tmp_path):
     src.write_bytes(b"\n".join(orjson.dumps(ev("page_view", f"s{i}", i, 0)) for i in range(10)))
     with pytest.raises(ValueError, match="one class"):
         T.train(events=[src], models_dir=tmp_path)
+
+
+def test_time_split_holds_out_the_latest_sessions_whole():
+    from models.training_data import time_split
+
+    # sessions a..e start at 50, 10, 40, 20, 30; moments interleaved in time
+    groups = np.array(["a", "b", "c", "d", "e", "a", "b", "e", "c", "d"], dtype=object)
+    ts = np.array([50, 10, 40, 20, 30, 90, 15, 95, 41, 200], dtype=np.int64)
+    train_idx, test_idx = time_split(ts, groups, 0.4)
+    assert set(groups[test_idx]) == {"c", "a"} and set(groups[train_idx]) == {"b", "d", "e"}
+    assert sorted(train_idx.tolist() + test_idx.tolist()) == list(range(len(ts)))
+    first = {g: ts[groups == g].min() for g in set(groups.tolist())}
+    assert min(first[g] for g in groups[test_idx]) >= max(first[g] for g in groups[train_idx])
+    _, one = time_split(ts, groups, 0.01)
+    assert set(groups[one]) == {"a"}  # at least one session held out
+    with pytest.raises(ValueError, match="test_size"):
+        time_split(ts, groups, 1.0)
+    with pytest.raises(ValueError, match="at least 2 sessions"):
+        time_split(ts[:1], groups[:1], 0.5)
