@@ -65,6 +65,9 @@ def test_annotation_is_a_function_of_event_and_table_only():
     assert annotated and all(e["type"] == "page_view" for e in annotated)
     deals = next(e for e in whole if e["type"] == "page_view" and e["page"]["path"] == "/deals")
     assert (deals[PAGE_BOUNCE_RATE_FIELD], deals[PAGE_EXIT_RATE_FIELD]) == table.rates("/deals")
+    # the table's own rates, not the priors: 60 one-page visits of /deals in the history (20 pseudo-counts)
+    assert deals[PAGE_BOUNCE_RATE_FIELD] == pytest.approx((60 + 20 * table.bounce_prior) / 80)
+    assert deals[PAGE_EXIT_RATE_FIELD] == pytest.approx((60 + 20 * table.exit_prior) / 80)
     assert not any(PAGE_EXIT_RATE_FIELD in e for e in whole if e["type"] != "page_view")
 
 
