@@ -104,18 +104,14 @@ class CollectionEvents:
         return env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-collection")
 
 
-#: How often the rules source looks for its topics' partitions, ms: 30 s (our choice; Flink's default for an
-#: unbounded KafkaSource is 5 min, long for a ``page-rates`` topic created after the job started).
-TOPIC_DISCOVERY_MS = 30_000
-
-
 @dataclass(frozen=True)
 class RulesSource:
     """Rulesets from the ``rules`` topic and page-rates tables from the ``page-rates`` topic (one broadcast
     stream; the newest valid one of each wins), on top of a ruleset file and an optional table file.
 
     Both topics are one subscription by pattern, so a ``page-rates`` topic that does not exist yet is not an
-    error: it is picked up within :data:`TOPIC_DISCOVERY_MS` of its creation.
+    error: it is picked up by the source's partition discovery (Flink's default for an unbounded KafkaSource:
+    every 5 min; not more often, as a discovery that fails while the broker is away fails the job over).
     """
 
     bootstrap: str
@@ -136,7 +132,6 @@ class RulesSource:
         topics = [self.topic] + ([self.page_rates_topic] if self.page_rates_topic else [])
         rb = (KafkaSource.builder().set_bootstrap_servers(self.bootstrap)
               .set_topic_pattern("^(" + "|".join(re.escape(t) for t in topics) + ")$")
-              .set_property("partition.discovery.interval.ms", str(TOPIC_DISCOVERY_MS))
               .set_group_id(f"{group_id}-rules")
               .set_starting_offsets(_offsets("earliest")).set_value_only_deserializer(SimpleStringSchema()))
         for name, value in (kafka_properties or {}).items():
