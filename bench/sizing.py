@@ -441,6 +441,13 @@ def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) 
             row(f"soak: {label} slope indistinguishable from 0", f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: "
                 f"{fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) over {fit['n']} points after the warm-up "
                 f"of a {len(soak['minutes'])}-min soak", fit["flat"])
+        per, count = sl.get("redis_session_bytes_per_session") or {}, sl.get("sessions_in_state") or {}
+        if per.get("slope") is not None and count.get("slope") is not None:
+            row("soak: Redis (session keys) per session in state, slope indistinguishable from 0",
+                f"{per['slope']:+.2f} B/session/min (95 %: {per['ci_low']:+.2f} .. {per['ci_high']:+.2f}) at "
+                f"{per['mean']:,.0f} B per session; the sessions in state still grew {count['slope']:+,.0f}/min "
+                f"({count['slope'] / count['mean']:+.3%}/min: the load's arrivals against the 30-min TTL), which "
+                f"is the total's slope", per["flat"])
     return "\n".join(rows)
 
 

@@ -121,7 +121,8 @@ def slope_ci(xs: list[float], ys: list[float], confidence: float = SLOPE_CONFIDE
     Returns:
         ``{"slope", "intercept", "stderr", "ci_low", "ci_high", "n", "r2", "flat"}`` in the units of
         ys per unit of xs; ``flat``: the interval contains 0 (the slope is indistinguishable from zero).
-        Fewer than 3 points (or xs all equal): every figure None, ``flat`` None.
+        Fewer than 3 points (or xs all equal): every figure None, ``flat`` None. ys all equal: slope 0,
+        interval [0, 0], flat.
     """
     n = len(xs)
     if n != len(ys):
@@ -129,6 +130,9 @@ def slope_ci(xs: list[float], ys: list[float], confidence: float = SLOPE_CONFIDE
     if n < 3 or len(set(xs)) < 2:
         return {"slope": None, "intercept": None, "stderr": None, "ci_low": None, "ci_high": None, "n": n,
                 "r2": None, "flat": None}
+    if len(set(ys)) == 1:  # a constant series (e.g. a fixed heap): slope exactly 0, no spread
+        return {"slope": 0.0, "intercept": float(ys[0]), "stderr": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n": n,
+                "r2": None, "flat": True}
     from scipy import stats as sst
 
     fit = sst.linregress(xs, ys)

@@ -413,3 +413,11 @@ def test_soak_slopes_fit_the_live_heap_only_where_it_was_measured():
                 **({"heap_live_bytes": 1000 + 10 * i} if i % 3 == 0 else {})} for i in range(1, 31)]
     fit = soak_slopes(minutes, warmup_min=10)["heap_live_bytes"]
     assert fit["n"] == 7 and fit["slope"] == pytest.approx(10.0) and fit["flat"] is False
+
+
+def test_slope_ci_of_a_constant_series_is_flat_zero():
+    from bench.stats import slope_ci
+
+    fit = slope_ci([1, 2, 3, 4], [7.0, 7.0, 7.0, 7.0])
+    assert fit["slope"] == 0.0 and (fit["ci_low"], fit["ci_high"]) == (0.0, 0.0) and fit["flat"] is True
+    assert slope_ci([1, 2, 3, 4], [7.0, 8.0, 9.0, 10.1])["flat"] is False
