@@ -506,6 +506,13 @@ def job_cmd(from_ts_ms, to_ts_ms, start, bounded, events_file, group_id, window_
         settings = checked_settings(warn=lambda line: click.echo(line, err=True)).stack
     except ValueError as exc:  # SettingsError: every problem of the environment, one per line
         raise click.ClickException(str(exc)) from None
+    if page_rates_table:  # a user error, before any cluster starts
+        from udfs.page_rates import PageRatesError, PageRatesTable
+
+        try:
+            PageRatesTable.from_json(Path(page_rates_table).read_bytes())
+        except PageRatesError as exc:
+            raise click.ClickException(f"--page-rates-table {page_rates_table}: invalid: {exc}") from None
     cfg = replace(JobConfig(), window_ms=window_ms, max_batch_size=max_batch_size, parallelism=parallelism,
                   max_parallelism=max_parallelism, state_write_interval_ms=state_write_interval_ms,
                   allowed_lateness_ms=allowed_lateness_ms, redis_prefix=redis_prefix, trace_every_n=trace_every_n,

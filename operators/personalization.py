@@ -132,7 +132,9 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         #: the page-rates table in force (udfs/page_rates.py), or None
         self.page_rates = PageRatesTable.from_json(self.page_rates_json) if self.page_rates_json else None
         self.page_rates_seen: str | None = None
+        self.page_rates_accepted = True
         self.rules_seen: str | None = None
+        self.rules_accepted = True
         self.writer = RedisActionWriter(self.redis_url, cfg.redis_prefix, cfg.action_ttl_s, cfg.session_ttl_s,
                                         cfg.actions_stream_maxlen)
         #: {shard key: the Python copy of its sessions}
@@ -158,6 +160,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         else:
             self.decider.set_rules(engine)
         self.rules_seen = text
+        self.rules_accepted = not reason
 
     def _use_page_rates(self, text: str) -> None:
         from udfs.page_rates import PageRatesError, PageRatesTable
@@ -168,19 +171,25 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         except PageRatesError as exc:
             log.warning("page-rates table rejected, keeping %s: %s",
                         self.page_rates.version if self.page_rates else "none", exc)
+            self.page_rates_accepted = False
             return
         self.page_rates = table
+        self.page_rates_accepted = True
         log.info("page-rates table %s in force (%d pages)", table.version, len(table.pages))
 
     def process_broadcast_element(self, value, ctx: KeyedBroadcastProcessFunction.Context):
         from udfs.page_rates import is_page_rates_document
 
+        # only an accepted document goes to broadcast state: a restore must bring back the one in force,
+        # not a rejected newer one
         if is_page_rates_document(value):
             self._use_page_rates(value)
-            ctx.get_broadcast_state(RULES_STATE).put("page_rates", value)
+            if self.page_rates_accepted:
+                ctx.get_broadcast_state(RULES_STATE).put("page_rates", value)
         else:
             self._use_rules(value)
-            ctx.get_broadcast_state(RULES_STATE).put("ruleset", value)
+            if self.rules_accepted:
+                ctx.get_broadcast_state(RULES_STATE).put("ruleset", value)
         return iter(())
 
     # -- micro-batches --------------------------------------------------------------------------

@@ -145,3 +145,24 @@ def test_the_table_json_is_what_the_cli_writes(tmp_path):
     res = CliRunner().invoke(page_rates_cmd, ["build", "--events", str(events), "--out", str(out), "--from-ms",
                                               str(T0 + 10**9)])
     assert res.exit_code == 1 and "no page view" in res.output
+
+
+@pytest.mark.parametrize("lines, args, message", [
+    (['{"type": "page_view", "ts_ms": 1}', "{nope"], [], ":2: not JSON"),
+    (["[1, 2]"], [], "an event is a JSON object, got list"),
+    (['{"type": "page_view", "session_id": "s"}'], [], "ts_ms must be an integer"),
+    (['{"type": "page_view", "ts_ms": "17"}'], [], "ts_ms must be an integer"),
+    ([""], [], "no page_view among the 0 events"),
+    (['{"type": "page_view", "ts_ms": 5}'], ["--from-ms", "9", "--to-ms", "3"], "must be before --to-ms"),
+])
+def test_build_refuses_bad_input_with_a_clear_error_and_no_traceback(tmp_path, lines, args, message):
+    from click.testing import CliRunner
+
+    from intentflow.page_rates_cmd import page_rates_cmd
+
+    events = tmp_path / "e.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(page_rates_cmd, ["build", "--events", str(events), "--out", str(tmp_path / "t.json"), *args])
+    assert res.exit_code == (2 if "--to-ms" in message else 1), res.output  # usage error / ClickException
+    assert message in res.output, res.output
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
