@@ -61,7 +61,8 @@ def test_gate_records_every_decision_and_moves_current_only_on_promotion(tmp_pat
     for v in (1, 2):
         shutil.copytree(ROOT / "models" / "intent-lr" / "2", tmp_path / "intent-lr" / str(v))
         path = tmp_path / "intent-lr" / str(v) / "manifest.json"
-        path.write_text(json.dumps({**json.loads(path.read_text()), "version": v, "model_version": f"intent-lr/{v}"}))
+        shipped = {k: val for k, val in json.loads(path.read_text()).items() if k != "promotion"}  # no history yet
+        path.write_text(json.dumps({**shipped, "version": v, "model_version": f"intent-lr/{v}"}))
     registry = ModelRegistry(tmp_path)
     assert registry.current_version("intent-lr") is None and registry.latest("intent-lr").version == 2
     record_decision(tmp_path, "intent-lr", 2, 1, {"promote": False, "reasons": ["x"]}, {})
