@@ -249,14 +249,13 @@ def build_pipeline(env, pipeline: Pipeline):
     from pyflink.java_gateway import get_gateway
 
     from operators.personalization import BATCH_TYPE, OUTPUT_TYPE, RULES_STATE, DecideMicroBatch
+    from udfs.page_rates import PageRatesTable
     from udfs.rules import RuleEngine
 
     cfg = pipeline.config
-    from udfs.page_rates import PageRatesTable
-
     rules_json = Path(pipeline.rules.initial_path).read_text()
     RuleEngine.from_json(rules_json)  # fail fast on an invalid initial ruleset
-    table_path = getattr(pipeline.rules, "page_rates_path", None)
+    table_path = pipeline.rules.page_rates_path
     page_rates_json = Path(table_path).read_text() if table_path else None
     if page_rates_json is not None:
         PageRatesTable.from_json(page_rates_json)  # fail fast on an invalid initial table

@@ -123,9 +123,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         self.metrics = JobMetrics()
         self.flink_metrics = FlinkJobMetrics(runtime_context.get_metrics_group())
         self.decider = Decider(cfg, TimedScorer(self.scorer, self.metrics), RuleEngine.from_json(self.rules_json))
-        from udfs.page_stats import PageStats
-
         from udfs.page_rates import PageRatesTable
+        from udfs.page_stats import PageStats
 
         #: per-page bounce / exit rates over this subtask's sessions (in memory; udfs/page_stats.py)
         self.page_stats = PageStats()
