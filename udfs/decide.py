@@ -40,7 +40,8 @@ from udfs.experiments import ExperimentSession, Fact, annotate_action, observe_e
 from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.limits import REORDER_LOG_MAX_EVENTS
 from udfs.rules import RuleEngine
-from udfs.session import LATE, STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, Outcome, SessionState, event_order_key
+from udfs.session import (LATE, STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, Outcome, SessionState, event_order_key,
+                           replay_event, replay_record)
 
 #: Applied events per edge-scoring session whose server result is kept to check the browser's ``intent``
 #: events against (an intent event follows its trigger within one SDK flush; our choice, bounded state).
@@ -58,14 +59,17 @@ class Scorer(Protocol):
 
 
 def log_entry(event: Mapping[str, Any], key: tuple | None = None) -> tuple[tuple, bytes]:
-    """One entry of :attr:`SessionEntry.log`: ``(event_order_key(event), pickle of event)``. Pickle, not
-    JSON: the event comes back exactly (ints, floats, tuples), so a state rebuilt from the log equals
-    in-order arrival bit for bit. Not compressed per event: DEFLATE with a preset dictionary made an
-    entry ~7x smaller but cost ~13 us to write and ~29 us to read per event (1.6-1.8x the CPU per event
-    of the whole decision, measured offline); a session's keyed-state value is compressed whole
-    (``udfs.microbatch.encode_stored``), and a session not changed since the last state write is held as
-    those bytes, which bounds the memory at scale."""
-    return (event_order_key(event) if key is None else key), pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+    """One entry of :attr:`SessionEntry.log`: ``(event_order_key(event), pickle of
+    udfs.session.replay_record(event))``: only what ``SessionState.apply`` reads of the event (issue 19:
+    ~150 instead of ~790 bytes per event of the benchmark's load), applied again through
+    ``udfs.session.replay_event``. Pickle, not JSON: the values come back exactly (ints, floats), so a
+    state rebuilt from the log equals in-order arrival bit for bit. Not compressed per event: DEFLATE with
+    a preset dictionary made a whole event's entry ~7x smaller but cost ~13 us to write and ~29 us to read
+    per event (1.6-1.8x the CPU per event of the whole decision, measured offline); a session's
+    keyed-state value is compressed whole (``udfs.microbatch.encode_stored``), and a session not changed
+    since the last state write is held as those bytes, which bounds the memory at scale."""
+    return ((event_order_key(event) if key is None else key),
+            pickle.dumps(replay_record(event), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class SessionEntry:
@@ -92,13 +96,14 @@ class SessionEntry:
         state: the session's live :class:`SessionState` (features as of the newest event).
         lag: state as of the events older than the lateness window; None while no event has left the
             window yet (a fresh state then: built on the first slide) and when the bound is 0.
-        log: the events inside the lateness window, in event-time order, as
-            ``(event_order_key, pickled event)`` pairs (:func:`log_entry`). Bytes, not the parsed dicts:
-            with the 5-minute lateness horizon the log holds every event of a session's last 5 minutes,
-            and a parsed event is ~2.4 KB of Python objects in ~6 containers the cyclic GC scans
-            (measured, bench/session_size.py, 10,000 sessions of the benchmark's load: Python copy
-            47.9 -> 23.9 KB per session, a full collection 2.5 -> 0.37 s; the pickle in Flink state
-            grows 6.1 -> 15.4 KB, as pickling the log whole shared its repeated keys).
+        log: the events inside the lateness window, in event-time order, as ``(event_order_key, pickled
+            replay record)`` pairs (:func:`log_entry`): only what ``SessionState.apply`` reads of each event
+            (``udfs.session.replay_record``), as bytes the cyclic GC does not scan. With the 5-minute
+            lateness horizon the log holds every event of a session's last 5 minutes. Measured with
+            bench/session_size.py (10,000 sessions of the benchmark's load, 17.3 events each): whole
+            parsed events 47.9 KB of Python per session; pickled whole events 24.3 KB (pickle in Flink
+            state 15.8 KB, 2.1 KB compressed); pickled replay records 13.8 KB (pickle 5.2 KB, 1.6 KB
+            compressed).
         seen: ``{event_id: ts_ms}`` of recent events, for dedup.
         last_fired: ``{rule_id: ts_ms}`` of the event that last fired each rule (cool-down).
         counts: list of ints in :data:`COUNT_FIELDS` order.
@@ -207,8 +212,9 @@ class SessionEntry:
         rebuilt = (pickle.loads(pickle.dumps(self.lag, protocol=pickle.HIGHEST_PROTOCOL)) if self.lag is not None
                    else SessionState())
         outcome, features = LATE, None
+        session_id = state.session_id
         for i, (_key, raw) in enumerate(log):
-            result = rebuilt.apply(dict(event) if i == at else pickle.loads(raw))
+            result = rebuilt.apply(dict(event) if i == at else replay_event(pickle.loads(raw), session_id))
             if i == at:
                 outcome = result
                 features = rebuilt.features() if result.status == STATUS_APPLIED else None
@@ -222,7 +228,7 @@ class SessionEntry:
         while n < len(log) and (log[n][0][0] < horizon or len(log) - n > REORDER_LOG_MAX_EVENTS):
             if self.lag is None:  # built on the first event that leaves the window (issue 19: most
                 self.lag = SessionState()  # sessions never have one, a state is ~3 KB in Python)
-            self.lag.apply(pickle.loads(log[n][1]))
+            self.lag.apply(replay_event(pickle.loads(log[n][1]), self.state.session_id))
             n += 1
         if n:
             del log[:n]

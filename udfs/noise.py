@@ -119,7 +119,8 @@ class NoiseFilter:
         self._last_scroll_pct: float | None = None
 
     def __getstate__(self):
-        cfg = None if self.config == DEFAULT_NOISE_CONFIG else self.config
+        cfg = self.config
+        cfg = None if cfg is DEFAULT_NOISE_CONFIG or cfg == DEFAULT_NOISE_CONFIG else cfg
         return (cfg, self._last_click_ts_ms, self._last_scroll_pct)
 
     def __setstate__(self, state) -> None:

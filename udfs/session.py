@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -192,6 +193,57 @@ def event_order_key(event: dict[str, Any]) -> tuple:
     return (event["ts_ms"], 0 if seq is not None else 1, seq or 0, event.get("event_id") or "")
 
 
+def replay_record(event: dict[str, Any]) -> tuple:
+    """The part of an event that :meth:`SessionState.apply` reads, as a flat tuple (issue 19).
+
+    What the job keeps of each event in a session's lateness log (``udfs.decide.SessionEntry.log``), to
+    apply it again when an out-of-order event makes it rebuild the live state: ``ts_ms``, ``type``,
+    ``props`` (whole: the noise filter and the features read several of its keys), ``flags``,
+    ``page.type``, ``page.item_id``, the context values of the enrichment and the bot filter (or None when
+    the event has no ``context``) and the page's rates (:data:`PAGE_BOUNCE_RATE_FIELD`,
+    :data:`PAGE_EXIT_RATE_FIELD`). Ids, urls, user agent, consent and the other context fields are not
+    read by ``apply``. Pickled, it is ~150 bytes against ~790 for the whole event (the benchmark's load,
+    bench/session_size.py). :func:`replay_event` inverts it; ``apply(replay_event(replay_record(e), sid))``
+    leaves a state exactly as ``apply(e)`` does (tests/unit/test_session_entry_layout.py, over real sessions).
+
+    Shape: ``(ts_ms, type, props, flags, page_type, item_id, context, bounce_rate, exit_rate)`` with
+    ``context`` None or ``(device_class, is_bot, viewport_w_px, viewport_h_px, effective_type, rtt_ms,
+    downlink_mbps, save_data, country, region)``.
+    """
+    page = event.get("page") or {}
+    context = event.get("context")
+    ctx = None
+    if context is not None:
+        network = context.get("network") or {}
+        geo = context.get("geo") or {}
+        ctx = (context.get("device_class"), context.get("is_bot"), context.get("viewport_w_px"),
+               context.get("viewport_h_px"), network.get("effective_type"), network.get("rtt_ms"),
+               network.get("downlink_mbps"), network.get("save_data"), geo.get("country"), geo.get("region"))
+    return (event["ts_ms"], event["type"], event.get("props"), event.get("flags"), page.get("type"),
+            page.get("item_id"), ctx, event.get(PAGE_BOUNCE_RATE_FIELD), event.get(PAGE_EXIT_RATE_FIELD))
+
+
+def replay_event(record: tuple | dict[str, Any], session_id: str | None) -> dict[str, Any]:
+    """An event dict for :meth:`SessionState.apply` from :func:`replay_record` and the session's id; a dict
+    (a whole event, as logs held before records) is returned as a copy."""
+    if isinstance(record, dict):
+        return dict(record)
+    ts_ms, event_type, props, flags, page_type, item_id, ctx, bounce, exit_rate = record
+    event: dict[str, Any] = {"ts_ms": ts_ms, "type": event_type, "session_id": session_id, "props": props,
+                             "flags": flags, "page": {"type": page_type, "item_id": item_id}}
+    if ctx is not None:
+        device, is_bot, vw, vh, effective, rtt, downlink, save_data, country, region = ctx
+        event["context"] = {"device_class": device, "is_bot": is_bot, "viewport_w_px": vw, "viewport_h_px": vh,
+                            "network": {"effective_type": effective, "rtt_ms": rtt, "downlink_mbps": downlink,
+                                        "save_data": save_data},
+                            "geo": {"country": country, "region": region}}
+    if bounce is not None:
+        event[PAGE_BOUNCE_RATE_FIELD] = bounce
+    if exit_rate is not None:
+        event[PAGE_EXIT_RATE_FIELD] = exit_rate
+    return event
+
+
 def network_class(network: dict | None) -> str:
     """``slow``/``fast``/``unknown`` from ``context.network`` (Network Information API fields).
 
@@ -262,8 +314,10 @@ class SessionState:
 
     # pickling: a flat tuple of the slots (smaller and faster than the default slot-dict state),
     # led by STATE_VERSION so a savepoint written by another layout is refused, not misread
+    # (``_v`` as its raw float64 bytes: an array's own pickling is ~3 us of the ~12 us a state takes)
     def __getstate__(self):
-        return (STATE_VERSION,) + tuple(getattr(self, name) for name in self.__slots__)
+        state = _GET_SLOTS(self)
+        return (STATE_VERSION,) + state[:_V_SLOT] + (self._v.tobytes(),) + state[_V_SLOT + 1:]
 
     def __setstate__(self, state) -> None:
         if not state or state[0] != STATE_VERSION or len(state) != len(self.__slots__) + 1:
@@ -271,9 +325,13 @@ class SessionState:
                              f"{STATE_VERSION}: restart without state or migrate the savepoint")
         for name, value in zip(self.__slots__, state[1:]):
             setattr(self, name, value)
+        v = self._v
+        if v.__class__ is bytes:
+            self._v = array("d")
+            self._v.frombytes(v)
         # states pickled before _v was an array and _click_ts a list (same layout version, same values)
-        if not isinstance(self._v, array):
-            self._v = array("d", self._v)
+        elif not isinstance(v, array):
+            self._v = array("d", v)
         if not isinstance(self._click_ts, list):
             self._click_ts = list(self._click_ts)
 
@@ -518,6 +576,11 @@ class SessionState:
         v[_I_SLOW] = 1.0 if net == "slow" else 0.0
         v[_I_RTT] = float(rtt or 0.0)
         v[_I_DOWNLINK] = float(downlink or 0.0)
+
+
+#: The slots of a SessionState as one tuple (``operator.attrgetter``, in C), and where ``_v`` is in it.
+_GET_SLOTS = attrgetter(*SessionState.__slots__)
+_V_SLOT = SessionState.__slots__.index("_v")
 
 
 def replay_session(

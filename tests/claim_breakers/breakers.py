@@ -382,9 +382,9 @@ BREAKERS: tuple[Breaker, ...] = (
     B(U + "test_session.py::test_pickle_mid_session_continues_identically",
       "§2 state is a plain picklable object",
       "the noise filter is not pickled: a restored state filters with the defaults",
-      ("udfs/session.py", "        return (STATE_VERSION,) + tuple(getattr(self, name) for name in self.__slots__)",
-       "        return (STATE_VERSION,) + tuple(NoiseFilter(DEFAULT_NOISE_CONFIG) if name == \"_noise\" "
-       "else getattr(self, name) for name in self.__slots__)")),
+      ("udfs/session.py", "        state = _GET_SLOTS(self)\n",
+       "        state = tuple(NoiseFilter(DEFAULT_NOISE_CONFIG) if name == \"_noise\" "
+       "else getattr(self, name) for name in self.__slots__)\n")),
     B(U + "test_session_signals.py::test_visibility_forms_and_carts_update_their_features",
       "§1/§2 visibility, form and cart events",
       "form events are applied but no longer counted",

@@ -5,6 +5,7 @@ Expected values are the events' own numbers, the calendar, or udfs/session.py's 
 from __future__ import annotations
 
 import pickle
+from array import array
 from collections import deque
 from datetime import datetime, timezone
 
@@ -150,14 +151,20 @@ def test_a_state_pickled_with_a_list_of_features_and_a_deque_of_clicks_is_migrat
         reference.apply(e)
     slots = list(SessionState.__slots__)
     old = list(reference.__getstate__())
-    old[1 + slots.index("_v")] = list(old[1 + slots.index("_v")])
+    old[1 + slots.index("_v")] = list(reference._v)
     old[1 + slots.index("_click_ts")] = deque(old[1 + slots.index("_click_ts")])
     restored = SessionState.__new__(SessionState)
     restored.__setstate__(tuple(old))
+    # and as pickled until 2026-12-04: _v as the array itself (now its raw bytes)
+    as_array = list(reference.__getstate__())
+    as_array[1 + slots.index("_v")] = array("d", reference._v)
+    restored_array = SessionState.__new__(SessionState)
+    restored_array.__setstate__(pickle.loads(pickle.dumps(tuple(as_array))))  # shares nothing with the others
+    assert isinstance(reference.__getstate__()[1 + slots.index("_v")], bytes)
     reference = pickle.loads(pickle.dumps(reference))
     for e in later:
-        assert restored.apply(e) == reference.apply(e)
-    assert restored.feature_dict() == reference.feature_dict()
+        assert restored.apply(e) == reference.apply(e) == restored_array.apply(e)
+    assert restored.feature_dict() == reference.feature_dict() == restored_array.feature_dict()
     assert restored.feature_dict()["click_velocity_per_min"] == 1.0  # the clicks 68 s before left the window
 
 
