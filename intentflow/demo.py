@@ -20,6 +20,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -128,6 +129,8 @@ def _publish_experiment(client, rp: str, job: subprocess.Popen, settings, experi
     ruleset = simulation_ruleset(experiment_id, DEMO_HOLDOUT_PCT,
                                  rules_version=f"{time.strftime('%Y-%m-%d')}.{int(time.time())}")
     publish_ruleset(ruleset, settings.kafka_bootstrap, settings.topics.rules)
+    click.echo(f"\npublished ruleset {ruleset['rules_version']} with experiment {experiment_id} "
+               f"({DEMO_HOLDOUT_PCT} % holdout) on {settings.topics.rules}; waiting until the job decides with it ...")
     probe_id = f"demo-ruleset-probe-{uuid.uuid4().hex[:6]}"
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, **kafka_client_kwargs())
     deadline, sent = time.monotonic() + timeout_s, 0
@@ -168,7 +171,33 @@ def _simulated_experiment(redis_url: str, rp: str, experiment_id: str, visitors:
         return
     fields = wait_for_counts(redis_url, rp, experiment_id, result)
     shares = {"holdout": DEMO_HOLDOUT_PCT / 100, "personalized": 1 - DEMO_HOLDOUT_PCT / 100}
-    click.echo(format_report(experiment_id, experiment_report(fields, shares, "holdout")))
+    report = experiment_report(fields, shares, "holdout")
+    click.echo(format_report(experiment_id, report))
+    click.echo(_power_note(report, visitors))
+
+
+def _power_note(report: dict, visitors: int) -> str:
+    """SIMULATION: why the measured lift differs from the built-in one, and how many sessions (and simulated
+    ``visitors``, in proportion) the test needs (udfs.experiment_stats.minimum_detectable_lift /
+    sessions_needed, 80 % power, alpha 0.05)."""
+    from udfs.experiment_power import minimum_detectable_lift, sessions_needed
+    from udfs.simulation import DEFAULT_LAYOUT, conversion_probability, true_lift
+
+    arms, den = report["arms"], report["denominator"]
+    n_c, n_t = arms.get("holdout", {}).get(den, 0), arms.get("personalized", {}).get(den, 0)
+    p0 = conversion_probability(DEFAULT_LAYOUT)
+    lines = [f"SIMULATION: {true_lift() * 100:+.1f} pp is built in (P(purchase) {p0 * 100:.0f} % on the default "
+             "layout); the measured lift is one random draw around it."]
+    mde = minimum_detectable_lift(p0, n_c, n_t)
+    if mde is not None:
+        lines.append(f"  with {n_c} / {n_t} {den} sessions (holdout / personalized) the smallest lift this test detects "
+                     f"at 80 % power (alpha 0.05) is {mde * 100:+.1f} pp")
+    if n_c and n_t:
+        need = sessions_needed(p0, p0 + true_lift(), n_t / n_c)
+        if need is not None:
+            lines.append(f"  to detect the built-in lift it needs ~{need} holdout sessions (~{round(need * n_t / n_c)} "
+                         f"personalized): about --simulate-visitors {math.ceil(need * (1 + n_t / n_c) / (n_c + n_t) * visitors)}")
+    return "\n".join(lines)
 
 
 @click.command("demo")
@@ -242,20 +271,34 @@ def demo_cmd(limit_per_source: int, serve: bool, timeout_s: float, simulate_visi
         click.echo(f"  {'scripted':10s} {len(scripted):6d} events (the article's laptop visitor and a quick leaver)")
 
         click.echo("\nactions arriving in Redis (stream " + rp + "actions):")
-        last_id, shown, deadline = "0", 0, time.monotonic() + timeout_s
-        while True:
-            for _, entries in client.xread({RedisKeys(rp).actions: last_id}, count=500, block=500) or []:
+        last_id, read, listed, deadline = "0", 0, 0, time.monotonic() + timeout_s
+
+        def read_actions(block_ms: int | None) -> int:
+            """Print the actions appended since ``last_id`` (the first 12 and the scripted sessions')."""
+            nonlocal last_id, read, listed
+            n = 0
+            for _, entries in client.xread({RedisKeys(rp).actions: last_id}, count=500, block=block_ms) or []:
                 for entry_id, fields in entries:
-                    last_id = entry_id
-                    if shown < 12 or fields["session_id"].startswith("demo-"):
+                    last_id, n = entry_id, n + 1
+                    if read < 12 or fields["session_id"].startswith("demo-"):
                         click.echo(f"  {fields['session_id'][:36]:36s} {fields['action']:38s} rule={fields['rule_id']} "
                                    f"score={float(fields['intent_score']):.3f} model={fields['model_version']}")
-                    shown += 1
+                        listed += 1
+                    read += 1
+            return n
+
+        while True:
+            read_actions(500)
             done = int(client.hget(RedisKeys(rp).stats, "events") or 0)
             if done >= produced + 1:  # + the warm-up event
                 break
             if time.monotonic() > deadline or job.poll() is not None:
                 raise click.ClickException(f"the job processed {done} of {produced} events; log: {logs / 'demo-job.log'}")
+        # the actions of the last batches may have been appended after the read above
+        while read_actions(None):
+            pass
+        if read > listed:
+            click.echo(f"  ... and {read - listed} more actions (all in the stream {rp}actions)")
         elapsed_s = time.time() - started
 
         stats = {k: int(v) for k, v in client.hgetall(RedisKeys(rp).stats).items()}

@@ -29,6 +29,15 @@ def test_demo_experiment_counts_only_its_simulated_visitors_and_its_topics_are_r
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "article visitor      show_video_demo_and_price_comparison" in out, out[-4000:]
+    # every action of the run is listed or counted in the "... and N more" line (before 2026-12-04 the
+    # actions of the last batches could be missed: the list stopped once the event count was reached)
+    listing = out.split("actions arriving in Redis", 1)[1].split("\nsummary", 1)[0]
+    listed = len(re.findall(r"^  \S+\s+\S+\s+rule=", listing, re.M))
+    more = re.search(r"^  \.\.\. and (\d+) more actions", listing, re.M)
+    total = int(re.search(r"^  actions\s+(\d+) ", out, re.M).group(1))
+    assert listed + (int(more.group(1)) if more else 0) == total > 0, listing[-3000:]
+    assert re.search(r"^  demo-article-visitor\s", listing, re.M), listing[-3000:]
+    assert "smallest lift this test detects at 80 % power" in out, out[-4000:]
     sessions = {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (holdout|personalized)\s+(\d+)\s", out, re.M)}
     assert set(sessions) == {"holdout", "personalized"}, out[-4000:]
     # every simulated visitor is one session of the experiment, and nothing else is

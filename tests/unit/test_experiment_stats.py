@@ -109,3 +109,27 @@ def test_report_from_redis_fields():
     assert not report["srm"]["flagged"] and report["cuped"] is None
     with pytest.raises(ValueError, match="arm"):
         parse_counts({"bad": 1})
+
+
+def test_sessions_needed_matches_the_arcsine_formula_and_the_detectable_lift_inverts_it():
+    import math
+
+    from scipy.stats import norm
+
+    from udfs.experiment_power import minimum_detectable_lift, sessions_needed
+
+    # Cohen (1988) §6.2: n_control = (z_{1-alpha/2} + z_power)^2 (1 + 1/k) / h^2, h = 2 asin sqrt(p1) - 2 asin sqrt(p0)
+    for p0, p1, k in ((0.10, 0.16, 1.0), (0.10, 0.16, 4.0), (0.03, 0.035, 1.0), (0.5, 0.4, 0.5)):
+        h = 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p0))
+        textbook = (norm.ppf(0.975) + norm.ppf(0.8)) ** 2 * (1 + 1 / k) / h ** 2
+        assert sessions_needed(p0, p1, k) == math.ceil(textbook)
+    # the lift detectable with the sessions needed for a lift is that lift
+    n = sessions_needed(0.10, 0.16, 4.0)
+    assert minimum_detectable_lift(0.10, n, 4 * n) == pytest.approx(0.06, abs=0.002)
+    # more sessions detect smaller lifts
+    assert minimum_detectable_lift(0.10, 4 * n, 16 * n) < minimum_detectable_lift(0.10, n, 4 * n)
+    assert minimum_detectable_lift(0.10, 0, 10) is None and sessions_needed(0.2, 0.2) is None
+    with pytest.raises(ValueError):
+        sessions_needed(0.1, 1.2)
+    with pytest.raises(ValueError):
+        minimum_detectable_lift(1.0, 10, 10)
