@@ -40,6 +40,7 @@ plots in ``bench/scale_report.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
+import json
 import os
 import re
 import shutil
@@ -290,9 +291,16 @@ def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: in
         drained, drain_s = job.wait_drained(60)
         trace = read_trace(job.r, job.rp + "trace", res.start_ms, res.end_ms)
         lat = percentiles([readable - kafka for readable, kafka, _ in trace])
+        # the raw trace of the level, for a look at the tail: (readable ms, Kafka append ms, client ms) per event
+        (job.run_dir / "trace_level.json").write_text(json.dumps(trace))
+        by_second: dict[int, list[int]] = {}
+        for readable, kafka, _ in trace:
+            by_second.setdefault((kafka - res.start_ms) // 1000, []).append(readable - kafka)
         mem_rows = job.sampler.take(t_level)
         out["level"] = {"sent": res.sent, "achieved_eps": round(res.achieved_eps, 1), "drained": drained,
                         "drain_s": drain_s, "traced": lat.pop("n"), **lat,
+                        # where the tail comes from: the p99 of the events appended in each second of the level
+                        "p99_ms_by_second": [percentiles(v)["p99_ms"] for _, v in sorted(by_second.items())],
                         "heap_used_bytes": _summary(mem_rows, "heap_used_bytes"),
                         "heap_max_bytes": _summary(mem_rows, "heap_max_bytes")["last"],
                         "rss_bytes": _summary(mem_rows, "rss_bytes"),
