@@ -59,7 +59,8 @@ RESULTS = ROOT / "bench" / "results"
 
 @click.command("bench")
 @click.option("--duration-s", type=float, default=30.0, show_default=True, help="Seconds per level.")
-@click.option("--warmup-s", type=float, default=10.0, show_default=True, help="Warm-up before the first level, s.")
+@click.option("--warmup-s", type=float, default=10.0, show_default=True, help="Warm-up before the first level, s (with --sessions: at --rate-eps before each count's measured "
+                   "level, not measured).")
 @click.option("--quick", is_flag=True, help="Smoke run: 3 s per level, 2 s warm-up (not for figures).")
 @click.option("--levels", default="500,1000,2000,5000", show_default=True,
               help="Comma-separated paced events/s; 'max' = produce as fast as the load generator can while the "
@@ -115,7 +116,8 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
     if session_counts or soak_min:
         return scale_cmd(session_counts, soak_min, rate_eps, duration_s, window_ms, seed, out, soak_sessions,
                          soak_session_ttl_s, soak_warmup_min, not no_recovery, profile_s,
-                         soak_heap_mb=soak_heap_mb, soak_live_heap_every_min=soak_live_heap_every_min)
+                         soak_heap_mb=soak_heap_mb, soak_live_heap_every_min=soak_live_heap_every_min,
+                         warmup_s=warmup_s)
     out = out or str(RESULTS / "latest.json")
 
     from bench.loadgen import build_templates
@@ -134,7 +136,7 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
 
     settings = stack_settings()
     r = redis.Redis.from_url(settings.redis_url)
-    r.ping()
+    _ping(r, settings.redis_url)
     t_begin = time.monotonic()
     root = data_dir()
     if not (root / "MANIFEST.md").exists():
@@ -207,10 +209,21 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
     say(f"wrote {out_path} and {out_path.with_suffix('.png')} in {results['total_s']:.0f} s; logs in {run_dir}")
 
 
+def _ping(r, url: str) -> None:
+    """Fail with what to do when the local stack's Redis is not reachable (no traceback)."""
+    import redis
+
+    try:
+        r.ping()
+    except redis.ConnectionError as exc:
+        raise click.ClickException(f"Redis at {url} is not reachable ({exc}): start the local stack first, "
+                                   ".venv/bin/intentflow stack up") from None
+
+
 def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s: float, window_ms: int, seed: int,
               out: str | None, soak_sessions: int, soak_session_ttl_s: int, soak_warmup_min: float | None,
               recovery: bool, profile_s: float = 0.0, soak_heap_mb: int = 0,
-              soak_live_heap_every_min: int = 0) -> None:
+              soak_live_heap_every_min: int = 0, warmup_s: float = 0.0) -> None:
     """``--sessions`` and ``--soak-min`` (bench/scale.py): results in sessions.json / soak.json with a plot."""
     import subprocess
 
@@ -226,7 +239,7 @@ def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s:
         click.echo(f"[bench {time.strftime('%H:%M:%S')}] {msg}", err=True)
 
     r = redis.Redis.from_url(stack_settings().redis_url)
-    r.ping()
+    _ping(r, stack_settings().redis_url)
     root = data_dir()
     if not (root / "MANIFEST.md").exists():
         raise click.ClickException(f"real data sets not found at {root}: set INTENTFLOW_DATA_DIR (docs/data.md)")
@@ -254,10 +267,11 @@ def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s:
         path = Path(out) if out and not soak_min else RESULTS / "sessions.json"
         results = {**base, "config": {"sessions": counts, "rate_eps": rate_eps, "duration_s": duration_s,
                                       "window_ms": window_ms, "seed": seed, "recovery": recovery,
-                                      "profile_s": profile_s}, "counts": []}
+                                      "profile_s": profile_s, "warmup_s": warmup_s}, "counts": []}
         for n in counts:
             results["counts"].append(run_sessions(n, run_tag, templates, seed, run_id, rate_eps, duration_s,
-                                                  window_ms, run_dir, say, recovery=recovery, profile_s=profile_s))
+                                                  window_ms, run_dir, say, recovery=recovery, profile_s=profile_s,
+                                                  warmup_s=warmup_s))
             results["marginal"] = marginal_costs(results["counts"])
             write(results, path, plot_sessions)
         click.echo(sessions_table(results))

@@ -14,15 +14,18 @@ load built from real sessions, see bench/loadgen.py), and read the job's own fig
   (two 60-min soaks of the same code gave -11.9 and +13.6 MiB/min);
 * **RSS**: ``VmRSS`` of the job's JVM (Java heap + the embedded CPython with its Python copy of the
   sessions + everything else of the process);
-* **Flink state**: ``state_size`` of the latest completed checkpoint (hashmap backend, full snapshots:
-  the pickled sessions, the pending list state of micro-batches, Kafka offsets, broadcast rules);
+* **Flink state**: ``state_size`` of the latest completed checkpoint: the whole state (the pickled
+  sessions, the pending list state of micro-batches, Kafka offsets, broadcast rules; RocksDB's files since
+  2026-12-04, full snapshots of the hashmap backend before); ``checkpointed_size`` is what that checkpoint
+  wrote (incremental: the files new since the previous one);
 * **sessions in state**: the number of ``{rp}session:*`` keys in Redis (each changed session's summary
   is written within ``summary_interval_ms``, with the same TTL as its state);
 * **Redis**: ``MEMORY USAGE`` of a sample of each key family of the prefix x its key count
   (:func:`bench.stats.redis_memory_estimate`); the benchmark's own ``trace`` stream is reported apart.
 
 Sessions run, per count N: open N sessions (one event each, paced at ``open_rate_eps``), wait until the
-job has processed them and a checkpoint holds them, then ``duration_s`` at ``rate_eps`` with N sessions
+job has processed them and a checkpoint holds them, a warm-up at ``rate_eps`` (``--warmup-s``, not
+measured), then ``duration_s`` at ``rate_eps`` with N sessions
 open (each next event from a uniformly drawn open session; a finished session is replaced by a new one),
 then the recovery: SIGKILL the job's process group while the load goes on, restart it from the latest
 retained checkpoint, and time kill -> first post-kill event readable and -> caught up
@@ -254,8 +257,9 @@ class JobRun:
 
 def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: int, rate_eps: float,
                  duration_s: float, window_ms: int, run_dir: Path, say, recovery: bool = True,
-                 open_rate_eps: float = OPEN_RATE_EPS, profile_s: float = 0.0) -> dict:
-    """One session count: open, measure at ``rate_eps`` for ``duration_s``, then recover after a SIGKILL."""
+                 open_rate_eps: float = OPEN_RATE_EPS, profile_s: float = 0.0, warmup_s: float = 0.0) -> dict:
+    """One session count: open, ``warmup_s`` at ``rate_eps`` (not measured), measure at ``rate_eps`` for
+    ``duration_s``, then recover after a SIGKILL."""
     from bench.loadgen import EventStream
 
     label = f"s{n_sessions}"
@@ -277,6 +281,14 @@ def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: in
         out["checkpoint_after_open"] = cp
         say(f"[{label}] open and checkpointed ({cp and cp['state_size']} B); level {rate_eps:.0f}/s for "
             f"{duration_s:.0f} s (load avg {load_avg_1m()})")
+        if warmup_s > 0:
+            # the same sessions, at the level's rate, not measured: with 1,000 sessions the job has seen only
+            # 1,000 events before the level (a cold start: 0.2-0.5 s latencies over the level's first 3-4 s
+            # without this, measured 2026-12-04), with 100,000 it has seen 100,000
+            say(f"[{label}] warm-up {warmup_s:.0f} s at {rate_eps:.0f}/s (not measured)")
+            job.send(stream.take(int(rate_eps * warmup_s)), rate_eps, warmup_s)
+            job.wait_drained(60)
+            out["warmup_s"] = warmup_s
         items = stream.take(int(rate_eps * duration_s))
         out["load_avg_1m_at_level"] = load_avg_1m()
         t_level = time.time()
@@ -297,10 +309,16 @@ def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: in
         for readable, kafka, _ in trace:
             by_second.setdefault((kafka - res.start_ms) // 1000, []).append(readable - kafka)
         mem_rows = job.sampler.take(t_level)
+        history = (job.rest.checkpoints() or {}).get("history") or []
+        checkpoints_in_level = sorted(
+            [round((h["trigger_timestamp"] - res.start_ms) / 1000, 2), h.get("end_to_end_duration")]
+            for h in history if res.start_ms <= (h.get("trigger_timestamp") or 0) <= res.end_ms)
         out["level"] = {"sent": res.sent, "achieved_eps": round(res.achieved_eps, 1), "drained": drained,
                         "drain_s": drain_s, "traced": lat.pop("n"), **lat,
                         # where the tail comes from: the p99 of the events appended in each second of the level
                         "p99_ms_by_second": [percentiles(v)["p99_ms"] for _, v in sorted(by_second.items())],
+                        # [s after the level's start, end-to-end ms] of the checkpoints triggered in the level
+                        "checkpoints_in_level": checkpoints_in_level,
                         "heap_used_bytes": _summary(mem_rows, "heap_used_bytes"),
                         "heap_max_bytes": _summary(mem_rows, "heap_max_bytes")["last"],
                         "rss_bytes": _summary(mem_rows, "rss_bytes"),
