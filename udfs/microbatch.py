@@ -169,6 +169,21 @@ class WriteBuffer:
         return out
 
 
+def on_schedule(last_ms: int, interval_ms: int, now_ms: int) -> int:
+    """The latest time of the schedule ``last_ms + k * interval_ms`` (k >= 0) at or before ``now_ms``
+    (``last_ms`` when ``now_ms`` is before ``last_ms + interval_ms``).
+
+    A shard's writes stay on the grid its phase set (:class:`ShardSessions`), however late one ran. Marking a
+    write done at ``now_ms`` instead lost the phases: after a quiet spell every shard's write was overdue,
+    all ran at the first batch after it, and from then on at the same moments (measured 2026-12-04, 100,000
+    open sessions: the 8 shards' state writes within 1 s every 10 s, ~0.9 s of pickling in a row, p99 of
+    that second 0.7-1.2 s).
+    """
+    if now_ms <= last_ms:
+        return last_ms
+    return now_ms - (now_ms - last_ms) % interval_ms
+
+
 class ShardSessions:
     """The Python copy of one session shard's sessions, with what is due to be written back.
 
@@ -290,10 +305,11 @@ class ShardSessions:
         return self.summary_due(now_ms, force or state_due), state_due
 
     def take_dirty(self, now_ms: int) -> dict[str, SessionEntry]:
-        """The sessions changed since the last state write; marks them written at ``now_ms``."""
+        """The sessions changed since the last state write; marks them written at the latest point of the
+        shard's write schedule at or before ``now_ms`` (:func:`on_schedule`)."""
         out = {sid: self.entries[sid] for sid in self.dirty}
         self.dirty = set()
-        self.last_write_ms = now_ms
+        self.last_write_ms = on_schedule(self.last_write_ms, self.write_interval_ms, now_ms)
         return out
 
     def take_dirty_stored(self, now_ms: int) -> dict[str, bytes]:
@@ -307,7 +323,7 @@ class ShardSessions:
         """The sessions changed since the last summary write; marks them written at ``now_ms``."""
         out = {sid: decode_stored(self.entries[sid]) for sid in self.summary_dirty if sid in self.entries}
         self.summary_dirty = set()
-        self.last_summary_ms = now_ms
+        self.last_summary_ms = on_schedule(self.last_summary_ms, self.summary_interval_ms, now_ms)
         return out
 
     def next_due_ms(self) -> int | None:

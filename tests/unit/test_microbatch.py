@@ -6,7 +6,8 @@ import pytest
 
 from udfs.config import JobConfig
 from udfs.decide import Decider, SessionEntry, decide_all, session_summaries
-from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, decode_stored, encode_stored, last_of_flush
+from udfs.microbatch import (ShardSessions, WriteBuffer, decode_batch, decode_stored, encode_stored, last_of_flush,
+                             on_schedule)
 from udfs.partitioning import shard_of
 from udfs.rules import RuleEngine
 from udfs.scenarios import article_session, shallow_session
@@ -98,8 +99,10 @@ def test_shard_sessions_write_rhythms_and_expiry():
     assert shard.summary_due(5_000) and shard.take_summary_dirty(5_000) == {"a": entry}
     assert shard.next_due_ms() is None and not shard.write_due(5_500)
     shard.update({"a": entry}, now_ms=5_100)
-    assert shard.next_due_ms() == 5_300
-    assert not shard.summary_due(5_299) and shard.summary_due(5_300)
+    # the summaries' schedule is -300 + k * 300 (created at 0, phase 0): the write taken at 5,000 counts as
+    # the one due at 4,800, so the next is due at 5,100 (not 300 ms after whenever a write ran)
+    assert shard.next_due_ms() == 5_100
+    assert not shard.summary_due(5_099) and shard.summary_due(5_100)
     assert not shard.write_due(5_900) and shard.write_due(5_900, force=True) and shard.write_due(6_000)
     # the copy wins while fresh; an expired one is forgotten and counts as new
     assert shard.loader(6_000, stored={}.get)("a") is entry
@@ -121,6 +124,32 @@ def test_shards_created_together_write_at_spread_moments():
     assert due == [100_000 + 1_250 * i for i in range(8)]
     assert [s.write_due(100_000) for s in shards] == [True] + [False] * 7
     assert all(s.write_due(100_000 + 1_250 * i) for i, s in enumerate(shards))
+
+
+def test_shards_keep_their_spread_after_a_quiet_spell():
+    """After a spell with nothing to write, every shard's write is overdue and all run at the first batch;
+    they must go back to their own moments, not stay together (before 2026-12-04 they did: at 100,000
+    open sessions the 8 shards' state writes ran back to back every 10 s, a ~0.9 s stall)."""
+    shards = [ShardSessions(600_000, 10_000, 1_000, now_ms=100_000, phase=i / 8) for i in range(8)]
+    quiet_until = 100_000 + 37_300  # nothing changed since creation: no write was due
+    for shard in shards:
+        shard.update({"s": SessionEntry()}, now_ms=quiet_until)
+        assert shard.write_due(quiet_until) and shard.summary_due(quiet_until)  # all overdue
+        shard.take_dirty(quiet_until)
+        shard.take_summary_dirty(quiet_until)
+        shard.update({"s": SessionEntry()}, now_ms=quiet_until + 1)
+    next_writes = sorted(s.last_write_ms + s.write_interval_ms for s in shards)
+    # each on its own grid 90,000 + 1,250 i + 10,000 k (created at 100,000): the first point after the spell
+    own = sorted(min(t for t in range(90_000 + 1_250 * i, 200_000, 10_000) if t > quiet_until) for i in range(8))
+    assert next_writes == own and len(set(next_writes)) == 8  # 1.25 s apart, as created
+    assert len({s.last_summary_ms % 1_000 for s in shards}) == 8  # summaries spread over the second too
+    assert all(quiet_until < t <= quiet_until + 10_000 for t in next_writes)
+
+
+def test_on_schedule_is_the_latest_grid_point():
+    assert on_schedule(1_000, 300, 1_000) == 1_000 and on_schedule(1_000, 300, 1_299) == 1_000
+    assert on_schedule(1_000, 300, 1_300) == 1_300 and on_schedule(1_000, 300, 2_250) == 2_200
+    assert on_schedule(1_000, 300, 900) == 1_000  # a clock that went back: the schedule stays
 
 
 @pytest.mark.parametrize("write_every_batch", [False, True])
