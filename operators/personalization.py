@@ -107,8 +107,6 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         # unexpired value of it (TypeSerializer.copy) on each state access. With 44,000 sessions that
         # made each remove a copy of the whole state: the 12-minute soak (TTL 300 s) fell behind
         # from the first expiry on, MapStateImpl.remove 14 % of the job's Python samples (py-spy).
-        # (Keyed state is in RocksDB since 2026-12-04, flink-conf/config.yaml: its TTL cleanup would be the
-        # compaction filter, a background strategy, so the explicit removes above are the cleanup there too.)
         ttl = (StateTtlConfig.new_builder(Time.seconds(cfg.session_ttl_s))
                .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
                .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
