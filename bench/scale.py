@@ -14,10 +14,8 @@ load built from real sessions, see bench/loadgen.py), and read the job's own fig
   (two 60-min soaks of the same code gave -11.9 and +13.6 MiB/min);
 * **RSS**: ``VmRSS`` of the job's JVM (Java heap + the embedded CPython with its Python copy of the
   sessions + everything else of the process);
-* **Flink state**: ``state_size`` of the latest completed checkpoint: the whole state (the pickled
-  sessions, the pending list state of micro-batches, Kafka offsets, broadcast rules; RocksDB's files since
-  2026-12-04, full snapshots of the hashmap backend before); ``checkpointed_size`` is what that checkpoint
-  wrote (incremental: the files new since the previous one);
+* **Flink state**: ``state_size`` of the latest completed checkpoint (hashmap backend, full snapshots:
+  the pickled sessions, the pending list state of micro-batches, Kafka offsets, broadcast rules);
 * **sessions in state**: the number of ``{rp}session:*`` keys in Redis (each changed session's summary
   is written within ``summary_interval_ms``, with the same TTL as its state);
 * **Redis**: ``MEMORY USAGE`` of a sample of each key family of the prefix x its key count

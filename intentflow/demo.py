@@ -177,9 +177,9 @@ def _simulated_experiment(redis_url: str, rp: str, experiment_id: str, visitors:
 
 
 def _power_note(report: dict, visitors: int) -> str:
-    """SIMULATION: why the measured lift differs from the built-in one, and how many sessions (and simulated
-    ``visitors``, in proportion) the test needs (udfs.experiment_stats.minimum_detectable_lift /
-    sessions_needed, 80 % power, alpha 0.05)."""
+    """SIMULATION: the lift built into the response model, the smallest lift the experiment's sessions can
+    detect, and how many sessions (and simulated ``visitors``, in proportion) the built-in lift needs
+    (udfs.experiment_power: 80 % power, alpha 0.05)."""
     from udfs.experiment_power import minimum_detectable_lift, sessions_needed
     from udfs.simulation import DEFAULT_LAYOUT, conversion_probability, true_lift
 

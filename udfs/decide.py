@@ -102,8 +102,8 @@ class SessionEntry:
             lateness horizon the log holds every event of a session's last 5 minutes. Measured with
             bench/session_size.py (10,000 sessions of the benchmark's load, 17.3 events each): whole
             parsed events 47.9 KB of Python per session; pickled whole events 24.3 KB (pickle in Flink
-            state 15.8 KB, 2.1 KB compressed); pickled replay records 13.8 KB (pickle 5.2 KB, 1.6 KB
-            compressed).
+            state 15.8 KB, 2.1 KB compressed); pickled replay records 13.8 KB (pickle 5.1 KB, 1.5 KB
+            compressed; bench/results/session_size.json).
         seen: ``{event_id: ts_ms}`` of recent events, for dedup.
         last_fired: ``{rule_id: ts_ms}`` of the event that last fired each rule (cool-down).
         counts: list of ints in :data:`COUNT_FIELDS` order.

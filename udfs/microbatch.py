@@ -15,7 +15,7 @@ the last write stay in keyed list state, so a checkpoint always holds either an 
 event itself, and a restore decides those batches again (Redis writes are idempotent). A session written
 to keyed state stays in the copy as the bytes written (:func:`encode_stored`, ~2 KB) until its next
 event decodes it: only the sessions changed since the last write are Python objects (~14 KB each), so
-the copy of 100,000 open sessions is ~0.3 GB, not 2.4 GB, and the cyclic GC has few containers to scan
+the copy of 100,000 open sessions is ~0.3 GB, not 1.4 GB, and the cyclic GC has few containers to scan
 (issue 19).
 """
 from __future__ import annotations
