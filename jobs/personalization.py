@@ -55,14 +55,17 @@ class KafkaEvents:
         return self.stop is not None
 
     def stream(self, env, watermarks, kafka_properties=None):
-        """The values of ``topic`` as a DataStream of str (Kafka record timestamps kept); ``kafka_properties``:
-        client settings (SASL/TLS, ``udfs.config.KafkaSecurity``)."""
-        from pyflink.common.serialization import SimpleStringSchema
+        """The values of ``topic`` as a DataStream of raw bytes (``byte[]``, ``RawValueSchema`` in
+        operators/java; Kafka record timestamps kept); ``kafka_properties``: client settings (SASL/TLS,
+        ``udfs.config.KafkaSecurity``)."""
+        from pyflink.common.serialization import DeserializationSchema
         from pyflink.datastream.connectors.kafka import KafkaSource
+        from pyflink.java_gateway import get_gateway
 
+        raw_values = DeserializationSchema(get_gateway().jvm.io.intentflow.flink.RawValueSchema())
         builder = (KafkaSource.builder().set_bootstrap_servers(self.bootstrap).set_topics(self.topic)
                    .set_group_id(self.group_id).set_starting_offsets(_offsets(self.start))
-                   .set_value_only_deserializer(SimpleStringSchema())
+                   .set_value_only_deserializer(raw_values)
                    .set_property("client.id.prefix", self.group_id)
                    .set_property("commit.offsets.on.checkpoint", "true"))
         for name, value in (kafka_properties or {}).items():
@@ -81,12 +84,14 @@ class FileEvents:
     bounded: bool = True
 
     def stream(self, env, watermarks, kafka_properties=None):
-        """The lines of the file as a DataStream of str (no timestamps: event time comes from the events)."""
+        """The lines of the file as a DataStream of their UTF-8 bytes (no timestamps: event time comes from
+        the events)."""
         from pyflink.common import WatermarkStrategy
         from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 
         source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), self.path).build()
-        return env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").uid("source-events-file")
+        lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "events-file").uid("source-events-file")
+        return _utf8(lines, "events-file-utf8")
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,24 @@ class CollectionEvents:
     bounded: bool = True
 
     def stream(self, env, watermarks, kafka_properties=None):
+        """The values as a DataStream of their UTF-8 bytes."""
         from pyflink.common import Types
 
-        return env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-collection")
+        values = env.from_collection(list(self.values), type_info=Types.STRING()).uid("source-collection")
+        return _utf8(values, "source-collection-utf8")
+
+
+def _utf8(stream, uid: str):
+    """A DataStream of str -> of their UTF-8 bytes (``byte[]``, what the micro-batcher reads), on the Java
+    side (``Utf8Values`` in operators/java: no Python operator)."""
+    from pyflink.common import Types
+    from pyflink.datastream.data_stream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    j_stream = stream._j_data_stream.map(get_gateway().jvm.io.intentflow.flink.Utf8Values(),
+                                         Types.PRIMITIVE_ARRAY(Types.BYTE()).get_java_type_info())
+    j_stream.name(uid).uid(uid)
+    return DataStream(j_stream)
 
 
 @dataclass(frozen=True)
@@ -268,7 +288,7 @@ def build_pipeline(env, pipeline: Pipeline):
     raw = ev.stream(env, watermarks, pipeline.kafka_properties)
     rules = pipeline.rules.stream(env, ev.group_id, ev.bounded, pipeline.kafka_properties)
 
-    # Java side: raw values -> Row(shard key, [timestamps, value, ...]) per micro-batch, chained to the
+    # Java side: raw values -> Row(shard key, batch bytes) per micro-batch (udfs/microbatch.py), chained to the
     # source; keyed by PyFlink's own KeyByKeySelector (field 0), so no Python key-selector operator.
     jvm = get_gateway().jvm
     batcher = jvm.io.intentflow.flink.SessionShardMicroBatcher

@@ -1,8 +1,8 @@
 """The Python operator of the personalization job: called once per micro-batch. Logic is in ``udfs/``.
 
 The stream it sees is made on the Java side (operators/java, see ``jobs/personalization.py``): the
-``SessionShardMicroBatcher`` after the Kafka source buffers raw values per session shard and emits one
-``Row(shard_key, batch)`` per micro-batch (``window_ms`` or ``max_batch_size``, and before every
+``SessionShardMicroBatcher`` after the Kafka source buffers raw values (bytes) per session shard and emits one
+``Row(shard_key, batch bytes)`` per micro-batch (layout: ``udfs/batch_layout.py``) (``window_ms`` or ``max_batch_size``, and before every
 checkpoint barrier); PyFlink's own ``KeyByKeySelector`` keys it by shard without a Python key selector.
 
 :class:`DecideMicroBatch` (keyed by shard, connected to the broadcast ruleset), per batch, in one
@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 #: in force (JSON text under key "page_rates", udfs/page_rates.py).
 RULES_STATE = MapStateDescriptor("rules", Types.STRING(), Types.STRING())
 
-#: Type of the batched stream: ``Row(shard key, [timestamps_csv, value, ...])`` (udfs/microbatch.py).
-BATCH_TYPE = Types.BASIC_ARRAY(Types.STRING())
+#: Type of the batched stream: ``Row(shard key, batch bytes)`` (layout: udfs/batch_layout.py).
+BATCH_TYPE = Types.PRIMITIVE_ARRAY(Types.BYTE())
 #: Type of the operator's output: one ``String[]`` of marked records per batch.
 OUTPUT_TYPE = Types.BASIC_ARRAY(Types.STRING())
 
@@ -295,6 +295,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         """
         now_ms = int(time.time() * 1000)
         events, dlq = decode_batch(batch)
+        n_values = len(events) + len(dlq)
         if self.config.page_rates:
             self.page_stats.annotate(events)  # page views get their page's cross-session rates
         elif self.page_rates is not None:
@@ -302,7 +303,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
         t0 = time.perf_counter_ns()
         result = self.decider.decide(events, shard.loader(now_ms, lambda sid: decode_stored(self.sessions.get(sid))))
         self.metrics.observe("decide_time_us", (time.perf_counter_ns() - t0) / 1000)
-        self.metrics.add_batch(events, dlq + result.dlq, result.actions, result.counters["late"], len(batch) - 1)
+        self.metrics.add_batch(events, dlq + result.dlq, result.actions, result.counters["late"], n_values)
         shard.update(result.touched, now_ms)
         self.writes.add(now_ms, facts=result.facts)  # experiment counts (udfs/experiments.py)
         counters = result.counters

@@ -3,11 +3,8 @@
 Pure Python (no PyFlink): the Flink operator (operators/personalization.py) is a thin adapter over
 this, and the unit tests run it without a JVM.
 
-**Batch layout** (made by the Java operator ``io.intentflow.flink.SessionShardMicroBatcher``,
-operators/java): a list of str, ``batch[0]`` the comma-joined Kafka timestamps (epoch ms; an empty
-entry for a record without one), prefixed with ``"L"`` when the batch is the last of its flush for this
-subtask (:func:`last_of_flush`), and ``batch[1:]`` the raw Kafka values in arrival order. All values
-of a batch belong to one session shard (:func:`udfs.partitioning.shard_of`).
+**Batch layout**: :mod:`udfs.batch_layout` (the bytes the Java micro-batcher emits; :func:`decode_batch`
+and :func:`last_of_flush` are re-exported here).
 
 **Session cache** (:class:`ShardSessions`): the operator decides from Python objects and writes the
 changed sessions to Flink keyed state once per ``state_write_interval_ms``; the batches received since
@@ -28,9 +25,8 @@ from typing import Any
 
 import zstandard
 
-from udfs.contract import ContractError, parse_event
+from udfs.batch_layout import decode_batch, last_of_flush  # noqa: F401 - re-exported
 from udfs.decide import SessionEntry, session_summaries
-from udfs.dlq import dlq_record
 
 
 #: zstd level of a session's keyed-state value. Measured on 1,000 sessions of the benchmark's load (17
@@ -77,53 +73,6 @@ def redis_rebuild(shards: Iterable["ShardSessions"], model_version: str, rules_v
     entries = {sid: decode_stored(entry) for shard in shards for sid, entry in shard.entries.items()}
     actions = [entry.last_action for entry in entries.values() if entry.last_action is not None]
     return actions, session_summaries(entries, model_version, rules_version)
-
-
-def decode_batch(batch: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Parse and validate a micro-batch.
-
-    Args:
-        batch: ``[timestamps_csv, value_1, ..., value_n]`` (see the module docstring).
-
-    Returns:
-        ``(events, dlq_records)``: the canonical event dicts (``udfs.contract.parse_event``) in arrival
-        order, each with ``_kafka_ts_ms`` when its record had a positive timestamp; and a DLQ record
-        (stage ``parse``, reason from :class:`udfs.contract.ContractError`, ``parse_error`` for
-        anything else) for every value that is not a valid event. ``len(events) + len(dlq) == n``.
-
-    Raises:
-        ValueError: an empty batch (no timestamp entry), a bug of the producer of the batch.
-    """
-    if not batch:
-        raise ValueError("a micro-batch has at least its timestamp entry")
-    n = len(batch) - 1
-    head = batch[0][1:] if batch[0].startswith("L") else batch[0]
-    stamps = head.split(",") if n else []
-    if len(stamps) != n:  # never from our batcher; keep every value, without timestamps
-        stamps = [""] * n
-    events: list[dict[str, Any]] = []
-    dlq: list[dict[str, Any]] = []
-    for stamp, value in zip(stamps, batch[1:]):
-        try:
-            event = parse_event(value)
-        except ContractError as exc:
-            dlq.append(dlq_record(exc.reason, "parse", value, detail=exc.detail))
-            continue
-        except Exception as exc:  # noqa: BLE001 - nothing malformed may fail the job
-            dlq.append(dlq_record("parse_error", "parse", value, detail=repr(exc)))
-            continue
-        if stamp:
-            ts = int(stamp)
-            if ts > 0:
-                event["_kafka_ts_ms"] = ts
-        events.append(event)
-    return events, dlq
-
-
-def last_of_flush(batch: Sequence[str]) -> bool:
-    """True when ``batch`` is the last one of its batcher flush for this subtask (``"L"`` mark): the
-    moment to send the Redis writes of the whole flush in one pipeline."""
-    return bool(batch) and batch[0].startswith("L")
 
 
 class WriteBuffer:

@@ -119,7 +119,7 @@ BREAKERS: tuple[Breaker, ...] = (
       "replay = live: a live topic",
       "the Java micro-batcher emits a batch's values in reverse arrival order (job only, not the pure decider)",
       ("operators/java/src/main/java/io/intentflow/flink/SessionShardMicroBatcher.java",
-       "            batch[i + 1] = buffer.get(i);", "            batch[buffer.size() - i] = buffer.get(i);")),
+       "        int n = buffer.size();\n", "        java.util.Collections.reverse(buffer);\n        int n = buffer.size();\n")),
     B(I + "test_job_time_range.py::test_from_to_ts_ms_replays_only_the_range_and_writes_agg_and_stats",
       "`intentflow job --from-ts-ms A --to-ts-ms B`",
       "--to-ts-ms is ignored: a bounded run reads to the end of the topic",

@@ -1,4 +1,5 @@
-"""udfs.microbatch: the batch layout of the Java micro-batcher and the Python copy of a shard's sessions."""
+"""udfs.microbatch: the earlier batch layout (still read), the Python copy of a shard's sessions, the write
+buffer. The batch bytes of today: tests/unit/test_batch_layout.py."""
 from __future__ import annotations
 
 import orjson
@@ -20,7 +21,8 @@ def _events():
     return article_session("s-article", T0)
 
 
-def test_decode_batch_keeps_order_timestamps_and_dead_letters_bad_values():
+def test_earlier_list_layout_keeps_order_timestamps_and_dead_letters_bad_values():
+    # batches of the layout before values crossed as bytes may still be in a checkpoint's pending list
     events = _events()[:3]
     values = [orjson.dumps(events[0]).decode(), "{not json", orjson.dumps(events[1]).decode(),
               orjson.dumps({"type": "click"}).decode(), orjson.dumps(events[2]).decode()]
@@ -31,7 +33,7 @@ def test_decode_batch_keeps_order_timestamps_and_dead_letters_bad_values():
     assert all(d["stage"] == "parse" for d in dlq)
 
 
-def test_decode_batch_without_timestamps_and_empty():
+def test_earlier_list_layout_without_timestamps_and_empty():
     event = _events()[0]
     decoded, dlq = decode_batch(["", orjson.dumps(event).decode()])
     assert "_kafka_ts_ms" not in decoded[0] and not dlq
@@ -40,7 +42,7 @@ def test_decode_batch_without_timestamps_and_empty():
         decode_batch([])
 
 
-def test_last_of_flush_mark_and_decode_ignore_it():
+def test_earlier_list_layout_last_of_flush_mark_and_decode_ignore_it():
     event = _events()[0]
     value = orjson.dumps(event).decode()
     assert last_of_flush(["L7", value]) and not last_of_flush(["7", value]) and not last_of_flush([])

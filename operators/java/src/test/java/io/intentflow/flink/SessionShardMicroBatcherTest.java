@@ -12,6 +12,7 @@ import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.apache.flink.types.Row;
 import org.junit.jupiter.api.Test;
 
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -23,18 +24,47 @@ class SessionShardMicroBatcherTest {
 
     private static final String KEYS = "10,11,12,13";
 
-    private static String event(String sessionId, int n) {
-        return "{\"event_id\":\"e" + n + "\",\"session_id\":\"" + sessionId + "\",\"n\":" + n + "}";
+    private static byte[] event(String sessionId, int n) {
+        return ("{\"event_id\":\"e" + n + "\",\"session_id\":\"" + sessionId + "\",\"n\":" + n + "}")
+                .getBytes(StandardCharsets.UTF_8);
     }
 
-    private static OneInputStreamOperatorTestHarness<String, Row> harness(long windowMs, int maxBatch) throws Exception {
-        OneInputStreamOperatorTestHarness<String, Row> h =
+    private static String text(byte[] value) {
+        return new String(value, StandardCharsets.UTF_8);
+    }
+
+    /** The values of a batch as text. */
+    private static List<String> values(Row row) {
+        List<String> out = new ArrayList<>();
+        for (byte[] v : SessionShardMicroBatcher.valuesOf((byte[]) row.getField(1))) {
+            out.add(text(v));
+        }
+        return out;
+    }
+
+    private static boolean last(Row row) {
+        return (((byte[]) row.getField(1))[0] & SessionShardMicroBatcher.LAST_OF_FLUSH) != 0;
+    }
+
+    /** The Kafka timestamps of a batch. */
+    private static long[] timestamps(Row row) {
+        ByteBuffer in = ByteBuffer.wrap((byte[]) row.getField(1));
+        in.get();
+        long[] out = new long[in.getInt()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = in.getLong();
+        }
+        return out;
+    }
+
+    private static OneInputStreamOperatorTestHarness<byte[], Row> harness(long windowMs, int maxBatch) throws Exception {
+        OneInputStreamOperatorTestHarness<byte[], Row> h =
                 new OneInputStreamOperatorTestHarness<>(new SessionShardMicroBatcher(KEYS, windowMs, maxBatch));
         h.open();
         return h;
     }
 
-    private static List<Row> batches(OneInputStreamOperatorTestHarness<String, Row> h) {
+    private static List<Row> batches(OneInputStreamOperatorTestHarness<byte[], Row> h) {
         List<Row> out = new ArrayList<>();
         for (Object o : h.getOutput()) {
             if (o instanceof StreamRecord) {
@@ -52,7 +82,7 @@ class SessionShardMicroBatcherTest {
 
     @Test
     void emitsWhenAShardIsFull() throws Exception {
-        OneInputStreamOperatorTestHarness<String, Row> h = harness(20, 3);
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(20, 3);
         h.processElement(event("s1", 1), 1001L);
         h.processElement(event("s1", 2), 1002L);
         assertEquals(0, batches(h).size());
@@ -60,14 +90,15 @@ class SessionShardMicroBatcherTest {
         List<Row> out = batches(h);
         assertEquals(1, out.size());
         assertEquals(expectedKey("s1"), out.get(0).getField(0));
-        String[] batch = (String[]) out.get(0).getField(1);
-        assertArrayEquals(new String[] {"L1001,1002,1003", event("s1", 1), event("s1", 2), event("s1", 3)}, batch);
+        assertTrue(last(out.get(0)));
+        assertArrayEquals(new long[] {1001, 1002, 1003}, timestamps(out.get(0)));
+        assertEquals(List.of(text(event("s1", 1)), text(event("s1", 2)), text(event("s1", 3))), values(out.get(0)));
         h.close();
     }
 
     @Test
     void emitsEveryShardWhenTheWindowEnds() throws Exception {
-        OneInputStreamOperatorTestHarness<String, Row> h = harness(20, 256);
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(20, 256);
         h.setProcessingTime(100);
         Map<Integer, Integer> perKey = new HashMap<>();
         for (int i = 0; i < 40; i++) {
@@ -82,33 +113,33 @@ class SessionShardMicroBatcherTest {
         assertEquals(perKey.size(), out.size(), "one batch per shard that holds events");
         int total = 0;
         for (Row row : out) {
-            String[] batch = (String[]) row.getField(1);
+            List<String> batch = values(row);
             int key = (Integer) row.getField(0);
-            assertEquals(perKey.get(key), batch.length - 1);
-            for (int i = 1; i < batch.length; i++) {
-                String sid = TopLevelJsonField.stringValue(batch[i], "session_id");
+            assertEquals(perKey.get(key), batch.size());
+            for (String value : batch) {
+                String sid = TopLevelJsonField.stringValue(value, "session_id");
                 assertEquals(expectedKey(sid), key, "a session's events all go to its shard");
             }
-            assertEquals(batch.length - 1, batch[0].replace("L", "").split(",").length);
-            total += batch.length - 1;
+            assertEquals(batch.size(), timestamps(row).length);
+            total += batch.size();
         }
         assertEquals(40, total);
         // one downstream subtask: only the flush's last batch carries the mark
         for (int i = 0; i < out.size(); i++) {
-            assertEquals(i == out.size() - 1, ((String[]) out.get(i).getField(1))[0].startsWith("L"));
+            assertEquals(i == out.size() - 1, last(out.get(i)));
         }
         h.close();
     }
 
     @Test
     void flushesBeforeTheCheckpointBarrier() throws Exception {
-        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 256);
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(1000, 256);
         h.processElement(event("a", 1), 1L);
         h.processElement(event("b", 2), 2L);
         h.prepareSnapshotPreBarrier(1L);
         int values = 0;
         for (Row row : batches(h)) {
-            values += ((String[]) row.getField(1)).length - 1;
+            values += values(row).size();
         }
         assertEquals(2, values);
         h.close();
@@ -116,7 +147,7 @@ class SessionShardMicroBatcherTest {
 
     @Test
     void flushesBeforeForwardingTheFinalWatermark() throws Exception {
-        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 256);
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(1000, 256);
         h.processElement(event("a", 1), 1L);
         h.processWatermark(new Watermark(5L));
         assertEquals(0, batches(h).size(), "an ordinary watermark does not cut the window");
@@ -138,26 +169,61 @@ class SessionShardMicroBatcherTest {
 
     @Test
     void flushesAtEndOfInputAndKeepsRecordsWithoutTimestamp() throws Exception {
-        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 256);
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(1000, 256);
         h.processElement(new StreamRecord<>(event("a", 1)));
         h.processElement(new StreamRecord<>(event("a", 2)));
         h.endInput();
         List<Row> out = batches(h);
         assertEquals(1, out.size());
-        String[] batch = (String[]) out.get(0).getField(1);
-        assertEquals("L,", batch[0]);
-        assertEquals(3, batch.length);
+        assertTrue(last(out.get(0)));
+        assertArrayEquals(new long[] {SessionShardMicroBatcher.NO_TIMESTAMP, SessionShardMicroBatcher.NO_TIMESTAMP},
+                timestamps(out.get(0)));
+        assertEquals(List.of(text(event("a", 1)), text(event("a", 2))), values(out.get(0)));
         h.close();
     }
 
     @Test
     void unroutableValuesGoToShardZero() throws Exception {
-        OneInputStreamOperatorTestHarness<String, Row> h = harness(1000, 1);
-        h.processElement("not json at all", 1L);
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(1000, 1);
+        h.processElement("not json at all".getBytes(StandardCharsets.UTF_8), 1L);
+        h.processElement(new StreamRecord<>(null, 2L));  // a Kafka tombstone
+        List<Row> out = batches(h);
+        assertEquals(2, out.size());
+        assertEquals(10, out.get(0).getField(0));
+        assertInstanceOf(byte[].class, out.get(0).getField(1));
+        assertEquals(List.of("not json at all"), values(out.get(0)));
+        assertEquals(List.of(""), values(out.get(1)));
+        h.close();
+    }
+
+    @Test
+    void multiByteAndEscapedSessionIdsGoToTheShardOfTheirUtf8() throws Exception {
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(1000, 1);
+        String[] ids = {"caf\u00e9-\uD83D\uDE00", "plain-1"};
+        h.processElement(event(ids[0], 1), 1L);
+        h.processElement(("{\"session_id\":\"caf\\u00e9-\\ud83d\\ude00\"}").getBytes(StandardCharsets.UTF_8), 2L);
+        h.processElement(event(ids[1], 3), 3L);
+        List<Row> out = batches(h);
+        assertEquals(3, out.size());
+        assertEquals(expectedKey(ids[0]), out.get(0).getField(0));
+        assertEquals(expectedKey(ids[0]), out.get(1).getField(0), "the escaped id routes like the raw one");
+        assertEquals(expectedKey(ids[1]), out.get(2).getField(0));
+        h.close();
+    }
+
+    /** The same bytes as GOLDEN_HEX in tests/unit/test_batch_layout.py, which udfs.batch_layout reads. */
+    @Test
+    void layoutIsTheOnePythonReads() throws Exception {
+        OneInputStreamOperatorTestHarness<byte[], Row> h = harness(1000, 2);
+        h.processElement("{\"a\":1}".getBytes(StandardCharsets.UTF_8), 5L);
+        h.processElement(new StreamRecord<>("xy".getBytes(StandardCharsets.UTF_8)));
         List<Row> out = batches(h);
         assertEquals(1, out.size());
-        assertEquals(10, out.get(0).getField(0));
-        assertInstanceOf(String[].class, out.get(0).getField(1));
+        StringBuilder hex = new StringBuilder();
+        for (byte b : (byte[]) out.get(0).getField(1)) {
+            hex.append(String.format("%02x", b));
+        }
+        assertEquals("01000000020000000000000005800000000000000000000007000000027b2261223a317d7879", hex.toString());
         h.close();
     }
 
@@ -176,7 +242,7 @@ class SessionShardMicroBatcherTest {
     @Test
     void marksTheLastBatchOfAFlushPerDownstreamSubtask() throws Exception {
         String keys = SessionShardMicroBatcher.shardKeysCsv(8);
-        OneInputStreamOperatorTestHarness<String, Row> h = new OneInputStreamOperatorTestHarness<>(
+        OneInputStreamOperatorTestHarness<byte[], Row> h = new OneInputStreamOperatorTestHarness<>(
                 new SessionShardMicroBatcher(keys, 20, 256, 2, 8));
         h.open();
         for (int i = 0; i < 200; i++) {
@@ -191,7 +257,7 @@ class SessionShardMicroBatcherTest {
             int owner = org.apache.flink.runtime.state.KeyGroupRangeAssignment.assignKeyToParallelOperator(
                     Row.of(row.getField(0)), 8, 2);
             seenPerOwner.merge(owner, 1, Integer::sum);
-            if (((String[]) row.getField(1))[0].startsWith("L")) {
+            if (last(row)) {
                 lastMarks.merge(owner, 1, Integer::sum);
             }
         }
@@ -203,7 +269,7 @@ class SessionShardMicroBatcherTest {
                     Row.of(out.get(i).getField(0)), 8, 2), i);
         }
         for (int owner : lastIndex.keySet()) {
-            assertTrue(((String[]) out.get(lastIndex.get(owner)).getField(1))[0].startsWith("L"));
+            assertTrue(last(out.get(lastIndex.get(owner))));
         }
         h.close();
     }

@@ -1,9 +1,12 @@
 package io.intentflow.flink;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
 
 class TopLevelJsonFieldTest {
 
@@ -39,5 +42,31 @@ class TopLevelJsonFieldTest {
         assertNull(TopLevelJsonField.stringValue("", "session_id"));
         assertNull(TopLevelJsonField.stringValue(null, "session_id"));
         assertNull(TopLevelJsonField.stringValue("{\"session_id\":\"bad \\q escape\"}", "session_id"));
+    }
+
+    @Test
+    void bytesGiveTheUtf8OfWhatTheStringReaderGives() {
+        String[] docs = {
+            "{\"props\":{\"session_id\":\"inner\",\"a\":[1,{\"b\":\"}\"}]},\"n\":-1.5e3,\"ok\":true,\"x\":null, "
+                + "\"session_id\" : \"outer\"}",
+            "{\"session_id\":\"a\\\"b\\\\c\\/d\\n\\t\"}",
+            "{\"session_id\":\"caf\\u00e9 \\ud83d\\ude00\"}",
+            "{\"session_id\":\"caf\u00e9 \uD83D\uDE00\"}",
+            "{\"session\\u005fid\":\"s1\"}",
+            "{\"sess\u00e9\":\"x\",\"session_id\":\"s2\"}",
+            "{\"a\":\"x\\\"y\",\"session_id\":\"s3\"}",
+            "{\"a\":1}", "{\"session_id\":12}", "[\"session_id\",\"x\"]", "not json", "",
+            "{\"session_id\":\"unterminated", "{\"a\":{\"b\":1}", "{\"session_id\":\"bad \\q escape\"}",
+        };
+        for (String doc : docs) {
+            String expected = TopLevelJsonField.stringValue(doc, "session_id");
+            byte[] got = TopLevelJsonField.utf8Value(doc.getBytes(StandardCharsets.UTF_8), "session_id");
+            if (expected == null) {
+                assertNull(got, doc);
+            } else {
+                assertArrayEquals(expected.getBytes(StandardCharsets.UTF_8), got, doc);
+            }
+        }
+        assertNull(TopLevelJsonField.utf8Value(null, "session_id"));
     }
 }
