@@ -25,15 +25,16 @@ def job_env(topics) -> dict[str, str]:
     return env
 
 
-def produce(bootstrap: str, topic: str, events: Iterable[dict | bytes]) -> int:
-    """Produce events (dicts are JSON-encoded; bytes are sent as they are) keyed by session id."""
+def produce(bootstrap: str, topic: str, events: Iterable[dict | bytes | None]) -> int:
+    """Produce events (dicts are JSON-encoded; bytes are sent as they are; None is a record without a value,
+    a tombstone) keyed by session id."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     n = 0
     for event in events:
-        if isinstance(event, (bytes, bytearray)):
-            producer.send(topic, key=b"unknown", value=bytes(event))
+        if event is None or isinstance(event, (bytes, bytearray)):
+            producer.send(topic, key=b"unknown", value=None if event is None else bytes(event))
         else:
             producer.send(topic, key=event["session_id"].encode(), value=orjson.dumps(event))
         n += 1

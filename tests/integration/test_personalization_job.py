@@ -21,7 +21,8 @@ from udfs.session import event_order_key, replay_features
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 
 T0 = 1_764_000_000_000
-MALFORMED = [b"{not json", b'{"type": "click"}', orjson.dumps({"event_id": "x", "type": "teleport"})]
+#: Records the job must dead-letter, never fail on; None is a Kafka record without a value (a tombstone).
+MALFORMED = [b"{not json", b'{"type": "click"}', orjson.dumps({"event_id": "x", "type": "teleport"}), None]
 
 
 def _otto_events(shared_data, n_sessions: int = 25) -> list[dict]:
@@ -106,7 +107,8 @@ def test_bounded_run_decides_counts_and_dead_letters_everything(stack, topics, r
     # DLQ: the malformed records with their reasons, and the late event
     dlq = read_topic(stack.kafka_bootstrap, topics.dlq)
     assert sorted((r["stage"], r["reason"]) for r in dlq) == [
-        ("job", "late_event"), ("parse", "invalid_json"), ("parse", "missing_field"), ("parse", "unknown_type")]
+        ("job", "late_event"), ("parse", "invalid_json"), ("parse", "invalid_json"), ("parse", "missing_field"),
+        ("parse", "unknown_type")]
     assert [r["event_id"] for r in dlq if r["stage"] == "job"] == [scenario["late"]["event_id"]]
 
     # every produced record is accounted for: session counts + parse-stage DLQ
