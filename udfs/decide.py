@@ -24,7 +24,6 @@ experiment arms) is changed only by ``Decider.decide``.
 """
 from __future__ import annotations
 
-import bisect
 import pickle
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ import numpy as np
 
 from udfs.config import JobConfig
 from udfs.dlq import dlq_record
+from udfs.event_log import EventLog
 from udfs.experiments import ExperimentSession, Fact, annotate_action, observe_event
 from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.limits import REORDER_LOG_MAX_EVENTS
@@ -97,8 +97,9 @@ class SessionEntry:
         lag: state as of the events older than the lateness window; None while no event has left the
             window yet (a fresh state then: built on the first slide) and when the bound is 0.
         log: the events inside the lateness window, in event-time order, as ``(event_order_key, pickled
-            replay record)`` pairs (:func:`log_entry`): only what ``SessionState.apply`` reads of each event
-            (``udfs.session.replay_record``), as bytes the cyclic GC does not scan. With the 5-minute
+            replay record)`` entries (:func:`log_entry`) of one :class:`udfs.event_log.EventLog` buffer: only
+            what ``SessionState.apply`` reads of each event (``udfs.session.replay_record``), as bytes the
+            cyclic GC does not scan and a pickle copies whole. With the 5-minute
             lateness horizon the log holds every event of a session's last 5 minutes. Measured with
             bench/session_size.py (10,000 sessions of the benchmark's load, 17.3 events each): whole
             parsed events 47.9 KB of Python per session; pickled whole events 24.3 KB (pickle in Flink
@@ -120,7 +121,7 @@ class SessionEntry:
     def __init__(self) -> None:
         self.state = SessionState()
         self.lag: SessionState | None = None
-        self.log: list[tuple[tuple, bytes]] = []
+        self.log = EventLog()
         self.seen: dict[str, int] = {}
         self.last_fired: dict[str, int] = {}
         self.counts = [0] * len(COUNT_FIELDS)
@@ -163,8 +164,11 @@ class SessionEntry:
             self.last_action = held
         elif held is not None:
             self._last_action = held
-        if self.log and isinstance(self.log[0], Mapping):  # pickled before the log held bytes
-            self.log = [log_entry(event) for event in self.log]
+        log = self.log
+        if not isinstance(log, EventLog):  # a list: pickled before the log was one buffer
+            if log and isinstance(log[0], Mapping):  # ... and before it held bytes (whole events)
+                log = [log_entry(event) for event in log]
+            self.log = EventLog(log)
 
     def remember(self, event_id: str, ts_ms: int, ttl_ms: int, max_ids: int) -> bool:
         """Record ``event_id``; False when it was seen already (a duplicate)."""
@@ -196,18 +200,17 @@ class SessionEntry:
         newest = state.last_event_ts_ms
         key = event_order_key(event)
         log = self.log
-        if newest is None or (key >= log[-1][0] if log else event["ts_ms"] >= newest):
-            log.append(log_entry(event, key))  # before apply, which may add to the event's nested dicts
+        if newest is None or (key >= log.last_key() if log else event["ts_ms"] >= newest):
+            log.append(*log_entry(event, key))  # before apply, which may add to the event's nested dicts
             outcome = state.apply(dict(event))
             features = state.features() if outcome.status == STATUS_APPLIED else None
             self._slide(allowed_lateness_ms)
             return outcome, features
         if event["ts_ms"] < newest - allowed_lateness_ms or (
-                len(log) >= REORDER_LOG_MAX_EVENTS and key < log[0][0]):
+                len(log) >= REORDER_LOG_MAX_EVENTS and key < log.first_key()):
             return LATE, None
         # out of order within the bound: insert, rebuild the live state from the lagging one
-        at = bisect.bisect_right([k for k, _ in log], key)
-        log.insert(at, log_entry(event, key))
+        at = log.insert(*log_entry(event, key))
         # the lagging state is None until an event left the window: then it is a fresh state
         rebuilt = (pickle.loads(pickle.dumps(self.lag, protocol=pickle.HIGHEST_PROTOCOL)) if self.lag is not None
                    else SessionState())
@@ -222,16 +225,14 @@ class SessionEntry:
         return outcome, features
 
     def _slide(self, allowed_lateness_ms: int) -> None:
-        horizon = self.state.last_event_ts_ms - allowed_lateness_ms
         log = self.log
-        n = 0
-        while n < len(log) and (log[n][0][0] < horizon or len(log) - n > REORDER_LOG_MAX_EVENTS):
+        n = log.leading(self.state.last_event_ts_ms - allowed_lateness_ms, REORDER_LOG_MAX_EVENTS)
+        if n:
             if self.lag is None:  # built on the first event that leaves the window (issue 19: most
                 self.lag = SessionState()  # sessions never have one, a state is ~3 KB in Python)
-            self.lag.apply(replay_event(pickle.loads(log[n][1]), self.state.session_id))
-            n += 1
-        if n:
-            del log[:n]
+            session_id = self.state.session_id
+            for raw in log.pop_front(n):
+                self.lag.apply(replay_event(pickle.loads(raw), session_id))
 
     def count_dict(self) -> dict[str, int]:
         return dict(zip(COUNT_FIELDS, self.counts))

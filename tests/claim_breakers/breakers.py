@@ -245,7 +245,7 @@ BREAKERS: tuple[Breaker, ...] = (
     B(U + "test_decide.py::test_out_of_order_within_the_bound_is_applied_in_event_time_order",
       "ordering: events applied in event-time order",
       "an out-of-order event is appended to the lateness log instead of inserted at its event-time place",
-      ("udfs/decide.py", "        at = bisect.bisect_right([k for k, _ in log], key)", "        at = len(log)")),
+      ("udfs/event_log.py", "        at = bisect.bisect_right([k for k, _ in entries], key)", "        at = len(entries)")),
     B(U + "test_decide.py::test_beyond_the_bound_is_late_and_changes_nothing",
       "an event later than the bound",
       "a late event is counted, its DLQ record built but never queued",

@@ -176,10 +176,23 @@ def test_an_entry_pickled_with_a_log_of_dicts_is_restored_with_the_same_features
     old[2] = [dict(e) for e in events]  # the first layout: the event dicts themselves
     restored = SessionEntry.__new__(SessionEntry)
     restored.__setstate__(tuple(old))
-    assert restored.log == [log_entry(e) for e in events]
+    assert restored.log.entries() == [log_entry(e) for e in events]
     extra = dict(events[-1], event_id="00000000-0000-4000-8000-00000000cafe", ts_ms=events[-1]["ts_ms"] + 10, seq=None)
     a, b = restored.apply(extra, LATENESS_MS), entry.apply(extra, LATENESS_MS)
     assert a[0] == b[0] and np.array_equal(a[1], b[1])
+
+
+def test_an_entry_pickled_with_a_log_of_pairs_is_restored_with_the_same_log_and_features():
+    events = article_session("s-pairs", T0)
+    entry = _entry(events)
+    old = list(entry.__getstate__())
+    old[2] = [log_entry(e) for e in events]  # the layout before the log was one buffer
+    restored = SessionEntry.__new__(SessionEntry)
+    restored.__setstate__(tuple(old))
+    assert restored.log == entry.log
+    late = dict(events[2], event_id="00000000-0000-4000-8000-00000000d00d", seq=None)
+    a, b = restored.apply(late, LATENESS_MS), entry.apply(late, LATENESS_MS)
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and restored.log == entry.log
 
 
 def test_the_keyed_state_value_is_compressed_and_decodes_to_the_same_session():
