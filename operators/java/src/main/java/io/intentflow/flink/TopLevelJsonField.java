@@ -17,8 +17,8 @@ import java.util.Arrays;
  *
  * <p>{@link #utf8Value} reads the raw UTF-8 bytes of a Kafka value without making a {@code String} of it
  * (the job's hot path): JSON's structural characters are ASCII and no byte of a multi-byte UTF-8 sequence
- * is below 0x80 (RFC 3629 §3), so the structure is scanned byte by byte; a string with an escape is decoded
- * by {@link #stringValue}'s rules.
+ * is below 0x80 (RFC 3629 §3), so the structure is scanned byte by byte; only a string with an escape is
+ * decoded through a {@code String}.
  */
 public final class TopLevelJsonField {
 
@@ -27,9 +27,9 @@ public final class TopLevelJsonField {
     /**
      * @param json one Kafka value, UTF-8 bytes of a JSON document
      * @param field the top-level key to read
-     * @return the UTF-8 bytes of the decoded string value (equal to {@code stringValue(new String(json,
-     *     UTF_8), field).getBytes(UTF_8)} for valid UTF-8), or {@code null} when absent, not a string or not
-     *     valid JSON up to that point
+     * @return the UTF-8 bytes of the decoded string value (what a JSON parser returns, encoded; the raw
+     *     bytes when the string has no escape), or {@code null} when absent, not a string or not valid JSON
+     *     up to that point
      */
     public static byte[] utf8Value(byte[] json, String field) {
         if (json == null) {
@@ -173,74 +173,16 @@ public final class TopLevelJsonField {
     }
 
     /**
-     * @param json a JSON document (one Kafka value)
+     * {@link #utf8Value} for text (tests and tools).
+     *
+     * @param json a JSON document
      * @param field the top-level key to read
      * @return the decoded string value, or {@code null} when absent, not a string or not valid JSON
      *     up to that point
      */
     public static String stringValue(String json, String field) {
-        if (json == null) {
-            return null;
-        }
-        final int n = json.length();
-        int i = skipWs(json, 0);
-        if (i >= n || json.charAt(i) != '{') {
-            return null;
-        }
-        i++;
-        while (true) {
-            i = skipWs(json, i);
-            if (i >= n) {
-                return null;
-            }
-            char c = json.charAt(i);
-            if (c == '}') {
-                return null;
-            }
-            if (c == ',') {
-                i++;
-                continue;
-            }
-            if (c != '"') {
-                return null;
-            }
-            StringBuilder key = new StringBuilder();
-            i = readString(json, i, key);
-            if (i < 0) {
-                return null;
-            }
-            i = skipWs(json, i);
-            if (i >= n || json.charAt(i) != ':') {
-                return null;
-            }
-            i = skipWs(json, i + 1);
-            if (i >= n) {
-                return null;
-            }
-            if (key.toString().equals(field)) {
-                if (json.charAt(i) != '"') {
-                    return null;
-                }
-                StringBuilder value = new StringBuilder();
-                return readString(json, i, value) < 0 ? null : value.toString();
-            }
-            i = skipValue(json, i);
-            if (i < 0) {
-                return null;
-            }
-        }
-    }
-
-    private static int skipWs(String s, int i) {
-        final int n = s.length();
-        while (i < n) {
-            char c = s.charAt(i);
-            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-                break;
-            }
-            i++;
-        }
-        return i;
+        byte[] value = json == null ? null : utf8Value(json.getBytes(StandardCharsets.UTF_8), field);
+        return value == null ? null : new String(value, StandardCharsets.UTF_8);
     }
 
     /** Reads the string starting at the quote {@code s[i]} into {@code out}; returns the index after it, or -1. */
@@ -294,47 +236,6 @@ public final class TopLevelJsonField {
                 out.append(decoded);
             }
             i += 2;
-        }
-        return -1;
-    }
-
-    /** Skips one JSON value starting at {@code s[i]}; returns the index after it, or -1. */
-    private static int skipValue(String s, int i) {
-        final int n = s.length();
-        char c = s.charAt(i);
-        if (c == '"') {
-            return readString(s, i, null);
-        }
-        if (c == '{' || c == '[') {
-            int depth = 0;
-            while (i < n) {
-                c = s.charAt(i);
-                if (c == '"') {
-                    i = readString(s, i, null);
-                    if (i < 0) {
-                        return -1;
-                    }
-                    continue;
-                }
-                if (c == '{' || c == '[') {
-                    depth++;
-                } else if (c == '}' || c == ']') {
-                    depth--;
-                    if (depth == 0) {
-                        return i + 1;
-                    }
-                }
-                i++;
-            }
-            return -1;
-        }
-        // number, true, false, null: up to the next delimiter
-        while (i < n) {
-            c = s.charAt(i);
-            if (c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-                return i;
-            }
-            i++;
         }
         return -1;
     }
