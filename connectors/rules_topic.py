@@ -37,7 +37,8 @@ def publish_ruleset(ruleset: dict[str, Any], bootstrap: str, topic: str, timeout
 
     normalized = validate_ruleset(ruleset)
     value = json.dumps(normalized, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **kafka_client_kwargs())
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_block_ms=int(timeout_s * 1000),
+                             bootstrap_timeout_ms=int(timeout_s * 1000), **kafka_client_kwargs())
     try:
         future = producer.send(topic, key=RULESET_KEY, value=value,
                                headers=[("rules_version", normalized["rules_version"].encode())])
@@ -61,7 +62,8 @@ def publish_page_rates(table, bootstrap: str, topic: str, timeout_s: float = 10.
 
     # tables can be MBs (MAX_PAGES): allow records up to the broker's default message.max.bytes plus headroom
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, compression_type="gzip",
-                             max_request_size=16 * 2**20, **kafka_client_kwargs())
+                             max_request_size=16 * 2**20, max_block_ms=int(timeout_s * 1000),
+                             bootstrap_timeout_ms=int(timeout_s * 1000), **kafka_client_kwargs())
     try:
         future = producer.send(topic, key=PAGE_RATES_KEY, value=table.to_json().encode("utf-8"),
                                headers=[("page_rates_version", table.version.encode())])

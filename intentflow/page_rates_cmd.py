@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from intentflow.rules_cmd import kafka_failure
+
 
 def _settings():
     from udfs.config import stack_settings  # noqa: PLC0415
@@ -44,11 +46,6 @@ def _read_events(path: Path) -> list[dict]:
                 raise click.ClickException(f"{path}:{n}: ts_ms must be an integer (epoch ms), got {ts!r}")
             out.append(event)
     return out
-
-
-def _kafka_failure(exc: Exception, bootstrap: str) -> click.ClickException:
-    return click.ClickException(f"Kafka at {bootstrap} did not answer: {exc!r} (is the broker up? "
-                                "`intentflow stack status`)")
 
 
 @click.group("page-rates")
@@ -89,7 +86,7 @@ def build_cmd(events_files: tuple[Path, ...], kafka_topic: str | None, from_ms: 
         try:
             events.extend(read_kafka_events(bootstrap, kafka_topic, from_ms, to_ms))
         except (KafkaError, TimeoutError) as exc:
-            raise _kafka_failure(exc, bootstrap) from None
+            raise kafka_failure(exc, bootstrap) from None
     events = dedup_events(events)
     if not any(e.get("type") == "page_view" for e in events):
         raise click.ClickException(f"no page_view among the {len(events)} events read")
@@ -128,7 +125,7 @@ def publish_cmd(file: Path, topic: str | None, bootstrap: str | None) -> None:
     try:
         partition, offset = publish_page_rates(table, bootstrap, topic)
     except KafkaError as exc:
-        raise _kafka_failure(exc, bootstrap) from None
+        raise kafka_failure(exc, bootstrap) from None
     click.echo(f"published page_rates_version {table.version} ({len(table.pages)} pages) to {topic} "
                f"partition {partition} offset {offset}")
 
@@ -154,7 +151,7 @@ def show_cmd(topic: str | None, bootstrap: str | None, timeout_s: float) -> None
     except MissingTopicError as exc:
         raise click.ClickException(str(exc)) from exc
     except KafkaError as exc:
-        raise _kafka_failure(exc, bootstrap) from None
+        raise kafka_failure(exc, bootstrap) from None
     if found is None:
         raise click.ClickException(f"no page-rates table on topic {topic!r}")
     value, partition, offset = found

@@ -28,6 +28,12 @@ def _settings():
     return stack_settings()
 
 
+def kafka_failure(exc: Exception, bootstrap: str) -> click.ClickException:
+    """The one-line error of a command whose broker did not answer (exit 1, no traceback)."""
+    return click.ClickException(f"Kafka at {bootstrap} did not answer: {exc!r} (is the broker up? "
+                                "`intentflow stack status`)")
+
+
 @click.group("rules")
 def rules_cmd() -> None:
     """Rulesets: validate, publish to the rules topic, show the latest."""
@@ -67,7 +73,8 @@ def validate_cmd(file: Path, model_name: str | None, models_dir: Path | None) ->
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--topic", default=None, help=f"Rules topic.  [default: {_settings().topics.rules} (INTENTFLOW_TOPIC_PREFIX + rules)]")
 @click.option("--bootstrap", default=None, help=f"Kafka bootstrap servers.  [default: {_settings().kafka_bootstrap} (INTENTFLOW_KAFKA_BOOTSTRAP)]")
-def publish_cmd(file: Path, topic: str | None, bootstrap: str | None) -> None:
+@click.option("--timeout-s", default=10.0, show_default=True, help="seconds to wait for the broker")
+def publish_cmd(file: Path, topic: str | None, bootstrap: str | None, timeout_s: float) -> None:
     """Validate FILE, then produce it to the rules topic (the job picks it up without a restart)."""
     from udfs.rules import RulesetError, load_ruleset  # noqa: PLC0415
 
@@ -78,7 +85,12 @@ def publish_cmd(file: Path, topic: str | None, bootstrap: str | None) -> None:
         ruleset = load_ruleset(file)
     except RulesetError as exc:
         raise click.ClickException(f"{file}: invalid, not published: {exc}") from exc
-    partition, offset = publish_ruleset(ruleset, bootstrap, topic)
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    try:
+        partition, offset = publish_ruleset(ruleset, bootstrap, topic, timeout_s)
+    except KafkaError as exc:
+        raise kafka_failure(exc, bootstrap) from None
     click.echo(f"published rules_version {ruleset['rules_version']} to {topic} partition {partition} offset {offset}")
 
 
@@ -93,10 +105,14 @@ def show_cmd(topic: str | None, bootstrap: str | None, timeout_s: float) -> None
     settings = _settings()
     topic = topic or settings.topics.rules
     bootstrap = bootstrap or settings.kafka_bootstrap
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
     try:
         found = latest_ruleset_record(bootstrap, topic, timeout_s)
     except MissingTopicError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KafkaError as exc:
+        raise kafka_failure(exc, bootstrap) from None
     if found is None:
         raise click.ClickException(f"no ruleset on topic {topic!r}")
     value, partition, offset = found
