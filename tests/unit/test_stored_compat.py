@@ -117,3 +117,30 @@ def test_summaries_equal_the_reference_for_any_vector_counts_and_score(sessions,
         assert _same_bytes(session_summaries(entries, "m", "r", rates_version),
                            reference_summaries(entries, "m", "r", rates_version))
 
+
+def test_a_state_read_back_sets_every_slot_from_its_place_in_the_pickled_tuple():
+    import pytest
+
+    from udfs.scenarios import article_session
+    from udfs.session import SessionState
+
+    state = SessionState()
+    for event in article_session("s-slots", 1_796_000_000_000):
+        state.apply(event)
+    pickled = state.__getstate__()
+    back = SessionState.__new__(SessionState)
+    back.__setstate__(pickled)
+    for name in SessionState.__slots__:
+        want, got = getattr(state, name), getattr(back, name)
+        assert got == want or (name == "_noise" and got.__getstate__() == want.__getstate__()), name
+    # every slot distinct: a setter that puts one slot's value into another fails here
+    marked = pickled[:1] + tuple(("slot", i) for i in range(1, len(pickled)))
+    odd = SessionState.__new__(SessionState)
+    try:
+        odd.__setstate__(marked)
+    except (TypeError, ValueError):  # _v / _click_ts are converted after the slots are set
+        pass
+    assert [getattr(odd, name) for name in SessionState.__slots__ if name not in ("_v", "_click_ts")] == [
+        ("slot", i + 1) for i, name in enumerate(SessionState.__slots__) if name not in ("_v", "_click_ts")]
+    with pytest.raises(ValueError, match="layout"):
+        odd.__setstate__(pickled[:-1])
