@@ -440,7 +440,7 @@ def session_summaries(entries: Mapping[str, SessionEntry], model_version: str,
     versions = {"model_version": model_version, "rules_version": rules_version}
     if page_rates_version is not None:
         versions["page_rates_version"] = page_rates_version
-    # per session ~4.6 -> ~3.2-3.9 us offline (bench/scale_cost.py): the vectors in one conversion, one dict literal
+    # 7-30 % less per session offline (bench/scale_cost.py): the vectors in one conversion, one dict literal
     rows = feature_rows([entry.state for entry in entries.values()])
     applied, suppressed, ignored, deduplicated, late = COUNT_FIELDS
     dumps, out = orjson.dumps, {}
