@@ -41,7 +41,7 @@ from udfs.features import FEATURE_DTYPE, N_FEATURES
 from udfs.limits import REORDER_LOG_MAX_EVENTS
 from udfs.rules import RuleEngine
 from udfs.session import (LATE, STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, Outcome, SessionState, event_order_key,
-                           replay_event, replay_record)
+                           feature_rows, replay_event, replay_record)
 
 #: Applied events per edge-scoring session whose server result is kept to check the browser's ``intent``
 #: events against (an intent event follows its trigger within one SDK flush; our choice, bounded state).
@@ -440,10 +440,14 @@ def session_summaries(entries: Mapping[str, SessionEntry], model_version: str,
     versions = {"model_version": model_version, "rules_version": rules_version}
     if page_rates_version is not None:
         versions["page_rates_version"] = page_rates_version
-    out = {}
-    for session_id, entry in entries.items():
-        out[session_id] = {**entry.count_dict(), "intent_score": round(entry.last_intent_score, 6), **versions,
-                           "features": orjson.dumps(entry.state.features().tolist()).decode()}
+    # 7-30 % less per session offline (bench/scale_cost.py): the vectors in one conversion, one dict literal
+    rows = feature_rows([entry.state for entry in entries.values()])
+    applied, suppressed, ignored, deduplicated, late = COUNT_FIELDS
+    dumps, out = orjson.dumps, {}
+    for (session_id, entry), row in zip(entries.items(), rows):
+        n = entry.counts
+        out[session_id] = {applied: n[0], suppressed: n[1], ignored: n[2], deduplicated: n[3], late: n[4],
+                           "intent_score": round(entry.last_intent_score, 6), **versions, "features": dumps(row).decode()}
     return out
 
 

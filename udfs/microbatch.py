@@ -29,11 +29,13 @@ from udfs.batch_layout import decode_batch, last_of_flush  # noqa: F401 - re-exp
 from udfs.decide import SessionEntry, session_summaries
 
 
-#: zstd level of a session's keyed-state value. Measured on 1,000 sessions of the benchmark's load (17
-#: events each, the 5-minute lateness log; CPU time on this machine): the 15.3 KB pickle -> 2.07 KB in
-#: 27 us, read back in 12 us; zlib level 1, used before: 2.22 KB in 89 us, read in 33 us. Level 3: 1 % smaller,
-#: 30 % slower.
-STATE_ZSTD_LEVEL = 1
+#: zstd level of a session's keyed-state value (negative: zstd's fast levels, RFC 8878 frames all the same:
+#: any level's value decodes). Measured on 1,000 sessions of the benchmark's load (17 events each, the 5-minute
+#: lateness log; CPU time on this machine): the 15.3 KB pickle -> 2.07 KB in 27 us, read back in 12 us; zlib
+#: level 1, used before: 2.22 KB in 89 us, read in 33 us. Level 3: 1 % smaller, 30 % slower. Level -1 since
+#: 2026-12-05 (``bench/scale_cost.py``, 2,000 sessions at 100,000 open): ~13 -> ~8 us per session to compress,
+#: 1.52 -> 1.65 KB (p99 2.30 -> 2.46 KB; issue 19's bound is 4 KB), read back as fast; -3: 1.88 KB for 1 us less.
+STATE_ZSTD_LEVEL = -1
 #: The first bytes of a zstd frame (RFC 8878 §3.1.1); a value without them is zlib (written before zstd).
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZSTD_C = zstandard.ZstdCompressor(level=STATE_ZSTD_LEVEL)
