@@ -44,8 +44,10 @@ through).
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from udfs.assignment import VARIANTS, variant_for
@@ -167,47 +169,97 @@ class ExperimentSession:
 
     Attributes:
         arms: ``{experiment id: arm or variant}`` as assigned to this session.
-        done: ``{experiment id: set of metrics already emitted}``.
+        done: ``{experiment id: frozenset of metrics already emitted}``.
         exposed_ts_ms: ``{experiment id: earliest exposure event time seen}``.
-        purchase_ts_ms, cart_ts_ms: event times of the session's purchases / add-to-carts (at most
-            :data:`MAX_REMEMBERED_CONVERSIONS`, the earliest kept).
+        purchase_ts_ms, cart_ts_ms: tuples of the event times of the session's purchases / add-to-carts (at
+            most :data:`MAX_REMEMBERED_CONVERSIONS`, the earliest kept).
+
+    No container is allocated per session until used (issue 19: 1,682 B of a session's Python copy, mostly
+    empty dicts and lists, sets and per-session copies of the same strings; bench/session_size.py,
+    2026-12-04): empty mappings are one shared read-only mapping, empty time lists the empty tuple, the
+    sets of metrics shared frozensets, and on restore the experiment ids, arm names and ``steady`` are
+    shared with every other session (they come from the ruleset). Read the attributes; change them only
+    through this module. The pickle is the 6-tuple ``(arms, done, exposed_ts_ms, purchase_ts_ms,
+    cart_ts_ms, steady)`` of dicts, sets and lists it has always been.
     """
 
     __slots__ = ("arms", "done", "exposed_ts_ms", "purchase_ts_ms", "cart_ts_ms", "steady")
 
     def __init__(self) -> None:
-        self.arms: dict[str, str] = {}
-        self.done: dict[str, set[str]] = {}
-        self.exposed_ts_ms: dict[str, int] = {}
-        self.purchase_ts_ms: list[int] = []
-        self.cart_ts_ms: list[int] = []
+        self.arms: Mapping[str, str] = _NOTHING
+        self.done: Mapping[str, frozenset[str]] = _NOTHING
+        self.exposed_ts_ms: Mapping[str, int] = _NOTHING
+        self.purchase_ts_ms: tuple[int, ...] = ()
+        self.cart_ts_ms: tuple[int, ...] = ()
         #: ``(experiment id, adaptive experiments)`` this session was counted in as ``sessions`` already:
         #: an event of another type than exposure/purchase/add_to_cart then has nothing to count (fast path)
         self.steady: tuple | None = None
 
     def __getstate__(self):
-        return (self.arms, self.done, self.exposed_ts_ms, self.purchase_ts_ms, self.cart_ts_ms, self.steady)
+        return ({**self.arms}, {k: set(v) for k, v in self.done.items()}, {**self.exposed_ts_ms},
+                list(self.purchase_ts_ms), list(self.cart_ts_ms), self.steady)
 
     def __setstate__(self, st) -> None:
-        self.arms, self.done, self.exposed_ts_ms, self.purchase_ts_ms, self.cart_ts_ms = st[:5]
-        self.steady = st[5] if len(st) > 5 else None
+        arms, done, exposed, purchase, cart = st[:5]
+        self.arms = {sys.intern(k): sys.intern(v) for k, v in arms.items()} if arms else _NOTHING
+        self.done = {sys.intern(k): _metric_set(v) for k, v in done.items()} if done else _NOTHING
+        self.exposed_ts_ms = exposed or _NOTHING
+        self.purchase_ts_ms = tuple(purchase)
+        self.cart_ts_ms = tuple(cart)
+        self.steady = _shared_steady(st[5]) if len(st) > 5 else None
 
     def arm(self, config: ExperimentConfig, anonymous_id: str | None) -> str:
         """This session's arm in ``config`` (assigned on first use, then remembered)."""
         arm = self.arms.get(config.id)
         if arm is None:
-            arm = self.arms[config.id] = arm_for(config.id, anonymous_id, config.holdout_pct)
+            arm = self._assign(config.id, arm_for(config.id, anonymous_id, config.holdout_pct))
+        return arm
+
+    def _assign(self, experiment_id: str, arm: str) -> str:
+        if self.arms is _NOTHING:
+            self.arms = {}
+        self.arms[experiment_id] = arm
         return arm
 
     def _emit(self, out: list[Fact], experiment_id: str, arm: str, metric: str, ts_ms: int, bucket_ms: int,
               session_id: str) -> None:
-        done = self.done.get(experiment_id)
-        if done is None:
-            done = self.done[experiment_id] = set()
+        done = self.done.get(experiment_id, _NO_METRICS)
         if metric in done:
             return
-        done.add(metric)
+        if self.done is _NOTHING:
+            self.done = {}
+        self.done[experiment_id] = _metric_set(done | {metric})
         out.append(Fact(experiment_id, arm, metric, ts_ms - ts_ms % bucket_ms, session_id))
+
+
+#: The empty mapping every session without experiment data shares (read-only: a write is a bug).
+_NOTHING: Mapping = MappingProxyType({})
+_NO_METRICS: frozenset[str] = frozenset()
+_METRICS_SET = frozenset(METRICS)
+#: The sets of metrics sessions share: at most 2**len(METRICS) = 64 frozensets.
+_METRIC_SETS: dict[frozenset[str], frozenset[str]] = {}
+#: ``steady`` values sessions share after a restore; one per ruleset in force, cleared when
+#: :data:`_MAX_SHARED_STEADY` (our bound: more rulesets than hot reloads in a state's life) are held.
+_SHARED_STEADY: dict[tuple, tuple] = {}
+_MAX_SHARED_STEADY = 16
+
+
+def _metric_set(metrics) -> frozenset[str]:
+    """``metrics`` as the frozenset every session with the same metrics shares (metrics not in
+    :data:`METRICS` are not shared)."""
+    metrics = frozenset(metrics)
+    if metrics <= _METRICS_SET:
+        return _METRIC_SETS.setdefault(metrics, metrics)
+    return metrics
+
+
+def _shared_steady(steady: tuple | None) -> tuple | None:
+    """``steady`` as the equal tuple other sessions hold."""
+    if steady is None:
+        return None
+    if len(_SHARED_STEADY) >= _MAX_SHARED_STEADY and steady not in _SHARED_STEADY:
+        _SHARED_STEADY.clear()
+    return _SHARED_STEADY.setdefault(steady, steady)
 
 
 def _is_bot(event: Mapping[str, Any]) -> bool:
@@ -215,12 +267,11 @@ def _is_bot(event: Mapping[str, Any]) -> bool:
     return bool(context.get("is_bot")) or context.get("device_class") == "bot"
 
 
-def _remember(times: list[int], ts_ms: int) -> None:
-    if len(times) < MAX_REMEMBERED_CONVERSIONS:
-        times.append(ts_ms)
+def _remembered(times: tuple[int, ...], ts_ms: int) -> tuple[int, ...]:
+    return times + (ts_ms,) if len(times) < MAX_REMEMBERED_CONVERSIONS else times
 
 
-def _first_within(times: list[int], start_ms: int, window_ms: int) -> int | None:
+def _first_within(times: tuple[int, ...], start_ms: int, window_ms: int) -> int | None:
     inside = [t for t in times if start_ms <= t <= start_ms + window_ms]
     return min(inside) if inside else None
 
@@ -261,13 +312,15 @@ def observe_event(state: ExperimentSession, event: Mapping[str, Any], config: Ex
             if props.get("experiment_id") == config.id:
                 first = state.exposed_ts_ms.get(config.id)
                 if first is None or ts_ms < first:
+                    if state.exposed_ts_ms is _NOTHING:
+                        state.exposed_ts_ms = {}
                     state.exposed_ts_ms[config.id] = first = ts_ms
                 state._emit(out, config.id, arm, "exposed", ts_ms, bucket_ms, session_id)
         elif event_type == "purchase":
-            _remember(state.purchase_ts_ms, ts_ms)
+            state.purchase_ts_ms = _remembered(state.purchase_ts_ms, ts_ms)
             state._emit(out, config.id, arm, "sessions_converted", ts_ms, bucket_ms, session_id)
         elif event_type == "add_to_cart":
-            _remember(state.cart_ts_ms, ts_ms)
+            state.cart_ts_ms = _remembered(state.cart_ts_ms, ts_ms)
         if event_type in ("exposure", "purchase", "add_to_cart"):
             exposed_ms = state.exposed_ts_ms.get(config.id)
             if exposed_ms is not None:
@@ -283,11 +336,12 @@ def observe_event(state: ExperimentSession, event: Mapping[str, Any], config: Ex
             variant = state.arms.get(experiment_id)
             if variant is None:
                 unit = event.get("anonymous_id") or session_id  # as the rule engine assigns it
-                variant = state.arms[experiment_id] = VARIANTS[variant_for(rule_id, unit, explore_pct)]
+                variant = state._assign(experiment_id, VARIANTS[variant_for(rule_id, unit, explore_pct)])
             state._emit(out, experiment_id, variant, "sessions", ts_ms, bucket_ms, session_id)
             if event_type == "purchase":
                 state._emit(out, experiment_id, variant, "sessions_converted", ts_ms, bucket_ms, session_id)
-    state.steady = steady
+    if state.steady != steady:
+        state.steady = _shared_steady(steady)
 
 
 def annotate_action(action: dict[str, Any], state: ExperimentSession, event: Mapping[str, Any],

@@ -284,3 +284,38 @@ def test_observe_event_without_a_config_counts_only_the_adaptive_experiments():
     assert [(f.experiment_id, f.metric) for f in out] == [("r@1", "sessions"), ("r@1", "sessions_converted")]
     assert out[0].arm == ("control", "lower", "higher")[variant_for("r", "s", 50.0)]
     copy.deepcopy(state)  # picklable / copyable (keyed state)
+
+
+def test_a_session_allocates_no_experiment_container_until_it_uses_one():
+    a, b = ExperimentSession(), ExperimentSession()
+    assert a.arms is b.arms and a.done is b.done and a.exposed_ts_ms is b.exposed_ts_ms  # one shared empty mapping
+    assert a.purchase_ts_ms == a.cart_ts_ms == () and type(a.purchase_ts_ms) is tuple
+    out: list = []
+    observe_event(a, _event("page_view", "s", T0, 0), None, (("r@1", "r", 50.0),), out)
+    assert a.arms and a.done and not b.arms and not b.done  # b untouched by a's first write
+    assert a.exposed_ts_ms is b.exposed_ts_ms  # still nothing exposed
+
+
+def test_restored_sessions_share_their_metric_sets_experiment_ids_and_steady_key():
+    decider = _decider(_ruleset(holdout_pct=0))
+    _, _, store = decide_all(decider, shallow_session("s1", T0) + shallow_session("s2", T0), 5)
+    a, b = pickle.loads(pickle.dumps([store["s1"], store["s2"]], protocol=pickle.HIGHEST_PROTOCOL))
+    c = pickle.loads(pickle.dumps(store["s1"], protocol=pickle.HIGHEST_PROTOCOL))  # another state read
+    for x, y in ((a.exp, b.exp), (a.exp, c.exp)):
+        assert x.done == y.done and x.done[EXP] is y.done[EXP]
+        assert [id(k) for k in x.arms] == [id(k) for k in y.arms]
+        assert x.steady == y.steady and x.steady is y.steady
+
+
+def test_the_experiment_state_pickles_as_the_dicts_sets_and_lists_it_always_did():
+    decider = _decider(_ruleset(holdout_pct=50))
+    events = shallow_session("s1", T0) + [_exposure("s1", T0 + 20_000, 50), _purchase("s1", T0 + 30_000, 51)]
+    _, _, store = decide_all(decider, events, 5)
+    arms, done, exposed, purchases, carts, steady = store["s1"].exp.__getstate__()
+    assert type(arms) is dict and type(done) is dict and all(type(v) is set for v in done.values())
+    assert (type(exposed), type(purchases), type(carts)) == (dict, list, list)
+    assert exposed == {EXP: T0 + 20_000} and purchases == [T0 + 30_000] and carts == []
+    restored = ExperimentSession.__new__(ExperimentSession)
+    restored.__setstate__((arms, done, exposed, purchases, carts))  # before `steady` was kept
+    assert restored.steady is None and restored.purchase_ts_ms == (T0 + 30_000,)
+    assert restored.done == {k: frozenset(v) for k, v in done.items()}
