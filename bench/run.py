@@ -117,7 +117,7 @@ def bench_cmd(duration_s, warmup_s, quick, levels, targets, drain_events, drain_
         return scale_cmd(session_counts, soak_min, rate_eps, duration_s, window_ms, seed, out, soak_sessions,
                          soak_session_ttl_s, soak_warmup_min, not no_recovery, profile_s,
                          soak_heap_mb=soak_heap_mb, soak_live_heap_every_min=soak_live_heap_every_min,
-                         warmup_s=warmup_s)
+                         warmup_s=warmup_s, flink_conf=dict(kv.split("=", 1) for kv in flink_conf))
     out = out or str(RESULTS / "latest.json")
 
     from bench.loadgen import build_templates
@@ -223,7 +223,8 @@ def _ping(r, url: str) -> None:
 def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s: float, window_ms: int, seed: int,
               out: str | None, soak_sessions: int, soak_session_ttl_s: int, soak_warmup_min: float | None,
               recovery: bool, profile_s: float = 0.0, soak_heap_mb: int = 0,
-              soak_live_heap_every_min: int = 0, warmup_s: float = 0.0) -> None:
+              soak_live_heap_every_min: int = 0, warmup_s: float = 0.0,
+              flink_conf: dict[str, str] | None = None) -> None:
     """``--sessions`` and ``--soak-min`` (bench/scale.py): results in sessions.json / soak.json with a plot."""
     import subprocess
 
@@ -267,11 +268,12 @@ def scale_cmd(session_counts: str, soak_min: float, rate_eps: float, duration_s:
         path = Path(out) if out and not soak_min else RESULTS / "sessions.json"
         results = {**base, "config": {"sessions": counts, "rate_eps": rate_eps, "duration_s": duration_s,
                                       "window_ms": window_ms, "seed": seed, "recovery": recovery,
-                                      "profile_s": profile_s, "warmup_s": warmup_s}, "counts": []}
+                                      "profile_s": profile_s, "warmup_s": warmup_s,
+                                      "flink_conf_extra": dict(flink_conf or {})}, "counts": []}
         for n in counts:
             results["counts"].append(run_sessions(n, run_tag, templates, seed, run_id, rate_eps, duration_s,
                                                   window_ms, run_dir, say, recovery=recovery, profile_s=profile_s,
-                                                  warmup_s=warmup_s))
+                                                  warmup_s=warmup_s, flink_conf=flink_conf))
             results["marginal"] = marginal_costs(results["counts"])
             write(results, path, plot_sessions)
         click.echo(sessions_table(results))

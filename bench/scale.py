@@ -152,7 +152,7 @@ class JobRun:
     """The job under test with its topic, Redis prefix, producer, REST endpoint and memory sampler."""
 
     def __init__(self, label: str, run_tag: str, run_dir: Path, window_ms: int, job_config: dict, say,
-                 jvm_args: str = "") -> None:
+                 jvm_args: str = "", flink_conf: dict[str, str] | None = None) -> None:
         import redis
 
         from bench.loadgen import make_producer
@@ -168,6 +168,7 @@ class JobRun:
         self.window_ms = window_ms
         self.job_config = job_config
         self.jvm_args = jvm_args
+        self.flink_conf = dict(flink_conf or {})
         self.say = say
         create_topics(self.settings.kafka_bootstrap, prefix=self.prefix)
         self.r = redis.Redis.from_url(self.settings.redis_url)
@@ -178,7 +179,9 @@ class JobRun:
         self.produced = 0
 
     def start(self, restore_path: str | None = None) -> None:
-        conf: dict = {JOB_CONFIG_KEY: self.job_config} if self.job_config else {}
+        conf: dict = dict(self.flink_conf)
+        if self.job_config:
+            conf[JOB_CONFIG_KEY] = self.job_config
         if restore_path:
             conf["execution.state-recovery.path"] = restore_path
         self.proc = start_target("job", self.prefix, self.rp, self.run_dir, self.window_ms, 1, conf,
@@ -255,13 +258,15 @@ class JobRun:
 
 def run_sessions(n_sessions: int, run_tag: str, templates, seed: int, run_id: int, rate_eps: float,
                  duration_s: float, window_ms: int, run_dir: Path, say, recovery: bool = True,
-                 open_rate_eps: float = OPEN_RATE_EPS, profile_s: float = 0.0, warmup_s: float = 0.0) -> dict:
+                 open_rate_eps: float = OPEN_RATE_EPS, profile_s: float = 0.0, warmup_s: float = 0.0,
+                 flink_conf: dict[str, str] | None = None) -> dict:
     """One session count: open, ``warmup_s`` at ``rate_eps`` (not measured), measure at ``rate_eps`` for
-    ``duration_s``, then recover after a SIGKILL."""
+    ``duration_s``, then recover after a SIGKILL. ``flink_conf``: extra Flink settings of the job
+    (``intentflow bench --flink-conf key=value``; experiments)."""
     from bench.loadgen import EventStream
 
     label = f"s{n_sessions}"
-    job = JobRun(label, run_tag, run_dir, window_ms, {}, say)
+    job = JobRun(label, run_tag, run_dir, window_ms, {}, say, flink_conf=flink_conf)
     stream = EventStream(templates, run_id=run_id + n_sessions, seed=seed, concurrent=n_sessions)
     out: dict = {"sessions_open": n_sessions, "rate_eps": rate_eps, "duration_s": duration_s,
                  "load_avg_1m_at_start": load_avg_1m()}
