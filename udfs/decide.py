@@ -39,6 +39,7 @@ from udfs.dlq import dlq_record
 from udfs.event_log import EventLog
 from udfs.experiments import ExperimentSession, Fact, annotate_action, observe_event
 from udfs.features import FEATURE_DTYPE, N_FEATURES
+from udfs.interning import interned_keys
 from udfs.limits import REORDER_LOG_MAX_EVENTS
 from udfs.rules import RuleEngine
 from udfs.session import (LATE, STATUS_APPLIED, STATUS_IGNORED, STATUS_LATE, Outcome, SessionState, event_order_key,
@@ -172,8 +173,10 @@ class SessionEntry:
             if log and isinstance(log[0], Mapping):  # ... and before it held bytes (whole events)
                 log = [log_entry(event) for event in log]
             self.log = EventLog(log)
-        if isinstance(self.seen, dict):  # {event_id: ts_ms}: pickled before the ids were hashed into one buffer
+        if isinstance(self.seen, dict):  # {event_id: ts_ms}: pickled before the ids were held in one buffer
             self.seen = SeenEventIds(self.seen.items())
+        if self.last_fired:  # rule ids shared with the ruleset and every other restored session
+            self.last_fired = interned_keys(self.last_fired)
 
     def remember(self, event_id: str, ts_ms: int, ttl_ms: int, max_ids: int) -> bool:
         """Record ``event_id``; False when it was seen already (a duplicate): :meth:`udfs.dedup.SeenEventIds.remember`."""

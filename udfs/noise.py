@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from udfs.interning import interned_keys
+
 #: Suppression reasons (the ``reason`` of a suppressed :class:`udfs.session.Outcome`).
 REASON_DEBOUNCED_CLICK = "debounced_click"
 REASON_HOVER_TOO_SHORT = "hover_too_short"
@@ -124,7 +126,9 @@ class NoiseFilter:
         return (cfg, self._last_click_ts_ms, self._last_scroll_pct)
 
     def __setstate__(self, state) -> None:
-        cfg, self._last_click_ts_ms, self._last_scroll_pct = state
+        cfg, clicks, self._last_scroll_pct = state
+        # element ids shared with every other restored session (udfs/interning.py)
+        self._last_click_ts_ms = interned_keys(clicks) if clicks else {}
         self.config = DEFAULT_NOISE_CONFIG if cfg is None else cfg
 
     def new_page(self) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from udfs.contract import PAGE_TYPES
 from udfs.features import FEATURE_DTYPE, FEATURE_INDEX, FEATURE_NAMES, N_FEATURES
+from udfs.interning import interned, interned_items, interned_keys
 from udfs.noise import DEFAULT_NOISE_CONFIG, NoiseConfig, NoiseFilter, ema
 from udfs.plausibility import IMPLAUSIBLE_FLAGS, REASON_IMPLAUSIBLE
 
@@ -333,6 +334,16 @@ class SessionState:
             self._v = array("d", v)
         if not isinstance(self._click_ts, list):
             self._click_ts = list(self._click_ts)
+        # the element and item ids and the context's names, shared with every other restored session
+        # (udfs/interning.py; values unchanged)
+        if self._hover_by_element:
+            self._hover_by_element = interned_keys(self._hover_by_element)
+        if self._item_views:
+            self._item_views = interned_keys(self._item_views)
+        if self._current_item is not None:
+            self._current_item = interned(self._current_item)
+        if self._context is not None:
+            self._context = interned_items(self._context)
 
     # -- public API ---------------------------------------------------------------------------------
 
