@@ -17,6 +17,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.scale_cost import old_summaries as reference_summaries  # ab257fb's, verbatim
 from udfs.decide import session_summaries
 from udfs.features import N_FEATURES
 from udfs.microbatch import decode_stored, encode_stored
@@ -52,20 +53,6 @@ def test_a_value_read_and_written_again_reads_back_the_same_session():
         raw = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
         for earlier in (zstandard.ZstdCompressor(level=1).compress(raw), zlib.compress(raw, 1)):
             assert pickle.dumps(again[sid], protocol=5) == pickle.dumps(decode_stored(earlier), protocol=5)
-
-
-def reference_summaries(entries, model_version, rules_version, page_rates_version=None):
-    """``udfs.decide.session_summaries`` as of commit ab257fb, verbatim: what the summaries must equal."""
-    import orjson
-
-    versions = {"model_version": model_version, "rules_version": rules_version}
-    if page_rates_version is not None:
-        versions["page_rates_version"] = page_rates_version
-    out = {}
-    for session_id, entry in entries.items():
-        out[session_id] = {**entry.count_dict(), "intent_score": round(entry.last_intent_score, 6), **versions,
-                           "features": orjson.dumps(entry.state.features().tolist()).decode()}
-    return out
 
 
 def _same_bytes(a: dict, b: dict) -> bool:
