@@ -179,7 +179,12 @@ def _soak(r: dict) -> str:
         text += f" ({_n(in_state)} in state at the end, TTL {_n(r.get('session_ttl_s'))} s)"
     heap_key = "heap_live_bytes" if (slopes.get("heap_live_bytes") or {}).get("slope") is not None else "heap_used_min_bytes"
     heap_label = "live heap (after a forced full GC)" if heap_key == "heap_live_bytes" else "heap floor"
-    for key, label in ((heap_key, heap_label), ("redis_used_memory_bytes", "Redis memory")):
+    redis_key = ("redis_prefix_bytes_excl_trace_and_actions_stream"
+                 if (slopes.get("redis_prefix_bytes_excl_trace_and_actions_stream") or {}).get("slope") is not None
+                 else "redis_used_memory_bytes")
+    redis_label = ("Redis keys of the job (the capped actions stream apart)"
+                   if redis_key != "redis_used_memory_bytes" else "Redis memory")
+    for key, label in ((heap_key, heap_label), (redis_key, redis_label)):
         fit = slopes.get(key) or {}
         if fit.get("slope") is None:
             continue

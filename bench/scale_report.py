@@ -118,6 +118,11 @@ def plot_soak(results: dict, path: Path) -> None:
                        ("checkpoint_state_bytes", "checkpoint state"),
                        ("redis_prefix_bytes_excl_trace", "Redis keys of the job")):
         ax.plot(x, [(m.get(key) or 0) / MIB for m in ms], label=label)
+    from bench.scale import _redis_prefix_excl_capped_stream
+
+    uncapped = [(m["minute"], v / MIB) for m in ms if (v := _redis_prefix_excl_capped_stream(m)) is not None]
+    if uncapped:
+        ax.plot([p[0] for p in uncapped], [p[1] for p in uncapped], "--", label="... without the capped actions stream")
     ax.axvline(results["warmup_min"], color="grey", ls=":", label="fit starts")
     ax.set_xlabel("minute")
     ax.set_ylabel("MiB")

@@ -390,6 +390,18 @@ def results_block(sessions: dict, soak: dict | None, session_size: dict | None) 
     return "\n".join(out)
 
 
+def stream_full_minute(minutes: list[dict], family: str = "actions", share: float = 0.98) -> int | None:
+    """The first soak minute whose ``family`` bytes (``redis_families``) reached ``share`` of the family's
+    largest minute: when a capped stream stopped filling (descriptive; the fits do not use it). None when
+    the family was never measured."""
+    sizes = [(m["minute"], ((m.get("redis_families") or {}).get(family) or {}).get("bytes")) for m in minutes]
+    sizes = [(minute, b) for minute, b in sizes if b is not None]
+    if not sizes:
+        return None
+    top = max(b for _, b in sizes)
+    return next(minute for minute, b in sizes if b >= share * top)
+
+
 def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) -> str:
     """Issue 19's targets against the results files (generated)."""
     counts = sorted((c for c in sessions.get("counts", []) if c.get("level")), key=lambda c: c["sessions_open"])
@@ -441,13 +453,23 @@ def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) 
             row(f"soak: {label} slope indistinguishable from 0", f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: "
                 f"{fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) over {fit['n']} points after the warm-up "
                 f"of a {len(soak['minutes'])}-min soak", fit["flat"])
+        fit = sl.get("redis_prefix_bytes_excl_trace_and_actions_stream") or {}
+        if fit.get("slope") is not None:
+            stream = (soak.get("redis_family_slopes") or {}).get("actions") or {}
+            full = stream_full_minute(soak["minutes"])
+            row("soak: Redis (every key of the job but the capped actions stream) slope indistinguishable from 0",
+                f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: {fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) "
+                f"at {fit['mean'] / MIB:,.0f} MiB; the actions stream (approximate MAXLEN, bounded by construction) "
+                f"filled until minute {full if full is not None else '?'}"
+                + (f", {stream['mean'] / MIB:,.0f} MiB mean, {stream['slope'] / 1024:,.0f} KiB/min over the fit"
+                   if stream.get("slope") is not None else ""), fit["flat"])
         per, count = sl.get("redis_session_bytes_per_session") or {}, sl.get("sessions_in_state") or {}
         if per.get("slope") is not None and count.get("slope") is not None:
             row("soak: Redis (session keys) per session in state, slope indistinguishable from 0",
                 f"{per['slope']:+.2f} B/session/min (95 %: {per['ci_low']:+.2f} .. {per['ci_high']:+.2f}) at "
-                f"{per['mean']:,.0f} B per session; the sessions in state still grew {count['slope']:+,.0f}/min "
-                f"({count['slope'] / count['mean']:+.3%}/min: the load's arrivals against the 30-min TTL), which "
-                f"is the total's slope", per["flat"])
+                f"{per['mean']:,.0f} B per session; the sessions in state changed {count['slope']:+,.0f}/min "
+                f"({count['slope'] / count['mean']:+.3%}/min: the load's arrivals against the "
+                f"{soak.get('session_ttl_s', 0):,}-s TTL), which is most of the total's slope", per["flat"])
     return "\n".join(rows)
 
 

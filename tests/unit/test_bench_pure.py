@@ -337,6 +337,31 @@ def test_redis_family_slopes_find_the_family_that_grows():
     assert s["session"]["flat"] is True and s["session"]["n"] == 15
 
 
+def test_soak_slopes_leave_the_capped_actions_stream_apart():
+    from bench.scale import soak_slopes
+    from bench.sizing import stream_full_minute
+
+    # the actions stream fills until minute 15 (past the warm-up of 5), then stays at its cap; the rest is flat
+    def row(i):
+        stream = 1000 * min(i, 15)
+        return {"minute": i, "redis_prefix_bytes_excl_trace": 50_000 + (i % 2) + stream,
+                "redis_families": {"actions": {"keys": 1, "bytes": stream}, "session": {"keys": 9, "bytes": 50_000}}}
+    minutes = [row(i) for i in range(1, 31)]
+    s = soak_slopes(minutes, warmup_min=5)
+    assert s["redis_prefix_bytes_excl_trace"]["flat"] is False and s["redis_prefix_bytes_excl_trace"]["slope"] > 0
+    derived = s["redis_prefix_bytes_excl_trace_and_actions_stream"]
+    assert derived["flat"] is True and derived["n"] == 25 and derived["mean"] == pytest.approx(50_000.5, abs=0.1)
+    assert stream_full_minute(minutes) == 15
+    # a leak outside the stream is not hidden by it
+    leak = [{**r, "redis_prefix_bytes_excl_trace": r["redis_prefix_bytes_excl_trace"] + 100 * r["minute"]}
+            for r in minutes]
+    fit = soak_slopes(leak, warmup_min=5)["redis_prefix_bytes_excl_trace_and_actions_stream"]
+    assert fit["flat"] is False and fit["slope"] == pytest.approx(100, rel=0.05)
+    assert soak_slopes([{"minute": i, "p99_ms": 1} for i in range(1, 9)], 2)[
+        "redis_prefix_bytes_excl_trace_and_actions_stream"]["slope"] is None
+    assert stream_full_minute([{"minute": 1}]) is None
+
+
 def test_capacity_points_and_interpolation():
     from bench.sizing import capacity_at, capacity_points
 
