@@ -222,7 +222,10 @@ ROWS: list[tuple[str, str, Callable[[dict], str], str]] = [
      "`.venv/bin/python -m bench.session_size --sessions 10000`"),
     ("open sessions at 2,000 events/s", "sessions.json", _sessions,
      "`.venv/bin/intentflow bench --sessions 1000,10000,100000`"),
-    ("soak", "soak.json", _soak, "`.venv/bin/intentflow bench --soak-min 60`"),
+    ("soak, session TTL lowered to 10 min (sessions turn over 5 times)", "soak.json", _soak,
+     "`.venv/bin/intentflow bench --soak-min 60 --soak-session-ttl-s 600`"),
+    ("soak, the job's 30-min session TTL", "soak_ttl1800.json", _soak,
+     "`.venv/bin/intentflow bench --soak-min 60 --out bench/results/soak_ttl1800.json`"),
 ]
 
 

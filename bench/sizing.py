@@ -306,6 +306,7 @@ def main(check: bool, results_dir: str) -> None:
     if not latest or not sessions:
         raise click.ClickException("bench/results/latest.json and sessions.json are needed")
     session_size, soak = _load("session_size.json"), _load("soak.json")
+    soaks = [(name, r) for name in SOAK_FILES if (r := _load(name))]
     m = model_inputs(latest, sessions, session_size, soak)
     sources = {"latest.json": f"results/latest.json ({latest.get('started_at', '?')[:16]})",
                "sessions.json": f"results/sessions.json ({sessions.get('started_at', '?')[:16]})",
@@ -316,7 +317,7 @@ def main(check: bool, results_dir: str) -> None:
             + inputs_table(m, sources) + "\n\n" + table(m))
     short = table(m, short=True)
     blocks = [(ROOT / "bench" / "README.md", "sizing", full), (ROOT / "README.md", "sizing-short", short),
-              (ROOT / "bench" / "README.md", "sessions-results", results_block(sessions, soak, session_size))]
+              (ROOT / "bench" / "README.md", "sessions-results", results_block(sessions, soaks, session_size))]
     for _, marker, body in blocks:
         click.echo(f"--- {marker}\n{body}\n")
     if check:
@@ -334,8 +335,14 @@ def size_breakdown_table(session_size: dict, top: int = 12) -> str:
     return "\n".join(rows)
 
 
-def results_block(sessions: dict, soak: dict | None, session_size: dict | None) -> str:
-    """The results of --sessions, --soak-min and session_size.py as markdown (generated)."""
+#: The soaks' results files (bench/results/), each with a plot of the same stem: soak.json with the session TTL
+#: lowered to 10 min (sessions turn over 5 times in the hour), soak_ttl1800.json with the job's 30-min default.
+SOAK_FILES = ("soak.json", "soak_ttl1800.json")
+
+
+def results_block(sessions: dict, soaks: list[tuple[str, dict]], session_size: dict | None) -> str:
+    """The results of --sessions, --soak-min (``soaks``: (results file name, its results)) and
+    session_size.py as markdown (generated)."""
     from bench.scale_report import sessions_table, soak_table
 
     cfg = sessions.get("config", {})
@@ -377,7 +384,7 @@ def results_block(sessions: dict, soak: dict | None, session_size: dict | None) 
                 f"Python copy per session (offline); in Redis the `seen:` markers of actions (TTL 30 min) are "
                 f"{redis_seen / big['sessions_in_state']:,.0f} B per session in state at "
                 f"{big['sessions_in_state']:,} sessions.", ""]
-    if soak:
+    for name, soak in soaks:
         n = len(soak.get("minutes", []))
         out += [f"**Soak** (`{_cmd(soak)}`, run {soak.get('started_at')}: **{n} minutes** at "
                 f"{soak.get('rate_eps', 0):,.0f} events/s, {soak.get('concurrent_sessions', 0):,} open sessions, "
@@ -385,8 +392,8 @@ def results_block(sessions: dict, soak: dict | None, session_size: dict | None) 
                 f"{soak.get('warmup_min'):g}; load avg 1 min "
                 f"{min(m['load_avg_1m'] for m in soak['minutes']) if n else '–'}-"
                 f"{max(m['load_avg_1m'] for m in soak['minutes']) if n else '–'}):", "", soak_table(soak), "",
-                "![soak](results/soak.png)", ""]
-    out += ["![sessions](results/sessions.png)", "", targets_table(sessions, soak, session_size)]
+                f"![soak](results/{Path(name).with_suffix('.png')})", ""]
+    out += ["![sessions](results/sessions.png)", "", targets_table(sessions, [r for _, r in soaks], session_size)]
     return "\n".join(out)
 
 
@@ -402,8 +409,8 @@ def stream_full_minute(minutes: list[dict], family: str = "actions", share: floa
     return next(minute for minute, b in sizes if b >= share * top)
 
 
-def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) -> str:
-    """Issue 19's targets against the results files (generated)."""
+def targets_table(sessions: dict, soaks: list[dict], session_size: dict | None) -> str:
+    """Issue 19's targets against the results files (generated; one set of soak rows per soak)."""
     counts = sorted((c for c in sessions.get("counts", []) if c.get("level")), key=lambda c: c["sessions_open"])
     rows = ["| issue 19 target | measured | |", "|---|---|---|"]
 
@@ -442,22 +449,25 @@ def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) 
             f"first output {rec.get('first_output_after_kill_s')} s, first new event readable "
             f"{rec['first_readable_s']} s, caught up {rec.get('caught_up_s') or 'not within the window'}",
             rec["first_readable_s"] <= 30)
-    if soak and soak.get("slopes"):
+    for soak in soaks:
+        if not soak.get("slopes"):
+            continue
         sl = soak["slopes"]
+        what = f"soak (TTL {soak.get('session_ttl_s', 0):,} s)"
         heap_key = "heap_live_bytes" if (sl.get("heap_live_bytes") or {}).get("slope") is not None else "heap_used_min_bytes"
         heap_label = "live heap (after a forced full GC)" if heap_key == "heap_live_bytes" else "heap floor"
         for key, label in ((heap_key, heap_label), ("redis_session_families_bytes", "Redis (session keys)")):
             fit = sl.get(key) or {}
             if fit.get("slope") is None:
                 continue
-            row(f"soak: {label} slope indistinguishable from 0", f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: "
+            row(f"{what}: {label} slope indistinguishable from 0", f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: "
                 f"{fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) over {fit['n']} points after the warm-up "
                 f"of a {len(soak['minutes'])}-min soak", fit["flat"])
         fit = sl.get("redis_prefix_bytes_excl_trace_and_actions_stream") or {}
         if fit.get("slope") is not None:
             stream = (soak.get("redis_family_slopes") or {}).get("actions") or {}
             full = stream_full_minute(soak["minutes"])
-            row("soak: Redis (every key of the job but the capped actions stream) slope indistinguishable from 0",
+            row(f"{what}: Redis (every key of the job but the capped actions stream) slope indistinguishable from 0",
                 f"{fit['slope'] / 1024:,.0f} KiB/min (95 %: {fit['ci_low'] / 1024:,.0f} .. {fit['ci_high'] / 1024:,.0f}) "
                 f"at {fit['mean'] / MIB:,.0f} MiB; the actions stream (approximate MAXLEN, bounded by construction) "
                 f"filled until minute {full if full is not None else '?'}"
@@ -465,7 +475,7 @@ def targets_table(sessions: dict, soak: dict | None, session_size: dict | None) 
                    if stream.get("slope") is not None else ""), fit["flat"])
         per, count = sl.get("redis_session_bytes_per_session") or {}, sl.get("sessions_in_state") or {}
         if per.get("slope") is not None and count.get("slope") is not None:
-            row("soak: Redis (session keys) per session in state, slope indistinguishable from 0",
+            row(f"{what}: Redis (session keys) per session in state, slope indistinguishable from 0",
                 f"{per['slope']:+.2f} B/session/min (95 %: {per['ci_low']:+.2f} .. {per['ci_high']:+.2f}) at "
                 f"{per['mean']:,.0f} B per session; the sessions in state changed {count['slope']:+,.0f}/min "
                 f"({count['slope'] / count['mean']:+.3%}/min: the load's arrivals against the "

@@ -446,3 +446,21 @@ def test_slope_ci_of_a_constant_series_is_flat_zero():
     fit = slope_ci([1, 2, 3, 4], [7.0, 7.0, 7.0, 7.0])
     assert fit["slope"] == 0.0 and (fit["ci_low"], fit["ci_high"]) == (0.0, 0.0) and fit["flat"] is True
     assert slope_ci([1, 2, 3, 4], [7.0, 8.0, 9.0, 10.1])["flat"] is False
+
+
+def test_targets_table_has_one_set_of_soak_rows_per_soak():
+    from bench.sizing import targets_table
+
+    def soak(ttl_s, heap_slope):
+        flat = {"slope": 0.0, "ci_low": -1.0, "ci_high": 1.0, "n": 20, "flat": True, "mean": 1.0}
+        heap = {**flat, "slope": heap_slope, "ci_low": heap_slope - 1.0, "ci_high": heap_slope + 1.0,
+                "flat": heap_slope - 1.0 <= 0 <= heap_slope + 1.0}
+        return {"session_ttl_s": ttl_s, "minutes": [{"minute": i} for i in range(1, 31)],
+                "slopes": {"heap_live_bytes": heap, "redis_session_families_bytes": flat}}
+
+    rows = targets_table({"counts": []}, [soak(600, 0.0), soak(1800, 5_000.0)], None).splitlines()
+    heap_rows = [r for r in rows if "live heap" in r]
+    assert len(heap_rows) == 2
+    assert heap_rows[0].startswith("| soak (TTL 600 s)") and heap_rows[0].endswith("| met |")
+    assert heap_rows[1].startswith("| soak (TTL 1,800 s)") and heap_rows[1].endswith("| missed |")
+    assert sum("Redis (session keys) slope" in r for r in rows) == 2

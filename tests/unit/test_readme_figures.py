@@ -64,3 +64,15 @@ def test_the_soak_row_says_when_redis_memory_is_not_flat():
     assert "heap floor slope 0.1 MiB/min (95 % -1.0 .. 1.2: flat)" in text
     assert "Redis memory slope 2.5 MiB/min (95 % 2.0 .. 3.0: not flat)" in text
     assert "p99 mean 1,261 ms" in text
+
+
+def test_the_soak_row_prefers_the_job_keys_without_the_capped_stream():
+    grows = {"slope": 0.1 * 2**20, "ci_low": 0.05 * 2**20, "ci_high": 0.15 * 2**20, "flat": False}
+    flat = {"slope": -0.005 * 2**20, "ci_low": -0.02 * 2**20, "ci_high": 0.01 * 2**20, "flat": True}
+    soak = {"total_min": 60, "rate_eps": 2000, "concurrent_sessions": 10000, "session_ttl_s": 600,
+            "minutes": [{"sessions_in_state": 77000}],
+            "slopes": {"heap_live_bytes": flat, "redis_used_memory_bytes": grows,
+                       "redis_prefix_bytes_excl_trace_and_actions_stream": flat}}
+    text = rf._soak(soak)
+    assert "Redis keys of the job (the capped actions stream apart) slope -0.0 MiB/min (95 % -0.0 .. 0.0: flat)" in text
+    assert "Redis memory slope" not in text
