@@ -18,8 +18,8 @@ Java->Python crossing:
 4. ONE Redis pipeline per flush of the batcher (actions, aggregates, counters, due session summaries):
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
 5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state (zstd of their pickle,
-   ``udfs.microbatch.encode_stored``) and the list state
-   cleared; every ``summary_interval_ms`` (1 s): their summaries to Redis (in that batch's pipeline);
+   ``udfs.microbatch.encode_stored``; those idle in the last seconds before it encoded a few per batch
+   ahead of it, ``ShardSessions.pre_encode``) and the list state cleared; every ``summary_interval_ms`` (1 s): their summaries to Redis (in that batch's pipeline);
 6. ONE output element: a ``String[]`` of ``"A" + action JSON`` / ``"D" + DLQ JSON``, split on the Java
    side (``MarkedOutputSplitter``) into the actions topic and the DLQ topic.
 
@@ -203,7 +203,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             cfg = self.config
             shard = self.shards[key] = ShardSessions(
                 cfg.session_ttl_s * 1000, cfg.state_write_interval_ms, cfg.summary_interval_ms,
-                now_ms=int(time.time() * 1000), phase=self.shard_phase.get(key, 0.0))
+                now_ms=int(time.time() * 1000), phase=self.shard_phase.get(key, 0.0),
+                pre_encode_lead_ms=cfg.pre_encode_lead_ms, pre_encode_idle_ms=cfg.pre_encode_idle_ms)
         if not shard.restored:
             shard.restored = True
             stored = ctx.get_broadcast_state(RULES_STATE).get("ruleset")
@@ -336,6 +337,8 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
             self.pending.clear()
             if self.gc is not None and self.gc.after_state_write(now_ms):
                 log.info("full GC collection (permanent generation released): %.0f ms", self.gc.last_full_pause_ms)
+        else:
+            shard.pre_encode(now_ms, self.config.pre_encode_per_batch)  # a shorter pause at the next write
         due_ms = shard.next_due_ms()
         if due_ms is not None and (shard.write_timer_ms is None or due_ms < shard.write_timer_ms):
             shard.write_timer_ms = max(due_ms, now_ms + 1)

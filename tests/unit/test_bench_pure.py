@@ -464,3 +464,20 @@ def test_targets_table_has_one_set_of_soak_rows_per_soak():
     assert heap_rows[0].startswith("| soak (TTL 600 s)") and heap_rows[0].endswith("| met |")
     assert heap_rows[1].startswith("| soak (TTL 1,800 s)") and heap_rows[1].endswith("| missed |")
     assert sum("Redis (session keys) slope" in r for r in rows) == 2
+
+
+def test_write_pause_simulation_encodes_ahead_only_when_on_and_writes_the_same_sessions():
+    from bench.write_pause import simulate
+    from udfs.decide import SessionEntry
+
+    entries = [SessionEntry() for _ in range(3)]
+    args = dict(entries=entries, n_sessions=400, events_per_s=200.0, seconds=25.0, window_ms=10, idle_ms=1_500,
+                per_batch=16, write_interval_ms=10_000, summary_interval_ms=1_000, seed=1)
+    off = simulate(lead_ms=0, **args)
+    on = simulate(lead_ms=4_000, **args)
+    assert off["encoded_ahead"] == 0 and on["encoded_ahead"] > 0
+    # the same events (same seed): every changed session is encoded once per write, ahead or at it
+    assert on["encoded_ahead"] + on["encoded_at_write"] >= off["encoded_at_write"] > 0
+    assert on["encoded_at_write"] < off["encoded_at_write"]
+    assert len(on["write_callback_us"]) == len(off["write_callback_us"]) >= 2
+    assert len(on["callback_us"]) == len(off["callback_us"]) == 2_500

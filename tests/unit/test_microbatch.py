@@ -154,10 +154,11 @@ def test_on_schedule_is_the_latest_grid_point():
     assert on_schedule(1_000, 300, 900) == 1_000  # a clock that went back: the schedule stays
 
 
-@pytest.mark.parametrize("write_every_batch", [False, True])
-def test_deciding_shard_by_shard_equals_deciding_all_at_once(write_every_batch):
+@pytest.mark.parametrize("write_every_batch,pre_encode", [(False, False), (True, False), (False, True)])
+def test_deciding_shard_by_shard_equals_deciding_all_at_once(write_every_batch, pre_encode):
     """Routing to shards and batching per shard does not change a decision (DESIGN.md, semantics); nor
-    does holding the sessions written to keyed state as their stored bytes (``take_dirty_stored``)."""
+    does holding the sessions written to keyed state as their stored bytes (``take_dirty_stored``), nor
+    holding changed sessions encoded ahead of the write (``pre_encode``)."""
     cfg = JobConfig()
     events = []
     for i in range(24):
@@ -175,12 +176,16 @@ def test_deciding_shard_by_shard_equals_deciding_all_at_once(write_every_batch):
         for e in events[i:i + 3]:
             per_shard.setdefault(shard_of(e["session_id"], keys), []).append(orjson.dumps(e).decode())
         for key, values in per_shard.items():
-            shard = shards.setdefault(key, ShardSessions(1_800_000, 1_000))
+            shard = shards.setdefault(key, ShardSessions(1_800_000, 1_000, pre_encode_lead_ms=1_000))
             decoded, dlq = decode_batch([",".join("" for _ in values), *values])
             assert not dlq
             result = decider.decide(decoded, shard.loader(0, {}.get))
             shard.update(result.touched, 0)
             actions.extend(result.actions)
+            if pre_encode:
+                shard.take_summary_dirty(0)
+                assert shard.pre_encode(0, 100) == len(result.touched)
+                assert all(type(shard.entries[sid]) is bytes for sid in result.touched) and shard.dirty
             if write_every_batch:
                 stored = shard.take_dirty_stored(0)
                 assert set(stored) == set(result.touched) and not shard.dirty
@@ -224,3 +229,78 @@ def test_a_state_write_always_takes_the_pending_summaries_with_it():
     assert shard.due(10_000, force=True) == (False, False)
     shard.update({"b": entry}, now_ms=10_100)
     assert shard.due(10_200, force=True) == (True, True)
+
+
+def _entry(count: int) -> SessionEntry:
+    entry = SessionEntry()
+    entry.counts[0] = count
+    return entry
+
+
+def test_pre_encode_takes_idle_changed_sessions_oldest_first_only_near_the_write():
+    # writes due at 10_000, 20_000, ...; encode ahead in the last 4 s before one, sessions idle >= 1.5 s
+    shard = ShardSessions(600_000, 10_000, 1_000, now_ms=10_000, pre_encode_lead_ms=4_000, pre_encode_idle_ms=1_500)
+    shard.take_dirty(10_000)  # the write due at creation (phase 0): the next is due at 20_000
+    shard.update({"a": _entry(1), "b": _entry(2)}, now_ms=10_100)
+    shard.update({"c": _entry(3)}, now_ms=14_000)
+    shard.update({"a": shard.entries["a"]}, now_ms=14_800)  # "a" changed again: now the newest
+    shard.take_summary_dirty(15_000)
+    assert shard.pre_encode(15_999, 10) == 0  # before the lead window (16_000 .. 20_000)
+    assert shard.pre_encode(16_000, 1) == 1 and type(shard.entries["b"]) is bytes  # the oldest change first
+    assert type(shard.entries["c"]) is SessionEntry and type(shard.entries["a"]) is SessionEntry
+    assert shard.pre_encode(16_000, 10) == 1 and type(shard.entries["c"]) is bytes  # "a" idle < 1.5 s at 16_000
+    assert type(shard.entries["a"]) is SessionEntry
+    assert shard.pre_encode(16_300, 0) == 0
+    assert shard.pre_encode(16_300, 10) == 1 and type(shard.entries["a"]) is bytes  # idle 1.5 s now
+    assert shard.dirty == {"a", "b", "c"} and not shard.encode_queue  # encoded ahead, still to be written
+
+
+def test_pre_encode_leaves_a_session_whose_summary_is_pending_to_the_write():
+    shard = ShardSessions(600_000, 10_000, 1_000, now_ms=10_000, pre_encode_lead_ms=10_000)
+    shard.update({"a": _entry(1)}, now_ms=10_100)
+    assert shard.pre_encode(12_000, 10) == 0 and type(shard.entries["a"]) is SessionEntry
+    assert shard.take_summary_dirty(12_000) == {"a": shard.entries["a"]}
+    assert shard.pre_encode(12_000, 10) == 0  # taken off the queue already; the write encodes it
+    stored = shard.take_dirty_stored(20_000)
+    assert decode_stored(stored["a"]).counts[0] == 1
+
+
+def test_the_write_reuses_the_bytes_encoded_ahead_and_encodes_what_changed_since():
+    shard = ShardSessions(600_000, 10_000, 60_000, now_ms=10_000, phase=0.5, pre_encode_lead_ms=10_000)
+    shard.take_summary_dirty(10_000)
+    a, b = _entry(1), _entry(2)
+    shard.update({"a": a, "b": b}, now_ms=10_100)
+    shard.summary_dirty.clear()  # summaries written (their own rhythm)
+    assert shard.pre_encode(10_200, 10) == 2
+    early = dict(shard.entries)
+    # "b" gets an event: decoded from its bytes, changed, queued again as an object
+    loaded = shard.loader(10_300, stored={}.get)("b")
+    assert loaded is not b and loaded.counts[0] == 2
+    loaded.counts[0] = 5
+    shard.update({"b": loaded}, now_ms=10_300)
+    assert shard.write_due(15_000)
+    stored = shard.take_dirty_stored(15_000)
+    assert stored["a"] is early["a"]  # not encoded twice
+    assert stored["b"] == encode_stored(loaded) and decode_stored(stored["b"]).counts[0] == 5
+    assert stored["a"] == encode_stored(a)  # the same bytes the write would have made
+    assert not shard.dirty and not shard.encode_queue
+    assert shard.take_dirty(15_000) == {}
+
+
+def test_take_dirty_hands_out_objects_even_for_sessions_encoded_ahead():
+    shard = ShardSessions(600_000, 10_000, 1_000, pre_encode_lead_ms=10_000)
+    shard.update({"a": _entry(4)}, now_ms=0)
+    shard.take_summary_dirty(0)
+    assert shard.pre_encode(0, 5) == 1 and type(shard.entries["a"]) is bytes
+    taken = shard.take_dirty(0)
+    assert type(taken["a"]) is SessionEntry and taken["a"].counts[0] == 4
+
+
+def test_forgetting_a_session_takes_it_off_the_encode_queue():
+    shard = ShardSessions(60_000, 10_000, 1_000, pre_encode_lead_ms=10_000)
+    shard.update({"a": _entry(1), "b": _entry(2)}, now_ms=0)
+    shard.take_summary_dirty(0)
+    shard.forget("a")
+    assert list(shard.encode_queue) == ["b"] and shard.pre_encode(0, 5) == 1
+    with pytest.raises(ValueError, match="must be >= 0"):
+        ShardSessions(1, 1, pre_encode_lead_ms=-1)
