@@ -62,6 +62,7 @@ def simulate(entries: list, n_sessions: int, events_per_s: float, seconds: float
         now = t0_ms + k * window_ms
         owed += events_per_s * window_ms / 1000
         n_events, owed = int(owed), owed - int(owed)
+        counting_ns = 0  # counting encodes for the report, inside a callback: taken off its wall time
         t = time.perf_counter_ns()
         loader = load(now, {}.get)
         touched = {}
@@ -73,11 +74,13 @@ def simulate(entries: list, n_sessions: int, events_per_s: float, seconds: float
         if summaries_due:
             shard.take_summary_dirty(now)
         if state_due:
+            tc = time.perf_counter_ns()
             encoded_at_write += sum(1 for sid in shard.dirty if shard.entries[sid].__class__ is not bytes)
+            counting_ns = time.perf_counter_ns() - tc
             shard.take_dirty_stored(now)
         else:
             encoded_ahead += shard.pre_encode(now, per_batch)
-        us = (time.perf_counter_ns() - t) / 1000
+        us = (time.perf_counter_ns() - t - counting_ns) / 1000
         callback_us.append(us)
         if state_due:
             write_us.append(us)

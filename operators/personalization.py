@@ -19,7 +19,8 @@ Java->Python crossing:
    the writes of a flush's shard batches are merged and sent at its last batch (``"L"`` mark);
 5. every ``state_write_interval_ms`` (10 s): the changed sessions to map state (zstd of their pickle,
    ``udfs.microbatch.encode_stored``; those idle in the last seconds before it encoded a few per batch
-   ahead of it, ``ShardSessions.pre_encode``) and the list state cleared; every ``summary_interval_ms`` (1 s): their summaries to Redis (in that batch's pipeline);
+   ahead of it, ``ShardSessions.pre_encode``) and the list state cleared; every ``summary_interval_ms``
+   (1 s): their summaries to Redis (in that batch's pipeline);
 6. ONE output element: a ``String[]`` of ``"A" + action JSON`` / ``"D" + DLQ JSON``, split on the Java
    side (``MarkedOutputSplitter``) into the actions topic and the DLQ topic.
 

@@ -171,7 +171,8 @@ class ShardSessions:
         touched_ms: ``{session_id: processing time of its last change, epoch ms}``.
         dirty: sessions changed since the last state write.
         encode_queue: ``{session_id: processing time of its last change}`` of the changed sessions still
-            held as objects, oldest change first (what :meth:`pre_encode` takes from).
+            held as objects, oldest change first (what :meth:`pre_encode` takes from; empty when
+            ``pre_encode_lead_ms`` is 0).
         summary_dirty: sessions changed since the last summary write.
         stored_ids: sessions in keyed state not read into the copy yet (those restored from a
             checkpoint, :meth:`restore`); a session outside both is new, and keyed state is not asked
@@ -184,8 +185,8 @@ class ShardSessions:
     """
 
     __slots__ = ("ttl_ms", "write_interval_ms", "summary_interval_ms", "entries", "touched_ms", "dirty",
-                 "encode_queue", "pre_encode_lead_ms", "pre_encode_idle_ms", "summary_dirty", "stored_ids", "stored_since_ms", "last_write_ms", "last_summary_ms",
-                 "last_sweep_ms", "restored", "write_timer_ms", "end_timer_registered")
+                 "encode_queue", "pre_encode_lead_ms", "pre_encode_idle_ms", "summary_dirty", "stored_ids",
+                 "stored_since_ms", "last_write_ms", "last_summary_ms", "last_sweep_ms", "restored", "write_timer_ms", "end_timer_registered")
 
     def __init__(self, ttl_ms: int, write_interval_ms: int, summary_interval_ms: int = 1000,
                  now_ms: int = 0, phase: float = 0.0, pre_encode_lead_ms: int = 0,
@@ -250,11 +251,14 @@ class ShardSessions:
     def update(self, touched: dict[str, SessionEntry], now_ms: int) -> None:
         """Take the sessions a batch changed (``BatchResult.touched``)."""
         self.entries.update(touched)
-        touched_ms, queue = self.touched_ms, self.encode_queue
+        touched_ms = self.touched_ms
         for session_id in touched:
             touched_ms[session_id] = now_ms
-            queue[session_id] = now_ms
-            queue.move_to_end(session_id)
+        if self.pre_encode_lead_ms:  # only what pre_encode will take from
+            queue = self.encode_queue
+            for session_id in touched:
+                queue[session_id] = now_ms
+                queue.move_to_end(session_id)
         self.dirty.update(touched)
         self.summary_dirty.update(touched)
 

@@ -304,3 +304,10 @@ def test_forgetting_a_session_takes_it_off_the_encode_queue():
     assert list(shard.encode_queue) == ["b"] and shard.pre_encode(0, 5) == 1
     with pytest.raises(ValueError, match="must be >= 0"):
         ShardSessions(1, 1, pre_encode_lead_ms=-1)
+
+
+def test_without_a_lead_nothing_is_queued_or_encoded_ahead():
+    shard = ShardSessions(60_000, 10_000, 1_000)  # pre_encode_lead_ms 0: off
+    shard.update({"a": _entry(1)}, now_ms=0)
+    shard.take_summary_dirty(0)
+    assert not shard.encode_queue and shard.pre_encode(9_999, 5) == 0 and type(shard.entries["a"]) is SessionEntry
