@@ -21,6 +21,9 @@ system-deps:
 	bash stack/system-deps.sh
 
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
+	  "intentflow needs Python 3.11 (PyFlink 2.2.1 and the pins in constraints.txt); $(PYTHON) is " + sys.version.split()[0] + \
+	  ": install python3.11 or run make PYTHON=/path/to/python3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel
 	$(PY) -m pip install -q -c constraints.txt -e '.[train,dev]'
