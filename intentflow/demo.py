@@ -178,7 +178,8 @@ def _simulated_experiment(redis_url: str, rp: str, experiment_id: str, visitors:
 
 def _power_note(report: dict, visitors: int) -> str:
     """SIMULATION: the lift built into the response model, the smallest lift the experiment's sessions can
-    detect, and how many sessions (and simulated ``visitors``, in proportion) the built-in lift needs
+    detect with a fixed-horizon test (the report's mSPRT, udfs/experiment_stats.py, pays for its validity
+    under continuous peeking with a larger sample), and how many sessions (and simulated ``visitors``, in proportion) the built-in lift needs
     (udfs.experiment_power: 80 % power, alpha 0.05)."""
     from udfs.experiment_power import minimum_detectable_lift, sessions_needed
     from udfs.simulation import DEFAULT_LAYOUT, conversion_probability, true_lift
@@ -190,8 +191,9 @@ def _power_note(report: dict, visitors: int) -> str:
              "layout); the measured lift is one random draw around it."]
     mde = minimum_detectable_lift(p0, n_c, n_t)
     if mde is not None:
-        lines.append(f"  with {n_c} / {n_t} {den} sessions (holdout / personalized) the smallest lift this test detects "
-                     f"at 80 % power (alpha 0.05) is {mde * 100:+.1f} pp")
+        lines.append(f"  with {n_c} / {n_t} {den} sessions (holdout / personalized) the smallest lift a fixed-horizon "
+                     f"test of two proportions detects at 80 % power (alpha 0.05) is {mde * 100:+.1f} pp (the report's "
+                     "sequential test, valid under peeking, needs somewhat more)")
     if n_c and n_t:
         need = sessions_needed(p0, p0 + true_lift(), n_t / n_c)
         if need is not None:

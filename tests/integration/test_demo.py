@@ -37,7 +37,7 @@ def test_demo_experiment_counts_only_its_simulated_visitors_and_its_topics_are_r
     total = int(re.search(r"^  actions\s+(\d+) ", out, re.M).group(1))
     assert listed + (int(more.group(1)) if more else 0) == total > 0, listing[-3000:]
     assert re.search(r"^  demo-article-visitor\s", listing, re.M), listing[-3000:]
-    assert "smallest lift this test detects at 80 % power" in out, out[-4000:]
+    assert "smallest lift a fixed-horizon test of two proportions detects at 80 % power" in out, out[-4000:]
     sessions = {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (holdout|personalized)\s+(\d+)\s", out, re.M)}
     assert set(sessions) == {"holdout", "personalized"}, out[-4000:]
     # every simulated visitor is one session of the experiment, and nothing else is
