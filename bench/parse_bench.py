@@ -3,8 +3,8 @@
 Usage: ``.venv/bin/python bench/parse_bench.py [--n 20000]``. Prints one line per measured path:
 
 - ``parse_event``: one Kafka message value (canonical event, ~0.8 KB of JSON) -> validated dict, the
-  Flink job's per-event cost (the msgspec mirror, udfs/contract_fast.py), and beside it the pydantic path
-  it replaced (``EVENT_ADAPTER.validate_json`` + ``model_dump``, still the path of what the mirror refuses);
+  Flink job's per-event cost (msgspec Structs made from the contract, udfs/contract_fast.py), and beside it the pydantic path
+  it replaced (``EVENT_ADAPTER.validate_json`` + ``model_dump``, still the path of what that decoder refuses);
 - ``parse_event (invalid UTF-8)``: the same with a bad byte in one field (slow path, cleaned);
 - ``normalize_event``: one raw SDK event -> canonical event, the collector's per-event cost.
 

@@ -1,246 +1,152 @@
-"""The hot path's decoder of one event: the contract's models (``udfs/contract_models.py``) mirrored as
-msgspec Structs, which parse and validate a Kafka value in one C pass and give the canonical dict.
+"""The hot path's decoder of one event: msgspec Structs made from the contract's pydantic models
+(``udfs/contract_models.py``), which parse and validate a Kafka value in one C pass and give the canonical dict.
 
-Why a second copy of the contract: ``EVENT_ADAPTER.validate_json(raw).model_dump()`` costs ~12 us per
-event of the benchmark's load on this machine (7.5 us to validate, ~4.5 us to dump the model to dicts),
-the largest single share of the job's per-event Python time after the decider (issue 10);
-``msgspec.json.decode`` into these Structs and ``msgspec.to_builtins`` do the same in a few us
-(``bench/parse_bench.py`` prints both paths side by side).
+Why: ``EVENT_ADAPTER.validate_json(raw).model_dump()`` costs ~12 us per event of the benchmark's load on this
+machine (7.5 us to validate, ~4.5 us to dump the model to dicts), the largest single share of the job's
+per-event Python time after the decider (issue 10); ``msgspec.json.decode`` into these Structs and
+``msgspec.to_builtins`` do the same in ~4.6 us (``bench/parse_bench.py`` prints both paths side by side).
 
-The pydantic models stay the contract's single definition (the JSON Schema, the collector, every error
-reason). This mirror only ever *accepts*: :func:`decode_canonical` returns None for anything it refuses,
-and ``udfs.contract.parse_event`` then takes the pydantic path, which accepts or refuses with the
-contract's reason exactly as before. So a value refused here costs one failed attempt (~1 us), never a
-different answer. What must hold, and what ``tests/unit/test_contract_fast.py`` proves (field by field
-against the pydantic models, and by hypothesis on generated and mutated events): whatever this accepts,
+The pydantic models stay the contract's single definition: the Structs are *generated* from their fields at
+import (:func:`struct_for`: names, order, types, constraints, defaults), never written by hand, so a change of
+the model is a change of the decoder. This decoder only ever *accepts*: :func:`decode_canonical` returns None for
+anything it refuses, and ``udfs.contract.parse_event`` then takes the pydantic path, which accepts or refuses
+with the contract's reason exactly as before. What must hold, and what ``tests/unit/test_contract_fast.py``
+proves (field by field, on the contract's events, and by hypothesis on mutated events): whatever this accepts,
 pydantic accepts too, and the two dicts are equal, key order and value types included.
 
 Where msgspec and pydantic's strict mode differ, this side is the stricter one:
 
-* ``event_id``'s pattern ends in ``\\Z``: msgspec matches with Python's ``re.search``, where ``$`` also
+* a pattern's final ``$`` becomes ``\\Z``: msgspec matches with Python's ``re.search``, where ``$`` also
   matches before a final newline (pydantic's Rust regex does not);
-* an integer field refuses integers outside the signed 64-bit range (``udfs.limits``), as pydantic does;
 * JSON that pydantic's parser reads and msgspec's does not (``NaN``, ``Infinity``, numbers beyond a
-  double) is refused here and handled by the pydantic path.
+  double) and ``true`` for ``Literal[1]`` (pydantic: ``True == 1``) are refused here and handled by the
+  pydantic path.
+
+Raises (at import): TypeError for a field type or constraint of the models this translation does not know
+(a new kind of field is then added here, with its test).
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+import types
+import typing
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 import msgspec
-from msgspec import Meta, field
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from udfs.contract_models import Event
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _meta(constraints: list) -> msgspec.Meta | None:
+    """msgspec ``Meta`` for pydantic/annotated-types constraints (``Ge``, ``Le``, ``MinLen``, ``MaxLen``,
+    ``pattern``), None when there are none."""
+    kw: dict[str, Any] = {}
+    for c in constraints:
+        if isinstance(c, FieldInfo):  # Annotated[..., Field(...)] nested in a union: its own constraints
+            meta = _meta(c.metadata)
+            kw.update({k: getattr(meta, k) for k in ("ge", "le", "min_length", "max_length", "pattern")
+                       if meta is not None and getattr(meta, k) is not None})
+        elif isinstance(c, annotated_types.Ge):
+            kw["ge"] = c.ge
+        elif isinstance(c, annotated_types.Le):
+            kw["le"] = c.le
+        elif isinstance(c, annotated_types.MinLen):
+            kw["min_length"] = c.min_length
+        elif isinstance(c, annotated_types.MaxLen):
+            kw["max_length"] = c.max_length
+        elif getattr(c, "pattern", None) is not None and type(c).__name__ == "_PydanticGeneralMetadata":
+            pattern = c.pattern
+            kw["pattern"] = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
+        else:
+            raise TypeError(f"contract_fast: no msgspec equivalent of the constraint {c!r}")
+    return msgspec.Meta(**kw) if kw else None
+
+
+def _type(tp: Any) -> Any:
+    """The msgspec type for one pydantic field type (recursively)."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        base, *constraints = get_args(tp)
+        meta = _meta(constraints)
+        return Annotated[_type(base), meta] if meta is not None else _type(base)
+    if origin in (Union, types.UnionType):
+        return Union[tuple(_type(a) for a in get_args(tp))]  # type: ignore[return-value]
+    if origin is list:
+        (item,) = get_args(tp)
+        return list[_type(item)]  # type: ignore[misc]
+    if origin is Literal or tp in _SCALARS:
+        return tp
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return struct_for(tp)
+    raise TypeError(f"contract_fast: no msgspec equivalent of the field type {tp!r}")
+
+
+def _default(info: FieldInfo) -> Any:
+    """The msgspec default of a pydantic field, or ``msgspec.NODEFAULT`` when it is required."""
+    if info.default_factory is not None:
+        factory = info.default_factory
+        if isinstance(factory, type) and issubclass(factory, BaseModel):
+            factory = struct_for(factory)
+        return msgspec.field(default_factory=factory)
+    if info.default is PydanticUndefined:
+        return msgspec.NODEFAULT
+    return info.default
+
+
+_STRUCTS: dict[type[BaseModel], type[msgspec.Struct]] = {}
+
+
+def struct_for(model: type[BaseModel], tag: str | None = None) -> type[msgspec.Struct]:
+    """The msgspec Struct of a pydantic model: its fields in order, each of the mapped type with its
+    constraints (``Meta``) and default; unknown fields refused (the models' ``extra="forbid"``), keyword-only
+    (so required fields may follow defaulted ones, as in the models). With ``tag``: a member of the tagged
+    union on ``type`` (that field is the tag, not a Struct field).
+
+    Raises:
+        TypeError: a field type or constraint with no translation here.
+    """
+    key = model
+    if tag is None and key in _STRUCTS:
+        return _STRUCTS[key]
+    fields = []
+    for name, info in model.model_fields.items():
+        if tag is not None and name == "type":
+            continue
+        tp = _type(info.annotation)
+        meta = _meta(info.metadata)
+        if meta is not None:
+            tp = Annotated[tp, meta]
+        default = _default(info)
+        fields.append((name, tp) if default is msgspec.NODEFAULT else (name, tp, default))
+    kw: dict[str, Any] = {"forbid_unknown_fields": True, "kw_only": True}
+    if tag is not None:
+        kw.update(tag_field="type", tag=tag)
+    struct = msgspec.defstruct(model.__name__, fields, module=__name__, **kw)
+    if tag is None:
+        _STRUCTS[key] = struct
+    return struct
+
+
+def _event_models() -> list[type[BaseModel]]:
+    union = get_args(Event)[0]  # Annotated[Union[...], Field(discriminator="type")]
+    return list(get_args(union))
 
-from udfs.contract_models import _UUID_PATTERN, EVENT_SOURCES
-from udfs.limits import ID_MAX_CHARS, INT_MAX, INT_MIN, STRING_MAX_CHARS, USER_AGENT_MAX_CHARS
 
-NonNegInt = Annotated[int, Meta(ge=0, le=INT_MAX)]
-Int64 = Annotated[int, Meta(ge=INT_MIN, le=INT_MAX)]
-NonNegFloat = Annotated[float, Meta(ge=0)]
-ShortStr = Annotated[str, Meta(max_length=STRING_MAX_CHARS)]
-IdStr = Annotated[str, Meta(min_length=1, max_length=ID_MAX_CHARS)]
-#: ``^...$`` of the contract, with ``\Z`` for ``$`` (module docstring)
-EventId = Annotated[str, Meta(pattern=_UUID_PATTERN[:-1] + r"\Z")]
+#: type -> Struct of each event model of the union :data:`udfs.contract_models.Event`, in its order
+EVENT_STRUCTS: dict[str, type[msgspec.Struct]] = {}
+for _model in _event_models():
+    (_tag,) = get_args(_model.model_fields["type"].annotation)
+    EVENT_STRUCTS[_tag] = struct_for(_model, tag=_tag)
 
+_DECODER = msgspec.json.Decoder(typing.Union[tuple(EVENT_STRUCTS.values())])  # type: ignore[misc]
 
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Unknown fields refused (pydantic ``extra="forbid"``, inherited). Every subclass is ``kw_only``
-    (not inherited: msgspec applies it to a class's own fields), so that field order can follow the
-    pydantic models exactly, defaults or not."""
 
-
-class Page(_Strict, kw_only=True):
-    url: ShortStr | None = None
-    path: ShortStr | None = None
-    item_id: ShortStr | None = None
-    type: Literal["administrative", "informational", "product_related"] | None = None
-    content_ids: list[ShortStr] = field(default_factory=list)
-    referrer: ShortStr | None = None
-
-
-class Network(_Strict, kw_only=True):
-    effective_type: ShortStr | None = None
-    rtt_ms: NonNegFloat | None = None
-    downlink_mbps: NonNegFloat | None = None
-    save_data: bool | None = None
-
-
-class Geo(_Strict, kw_only=True):
-    country: ShortStr | None = None
-    region: ShortStr | None = None
-
-
-class Consent(_Strict, kw_only=True):
-    analytics: bool | None = None
-    personalization: bool | None = None
-
-
-class Context(_Strict, kw_only=True):
-    user_agent: Annotated[str, Meta(max_length=USER_AGENT_MAX_CHARS)] | None = None
-    device_class: Literal["desktop", "mobile", "tablet", "bot", "unknown"] = "unknown"
-    is_bot: bool = False
-    viewport_w_px: NonNegInt | None = None
-    viewport_h_px: NonNegInt | None = None
-    screen_w_px: NonNegInt | None = None
-    screen_h_px: NonNegInt | None = None
-    network: Network = field(default_factory=Network)
-    timezone: ShortStr | None = None
-    locale: ShortStr | None = None
-    geo: Geo = field(default_factory=Geo)
-    consent: Consent = field(default_factory=Consent)
-    ip_prefix: ShortStr | None = None
-
-
-class PageViewProps(_Strict, kw_only=True):
-    title: ShortStr | None = None
-
-
-class ClickProps(_Strict, kw_only=True):
-    element_id: ShortStr | None = None
-    element_role: ShortStr | None = None
-    x_px: float | None = None
-    y_px: float | None = None
-
-
-class ScrollProps(_Strict, kw_only=True):
-    scroll_depth_pct: Annotated[float, Meta(ge=0, le=100)]
-    scroll_depth_pct_raw: float | None = None
-    offset_px: float | None = None
-    document_height_px: NonNegFloat | None = None
-
-
-class HoverProps(_Strict, kw_only=True):
-    element_id: ShortStr | None = None
-    element_role: ShortStr | None = None
-    hover_ms: NonNegInt
-
-
-class VisibilityProps(_Strict, kw_only=True):
-    state: Literal["visible", "hidden"]
-    visible_ms: NonNegInt | None = None
-
-
-class FormProps(_Strict, kw_only=True):
-    form_id: ShortStr | None = None
-    field_id: ShortStr | None = None
-    action: Literal["focus", "blur", "change", "submit", "abandon"]
-
-
-class MouseTrajectoryProps(_Strict, kw_only=True):
-    path_length_px: NonNegFloat
-    straightness: Annotated[float, Meta(ge=0, le=1)]
-    mean_speed_px_s: NonNegFloat
-    jerk_px_s3: float
-    pause_count: NonNegInt
-    sample_count: Annotated[int, Meta(ge=1, le=INT_MAX)]
-    duration_ms: NonNegInt
-
-
-class AddToCartProps(_Strict, kw_only=True):
-    item_id: ShortStr
-    quantity: Annotated[int, Meta(ge=1, le=INT_MAX)] = 1
-    price: float | None = None
-
-
-class PurchaseProps(_Strict, kw_only=True):
-    order_id: ShortStr | None = None
-    value: float | None = None
-    currency: ShortStr | None = None
-    item_ids: list[ShortStr] = field(default_factory=list)
-
-
-class ExposureProps(_Strict, kw_only=True):
-    experiment_id: ShortStr
-    variant: ShortStr
-    content_id: ShortStr | None = None
-
-
-class IntentProps(_Strict, kw_only=True):
-    intent_score: Annotated[float, Meta(ge=0, le=1)]
-    model_version: ShortStr
-    rules_version: ShortStr | None = None
-    feature_hash: ShortStr | None = None
-    trigger_event_id: ShortStr | None = None
-    action: ShortStr | None = None
-    rule_id: ShortStr | None = None
-    edge_latency_ms: NonNegFloat | None = None
-
-
-class EventBase(_Strict, tag_field="type", kw_only=True):
-    """The envelope; ``type`` is the tag of the union (each subclass's ``tag``)."""
-
-    event_id: EventId
-    schema_version: Literal[1] = 1
-    session_id: IdStr
-    anonymous_id: IdStr
-    user_id: IdStr | None = None
-    seq: NonNegInt | None = None
-    client_ts_ms: Int64
-    sent_at_ms: Int64 | None = None
-    received_at_ms: Int64 | None = None
-    ts_ms: Int64
-    page: Page = field(default_factory=Page)
-    context: Context = field(default_factory=Context)
-    flags: list[str] = field(default_factory=list)
-    source: Literal[EVENT_SOURCES] | None = None  # type: ignore[valid-type]
-    source_event_id: ShortStr | None = None
-
-
-class PageViewEvent(EventBase, tag="page_view", kw_only=True):
-    props: PageViewProps = field(default_factory=PageViewProps)
-
-
-class ClickEvent(EventBase, tag="click", kw_only=True):
-    props: ClickProps = field(default_factory=ClickProps)
-
-
-class ScrollEvent(EventBase, tag="scroll", kw_only=True):
-    props: ScrollProps
-
-
-class HoverEvent(EventBase, tag="hover", kw_only=True):
-    props: HoverProps
-
-
-class VisibilityEvent(EventBase, tag="visibility", kw_only=True):
-    props: VisibilityProps
-
-
-class FormEvent(EventBase, tag="form", kw_only=True):
-    props: FormProps
-
-
-class MouseTrajectoryEvent(EventBase, tag="mouse_trajectory", kw_only=True):
-    props: MouseTrajectoryProps
-
-
-class AddToCartEvent(EventBase, tag="add_to_cart", kw_only=True):
-    props: AddToCartProps
-
-
-class PurchaseEvent(EventBase, tag="purchase", kw_only=True):
-    props: PurchaseProps = field(default_factory=PurchaseProps)
-
-
-class ExposureEvent(EventBase, tag="exposure", kw_only=True):
-    props: ExposureProps
-
-
-class IntentEvent(EventBase, tag="intent", kw_only=True):
-    props: IntentProps
-
-
-#: type -> Struct, in the order of ``udfs.contract_models.PROPS_MODELS``
-EVENT_STRUCTS: dict[str, type[EventBase]] = {
-    cls.__struct_config__.tag: cls for cls in (
-        PageViewEvent, ClickEvent, ScrollEvent, HoverEvent, VisibilityEvent, FormEvent, MouseTrajectoryEvent,
-        AddToCartEvent, PurchaseEvent, ExposureEvent, IntentEvent)
-}
-
-_DECODER = msgspec.json.Decoder(Union[tuple(EVENT_STRUCTS.values())])  # type: ignore[misc]
-_FIELDS = EventBase.__struct_fields__  # the envelope's fields in pydantic's order; then type, props
-
-
-def decode_canonical(raw: bytes | bytearray | str) -> dict[str, Any] | None:
+def decode_canonical(raw: bytes | bytearray | memoryview | str) -> dict[str, Any] | None:
     """One Kafka value -> the canonical event dict (as ``EVENT_ADAPTER.validate_json(raw).model_dump()``:
     every field, defaults filled, in the models' order), or None when this decoder refuses it (the caller
     then asks pydantic, which gives the contract's reason).

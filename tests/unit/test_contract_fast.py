@@ -1,7 +1,7 @@
-"""The msgspec mirror of the contract (udfs/contract_fast.py) against the pydantic models it mirrors.
+"""The msgspec decoder made from the contract (udfs/contract_fast.py) against the pydantic models it is made from.
 
-What must hold: whatever the mirror accepts, pydantic accepts too, with an equal dict (key order and
-value types included); the contract's valid events are accepted by the mirror (else the fast path is
+What must hold: whatever the generated decoder accepts, pydantic accepts too, with an equal dict (key order and
+value types included); the contract's valid events are accepted by it (else the fast path is
 never taken). Proven field by field, on the contract tests' events, and by hypothesis on mutated events.
 """
 from __future__ import annotations
@@ -19,13 +19,12 @@ from pydantic_core import PydanticUndefined
 from udfs import contract_fast
 from udfs.contract import EVENT_ADAPTER, EVENT_TYPES, PROPS_MODELS, ContractError, make_event, parse_event
 from udfs.contract_models import Consent, Context, EventBase, Geo, Network, Page
-from udfs.contract_fast import decode_canonical
+from udfs.contract_fast import decode_canonical, struct_for
 
 from tests.unit.test_contract import PROPS
 
-PAIRS = [(EventBase, contract_fast.EventBase), (Page, contract_fast.Page), (Context, contract_fast.Context),
-         (Network, contract_fast.Network), (Geo, contract_fast.Geo), (Consent, contract_fast.Consent)]
-PROPS_PAIRS = [(PROPS_MODELS[t], getattr(contract_fast, PROPS_MODELS[t].__name__)) for t in EVENT_TYPES]
+PAIRS = [(m, struct_for(m)) for m in (EventBase, Page, Context, Network, Geo, Consent)]
+PROPS_PAIRS = [(PROPS_MODELS[t], struct_for(PROPS_MODELS[t])) for t in EVENT_TYPES]
 
 
 def _pydantic(raw: bytes) -> dict | None:
@@ -61,7 +60,7 @@ VALID = _valid_events()
 
 @pytest.mark.parametrize("pydantic_model,struct", PAIRS + PROPS_PAIRS,
                          ids=lambda m: getattr(m, "__name__", str(m)))
-def test_fields_mirror_the_pydantic_model(pydantic_model: type[BaseModel], struct) -> None:
+def test_generated_fields_match_the_pydantic_model(pydantic_model: type[BaseModel], struct) -> None:
     """Same field names in the same order, same required fields, same defaults."""
     assert list(struct.__struct_fields__) == list(pydantic_model.model_fields)
     for name, info in pydantic_model.model_fields.items():
@@ -135,7 +134,7 @@ def _with(event: dict, path: tuple, value) -> bytes:
     (("flags",), [1]),
     (("page", "url"), "é" * 2049),
 ])
-def test_what_pydantic_refuses_the_mirror_refuses(path: tuple, value) -> None:
+def test_what_pydantic_refuses_the_decoder_refuses(path: tuple, value) -> None:
     event = next(e for e in VALID if e["type"] == "click")
     raw = _with(event, path, value)
     assert _pydantic(raw) is None
@@ -218,7 +217,7 @@ def _mutated(draw) -> bytes:
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=_mutated())
-def test_whatever_the_mirror_accepts_pydantic_accepts_alike(raw: bytes) -> None:
+def test_whatever_the_decoder_accepts_pydantic_accepts_alike(raw: bytes) -> None:
     fast = decode_canonical(raw)
     slow = _pydantic(raw)
     if fast is not None:
@@ -237,3 +236,15 @@ def _has_huge_number(obj) -> bool:
     if isinstance(obj, list):
         return any(_has_huge_number(v) for v in obj)
     return isinstance(obj, float) and (math.isinf(obj) or abs(obj) >= 2**63)
+
+
+def test_a_field_the_translation_does_not_know_is_an_error_at_import() -> None:
+    """A new kind of field in the models fails loudly (the decoder is made at import), never decodes loosely."""
+    from pydantic import ConfigDict
+
+    class WithMapping(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        counts: dict[str, int] = {}
+
+    with pytest.raises(TypeError, match="no msgspec equivalent"):
+        struct_for(WithMapping)
