@@ -179,8 +179,8 @@ def _simulated_experiment(redis_url: str, rp: str, experiment_id: str, visitors:
 def _power_note(report: dict, visitors: int) -> str:
     """SIMULATION: the lift built into the response model, the smallest lift the experiment's sessions can
     detect with a fixed-horizon test (the report's mSPRT, udfs/experiment_stats.py, pays for its validity
-    under continuous peeking with a larger sample), and how many sessions (and simulated ``visitors``, in proportion) the built-in lift needs
-    (udfs.experiment_power: 80 % power, alpha 0.05)."""
+    under continuous peeking with a larger sample), and how many sessions (and simulated ``visitors``, in
+    proportion) the built-in lift needs (udfs.experiment_power: 80 % power, alpha 0.05)."""
     from udfs.experiment_power import minimum_detectable_lift, sessions_needed
     from udfs.simulation import DEFAULT_LAYOUT, conversion_probability, true_lift
 

@@ -234,7 +234,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     """Hot path of the Flink job: one Kafka message value -> validated canonical event dict.
 
     Fast path: msgspec Structs generated from the contract's models (:func:`udfs.contract_fast.decode_canonical`)
-    parse and validate the JSON in one C pass and gives the canonical dict (~4.5 us against ~12 us for pydantic's
+    parse and validate the JSON in one C pass and give the canonical dict (~4.5 us against ~12 us for pydantic's
     ``validate_json`` + ``model_dump``; ``bench/parse_bench.py``). It only accepts what pydantic accepts,
     with the same dict (tests/unit/test_contract_fast.py); what it refuses goes to pydantic-core
     (``EVENT_ADAPTER.validate_json``), and what that refuses takes the slow path, which gives the exact error: a

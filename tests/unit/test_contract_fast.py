@@ -144,8 +144,9 @@ def test_what_pydantic_refuses_the_decoder_refuses(path: tuple, value) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"", b"[]", b"null", b"{", b'{"type":"click"}', b"\xff\xfe",
-                                 b'{"event_id":"\\ud800"}', "\ud800".encode("utf-8", "surrogatepass")])
-def test_garbage_is_refused_without_raising(raw: bytes) -> None:
+                                 b'{"event_id":"\\ud800"}', "\ud800".encode("utf-8", "surrogatepass"),
+                                 '{"event_id":"\ud800"}'])  # a str with a lone surrogate
+def test_garbage_is_refused_without_raising(raw: bytes | str) -> None:
     assert decode_canonical(raw) is None
 
 
