@@ -249,3 +249,14 @@ def test_a_field_the_translation_does_not_know_is_an_error_at_import() -> None:
 
     with pytest.raises(TypeError, match="no msgspec equivalent"):
         struct_for(WithMapping)
+
+
+@pytest.mark.parametrize("first,second", [("click", "page_view"), ("page_view", "click"), ("click", "click")])
+def test_a_repeated_type_is_read_as_pydantic_reads_it_or_refused(first: str, second: str) -> None:
+    """JSON with ``type`` twice: pydantic takes the last; the decoder must not decide by the first."""
+    raw = ('{"type":"%s","event_id":"00000000-0000-4000-8000-000000000001","session_id":"s","anonymous_id":"s",'
+           '"client_ts_ms":1,"ts_ms":1,"type":"%s"}' % (first, second)).encode()
+    fast, slow = decode_canonical(raw), _pydantic(raw)
+    assert slow is not None and slow["type"] == second
+    assert fast is None or _same(fast, slow)
+    assert _same(parse_event(raw), slow)
