@@ -62,7 +62,8 @@ flink-down:
 # Python test on the real stack; the stack is stopped afterwards even when a test fails.
 test: up
 	@rc=0; mvn -B -q -f operators/java/pom.xml test || rc=$$?; \
-	if [ $$rc -eq 0 ]; then $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; fi; \
+	if [ $$rc -eq 0 ]; then echo "[test] Java operators' tests passed (mvn test in operators/java)"; \
+	  $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; fi; \
 	$(MAKE) --no-print-directory down; exit $$rc
 
 demo: up
