@@ -45,12 +45,15 @@ _SCALARS = (str, int, float, bool, type(None))
 def _meta(constraints: list) -> msgspec.Meta | None:
     """msgspec ``Meta`` for pydantic/annotated-types constraints (``Ge``, ``Le``, ``MinLen``, ``MaxLen``,
     ``pattern``), None when there are none."""
+    kw = _meta_kwargs(constraints)
+    return msgspec.Meta(**kw) if kw else None
+
+
+def _meta_kwargs(constraints: list) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     for c in constraints:
         if isinstance(c, FieldInfo):  # Annotated[..., Field(...)] nested in a union: its own constraints
-            meta = _meta(c.metadata)
-            kw.update({k: getattr(meta, k) for k in ("ge", "le", "min_length", "max_length", "pattern")
-                       if meta is not None and getattr(meta, k) is not None})
+            kw.update(_meta_kwargs(c.metadata))
         elif isinstance(c, annotated_types.Ge):
             kw["ge"] = c.ge
         elif isinstance(c, annotated_types.Le):
@@ -64,7 +67,7 @@ def _meta(constraints: list) -> msgspec.Meta | None:
             kw["pattern"] = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
         else:
             raise TypeError(f"contract_fast: no msgspec equivalent of the constraint {c!r}")
-    return msgspec.Meta(**kw) if kw else None
+    return kw
 
 
 def _type(tp: Any) -> Any:
@@ -110,9 +113,8 @@ def struct_for(model: type[BaseModel], tag: str | None = None) -> type[msgspec.S
     Raises:
         TypeError: a field type or constraint with no translation here.
     """
-    key = model
-    if tag is None and key in _STRUCTS:
-        return _STRUCTS[key]
+    if tag is None and model in _STRUCTS:
+        return _STRUCTS[model]
     fields = []
     for name, info in model.model_fields.items():
         if tag is not None and name == "type":
@@ -128,7 +130,7 @@ def struct_for(model: type[BaseModel], tag: str | None = None) -> type[msgspec.S
         kw.update(tag_field="type", tag=tag)
     struct = msgspec.defstruct(model.__name__, fields, module=__name__, **kw)
     if tag is None:
-        _STRUCTS[key] = struct
+        _STRUCTS[model] = struct
     return struct
 
 

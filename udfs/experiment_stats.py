@@ -211,34 +211,29 @@ def fixed_horizon_lift(conv_t: int, n_t: int, conv_c: int, n_c: int, alpha: floa
     Raises:
         ValueError: conversions above units or negative counts.
     """
+    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep  # noqa: PLC0415
+
     for c, n in ((conv_t, n_t), (conv_c, n_c)):
         if c < 0 or n < 0 or c > n:
             raise ValueError(f"need 0 <= conversions <= units, got {c} of {n}")
     if n_t == 0 or n_c == 0:
         return None
     rate_t, rate_c = conv_t / n_t, conv_c / n_c
+    rel = rel_ci = None
     # statsmodels computes the ratio and odds ratio of the rates whatever ``compare`` is: with an arm at 0 % or
     # 100 % that is a division by zero it warns about, in values this function does not use
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _fixed_horizon_lift(conv_t, n_t, conv_c, n_c, rate_t, rate_c, alpha)
-
-
-def _fixed_horizon_lift(conv_t: int, n_t: int, conv_c: int, n_c: int, rate_t: float, rate_c: float,
-                        alpha: float) -> Lift:
-    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep  # noqa: PLC0415
-
-    lo, hi = confint_proportions_2indep(conv_t, n_t, conv_c, n_c, method="newcomb", compare="diff", alpha=alpha)
-    rel = rel_ci = None
-    if conv_c > 0 and conv_t > 0:
-        rlo, rhi = confint_proportions_2indep(conv_t, n_t, conv_c, n_c, method="log-adjusted", compare="ratio",
-                                              alpha=alpha)
-        rel, rel_ci = rate_t / rate_c - 1.0, (float(rlo) - 1.0, float(rhi) - 1.0)
-    elif conv_c > 0:
-        rel = rate_t / rate_c - 1.0
-    if conv_t + conv_c in (0, n_t + n_c):
-        p_value = 1.0
-    else:
-        p_value = float(test_proportions_2indep(conv_t, n_t, conv_c, n_c, method="score", compare="diff").pvalue)
+        lo, hi = confint_proportions_2indep(conv_t, n_t, conv_c, n_c, method="newcomb", compare="diff", alpha=alpha)
+        if conv_c > 0 and conv_t > 0:
+            rlo, rhi = confint_proportions_2indep(conv_t, n_t, conv_c, n_c, method="log-adjusted", compare="ratio",
+                                                  alpha=alpha)
+            rel, rel_ci = rate_t / rate_c - 1.0, (float(rlo) - 1.0, float(rhi) - 1.0)
+        elif conv_c > 0:
+            rel = rate_t / rate_c - 1.0
+        if conv_t + conv_c in (0, n_t + n_c):
+            p_value = 1.0
+        else:
+            p_value = float(test_proportions_2indep(conv_t, n_t, conv_c, n_c, method="score", compare="diff").pvalue)
     return Lift(rate_c, rate_t, rate_t - rate_c, (float(lo), float(hi)), rel, rel_ci, p_value)
 
 
