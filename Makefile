@@ -62,7 +62,7 @@ flink-down:
 # Python test on the real stack; the stack is stopped afterwards even when a test fails.
 test: up
 	@rc=0; mvn -B -q -f operators/java/pom.xml test || rc=$$?; \
-	if [ $$rc -eq 0 ]; then echo "[test] Java operators' tests passed (mvn test in operators/java)"; \
+	if [ $$rc -eq 0 ]; then printf "\n[test] Java operators' tests passed (mvn test in operators/java)\n"; \
 	  $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; fi; \
 	$(MAKE) --no-print-directory down; exit $$rc
 

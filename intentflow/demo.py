@@ -197,8 +197,12 @@ def _power_note(report: dict, visitors: int) -> str:
     if n_c and n_t:
         need = sessions_needed(p0, p0 + true_lift(), n_t / n_c)
         if need is not None:
-            lines.append(f"  to detect the built-in lift it needs ~{need} holdout sessions (~{round(need * n_t / n_c)} "
-                         f"personalized): about --simulate-visitors {math.ceil(need * (1 + n_t / n_c) / (n_c + n_t) * visitors)}")
+            enough = math.ceil(need * (1 + n_t / n_c) / (n_c + n_t) * visitors)
+            advice = (f"the {visitors} visitors run are about enough for it; the sequential test needs more"
+                      if enough <= visitors else
+                      f"about `.venv/bin/intentflow demo --simulate-visitors {enough}` (with `make up` first)")
+            lines.append(f"  a fixed-horizon test of the built-in lift needs ~{need} holdout sessions "
+                         f"(~{round(need * n_t / n_c)} personalized): {advice}")
     return "\n".join(lines)
 
 
