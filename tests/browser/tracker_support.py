@@ -112,6 +112,11 @@ VISITOR_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like G
               "Chrome/156.0.0.0 Safari/537.36")
 #: How long the visitor rests on the "16GB RAM" spec line, ms (the article's scenario: 3 s).
 SPEC_HOVER_MS = 3000
+#: the visitor's pause at the deepest scroll before moving to "16GB RAM", ms. rrweb samples scroll at
+#: most every 150 ms (``sampling.scroll`` in tracker_page.js) and its trailing sample reads the position
+#: when it fires: without the pause, the hover's scroll-into-view can come first and the deepest position
+#: is never recorded (CI, 2026-12-05: 67.5 % recorded of 77.8 % reached).
+DEEPEST_SCROLL_PAUSE_MS = 500
 
 
 def article_visitor(browser, base_url: str, tracker: str, query: str = "") -> None:
@@ -121,6 +126,7 @@ def article_visitor(browser, base_url: str, tracker: str, query: str = "") -> No
     browser.call("goto", url=f"{base_url}/tracker-demo/{tracker}/{query}")
     browser.call("wait_for", expr="window.trackerDemo && window.trackerDemo.ready", timeout_ms=20000)
     browser.call("wheel_to_pct", pct=75)
+    browser.call("sleep", ms=DEEPEST_SCROLL_PAUSE_MS)
     browser.call("hover", selector="#spec-ram")
     browser.call("sleep", ms=SPEC_HOVER_MS)
     browser.call("click", selector="#compare")
