@@ -42,7 +42,7 @@ def simulate(entries: list, n_sessions: int, events_per_s: float, seconds: float
         ``{"callback_us": [wall time of each callback, us], "write_callback_us": [those that wrote],
         "encoded_ahead": n, "encoded_at_write": n}``.
     """
-    from udfs.microbatch import ShardSessions, encode_stored
+    from udfs.microbatch import RELEASE_PER_BATCH, ShardSessions, encode_stored
 
     rng = random.Random(seed)
     t0_ms = 1_000_000
@@ -75,11 +75,13 @@ def simulate(entries: list, n_sessions: int, events_per_s: float, seconds: float
             shard.take_summary_dirty(now)
         if state_due:
             tc = time.perf_counter_ns()
-            encoded_at_write += sum(1 for sid in shard.dirty if shard.entries[sid].__class__ is not bytes)
+            encoded_at_write += sum(1 for sid in shard.dirty
+                                        if shard.entries[sid].__class__ is not bytes and sid not in shard.encoded_ahead)
             counting_ns = time.perf_counter_ns() - tc
             shard.take_dirty_stored(now)
         else:
             encoded_ahead += shard.pre_encode(now, per_batch)
+            shard.release_retired(RELEASE_PER_BATCH)
         us = (time.perf_counter_ns() - t - counting_ns) / 1000
         callback_us.append(us)
         if state_due:

@@ -42,7 +42,8 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, St
 
 from udfs.config import JobConfig
 from udfs.decide import Decider, session_summaries
-from udfs.microbatch import ShardSessions, WriteBuffer, decode_batch, decode_stored, last_of_flush
+from udfs.microbatch import (RELEASE_PER_BATCH, ShardSessions, WriteBuffer, decode_batch, decode_stored,
+                             last_of_flush)
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +341,7 @@ class DecideMicroBatch(KeyedBroadcastProcessFunction):
                 log.info("full GC collection (permanent generation released): %.0f ms", self.gc.last_full_pause_ms)
         else:
             shard.pre_encode(now_ms, self.config.pre_encode_per_batch)  # a shorter pause at the next write
+            shard.release_retired(RELEASE_PER_BATCH)  # ... and none to free the last write's objects
         due_ms = shard.next_due_ms()
         if due_ms is not None and (shard.write_timer_ms is None or due_ms < shard.write_timer_ms):
             shard.write_timer_ms = max(due_ms, now_ms + 1)

@@ -277,12 +277,13 @@ class JobConfig:
             interval of flink-conf/config.yaml, so a session is pickled about once per checkpoint.
         pre_encode_lead_ms / pre_encode_idle_ms / pre_encode_per_batch: in the last ``pre_encode_lead_ms``
             before a shard's state write, each of its batches encodes up to ``pre_encode_per_batch`` of its
-            changed sessions untouched for ``pre_encode_idle_ms`` (``udfs.microbatch.ShardSessions.pre_encode``),
-            so the write's pause holds only the sessions changed in its last ``pre_encode_idle_ms``.
+            changed sessions untouched for ``pre_encode_idle_ms``, or for the time left before the write
+            when that is shorter (``udfs.microbatch.ShardSessions.pre_encode``), so the write's pause holds
+            only the sessions changed in its last moments.
             4,000 / 1,500 / 16, our choice: 16 encodes (~0.5 ms) per batch keep pace with ~2,500 changed
-            sessions per shard and interval (100,000 open at 2,000 events/s) in 4 s of 10-ms flushes; 1.5 s
-            idle is past the 1-s summary rhythm, so an encoded session's summary is already written, and
-            sessions touched every ~0.5 s (1,000 open) are left to the write. ``pre_encode_lead_ms`` 0: off; a lead
+            sessions per shard and interval (100,000 open at 2,000 events/s) in 4 s of 10-ms flushes; far
+            from the write, sessions touched every ~0.5 s (1,000 open) are left to it rather than encoded
+            again and again. ``pre_encode_lead_ms`` 0: off; a lead
             longer than ``state_write_interval_ms`` encodes ahead all through the interval.
         page_rates: annotate page views with their page's bounce and exit rates over the other
             sessions this subtask has seen (``udfs.page_stats.PageStats``, in memory). Off by default:

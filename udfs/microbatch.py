@@ -14,6 +14,10 @@ to keyed state stays in the copy as the bytes written (:func:`encode_stored`, ~2
 event decodes it: only the sessions changed since the last write are Python objects (~14 KB each), so
 the copy of 100,000 open sessions is ~0.3 GB, not 1.4 GB, and the cyclic GC has few containers to scan
 (issue 19).
+
+Why this module is over 400 lines: :class:`ShardSessions` is one state machine (the copy, its state
+write and summary rhythms, encoding ahead, the write's deferred frees, expiry), tested as one in
+tests/unit/test_microbatch.py; split, its invariants would span files.
 """
 from __future__ import annotations
 
@@ -36,6 +40,10 @@ from udfs.decide import SessionEntry, session_summaries
 #: 2026-12-05 (``bench/scale_cost.py``, 2,000 sessions at 100,000 open): ~13 -> ~8 us per session to compress,
 #: 1.52 -> 1.65 KB (p99 2.30 -> 2.46 KB; issue 19's bound is 4 KB), read back as fast; -3: 1.88 KB for 1 us less.
 STATE_ZSTD_LEVEL = -1
+#: session objects a batch frees after a state write (:meth:`ShardSessions.release_retired`): 64 (~0.25 ms)
+#: free a 100,000-open-session write's ~2,500 in ~40 of the shard's batches (~0.4 s at 2,000 events/s);
+#: our choice, from the ~4 us per object measured 2026-12-05.
+RELEASE_PER_BATCH = 64
 #: The first bytes of a zstd frame (RFC 8878 §3.1.1); a value without them is zlib (written before zstd).
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZSTD_C = zstandard.ZstdCompressor(level=STATE_ZSTD_LEVEL)
@@ -143,11 +151,13 @@ class ShardSessions:
 
     **Encoding ahead of the write** (:meth:`pre_encode`): in the last ``pre_encode_lead_ms`` before its
     state write, a shard encodes a few of its changed sessions per batch, those untouched for
-    ``pre_encode_idle_ms`` (oldest change first), and holds them as those bytes. The write then encodes
+    ``pre_encode_idle_ms`` or for the time left before the write if that is shorter (oldest change
+    first), and keeps those bytes beside the object (:attr:`encoded_ahead`). The write then encodes
     only the sessions changed since, so its pause no longer grows with the sessions changed in the whole
     interval (100,000 open sessions at 2,000 events/s: ~2,500 per shard write, ~80 ms of pickling in one
-    callback, once every 1.25 s; issue 19). What is written, and when, is unchanged: the bytes of a
-    session held encoded are the encoding of its current object (an event decodes them first).
+    callback, once every 1.25 s; issue 19). What is written, and when, is unchanged: bytes encoded
+    ahead are dropped when their session changes again, so the write takes only bytes of a session's
+    current object.
 
     Args:
         ttl_ms: a session untouched this long (processing time) is expired (``JobConfig.session_ttl_s``).
@@ -157,9 +167,10 @@ class ShardSessions:
         phase: in [0, 1): the first writes are due this fraction of an interval after ``now_ms``
             (the shard's index / the number of shards, to spread the writes of a subtask's shards).
         pre_encode_lead_ms: encode ahead only this long before the shard's next state write (0: never).
-        pre_encode_idle_ms: ... only sessions untouched this long (a session changed again after it
-            was encoded costs a decode and a second encode, so the sessions still active are left to
-            the write).
+        pre_encode_idle_ms: ... only sessions untouched this long, or for the time left before the write
+            when that is shorter (a session changed again after it was encoded costs a second encode, so
+            far from the write the sessions still active are left to it; close to it, encoding one now
+            is cheaper than encoding it in the write's pause).
 
     Raises:
         ValueError: a non-positive interval or TTL, a phase outside [0, 1), or a negative lead or idle time.
@@ -170,9 +181,13 @@ class ShardSessions:
             (:meth:`take_dirty_stored`; :meth:`loader` decodes them on the session's next event).
         touched_ms: ``{session_id: processing time of its last change, epoch ms}``.
         dirty: sessions changed since the last state write.
-        encode_queue: ``{session_id: processing time of its last change}`` of the changed sessions still
-            held as objects, oldest change first (what :meth:`pre_encode` takes from; empty when
+        encode_queue: ``{session_id: processing time of its last change}`` of the changed sessions not
+            encoded ahead since, oldest change first (what :meth:`pre_encode` takes from; empty when
             ``pre_encode_lead_ms`` is 0).
+        encoded_ahead: ``{session_id: bytes}``: the stored encoding of a changed session's current object,
+            made by :meth:`pre_encode` for the next state write (dropped when the session changes again).
+        retired: the objects a state write replaced by their bytes, freed a few per batch by
+            :meth:`release_retired` rather than all in the write's callback.
         summary_dirty: sessions changed since the last summary write.
         stored_ids: sessions in keyed state not read into the copy yet (those restored from a
             checkpoint, :meth:`restore`); a session outside both is new, and keyed state is not asked
@@ -185,7 +200,7 @@ class ShardSessions:
     """
 
     __slots__ = ("ttl_ms", "write_interval_ms", "summary_interval_ms", "entries", "touched_ms", "dirty",
-                 "encode_queue", "pre_encode_lead_ms", "pre_encode_idle_ms", "summary_dirty", "stored_ids",
+                 "encode_queue", "encoded_ahead", "retired", "pre_encode_lead_ms", "pre_encode_idle_ms", "summary_dirty", "stored_ids",
                  "stored_since_ms", "last_write_ms", "last_summary_ms", "last_sweep_ms", "restored", "write_timer_ms", "end_timer_registered")
 
     def __init__(self, ttl_ms: int, write_interval_ms: int, summary_interval_ms: int = 1000,
@@ -206,6 +221,8 @@ class ShardSessions:
         self.touched_ms: dict[str, int] = {}
         self.dirty: set[str] = set()
         self.encode_queue: OrderedDict[str, int] = OrderedDict()
+        self.encoded_ahead: dict[str, bytes] = {}
+        self.retired: list[SessionEntry] = []
         self.pre_encode_lead_ms = pre_encode_lead_ms
         self.pre_encode_idle_ms = pre_encode_idle_ms
         self.summary_dirty: set[str] = set()
@@ -255,10 +272,12 @@ class ShardSessions:
         for session_id in touched:
             touched_ms[session_id] = now_ms
         if self.pre_encode_lead_ms:  # only what pre_encode will take from
-            queue = self.encode_queue
+            queue, ahead = self.encode_queue, self.encoded_ahead
             for session_id in touched:
                 queue[session_id] = now_ms
                 queue.move_to_end(session_id)
+                if ahead:
+                    ahead.pop(session_id, None)  # changed since: those bytes are stale
         self.dirty.update(touched)
         self.summary_dirty.update(touched)
 
@@ -285,19 +304,26 @@ class ShardSessions:
 
     def pre_encode(self, now_ms: int, max_sessions: int) -> int:
         """Within ``pre_encode_lead_ms`` of the next state write, encode up to ``max_sessions`` changed
-        sessions untouched for ``pre_encode_idle_ms`` (oldest change first; one whose summary is still
-        to be written is left to the write, which would otherwise decode it again) and hold them as
-        their bytes (see the class docstring).
+        sessions untouched for ``min(pre_encode_idle_ms, ms left before the write)`` (oldest change
+        first) into :attr:`encoded_ahead`; the object stays in :attr:`entries`, so a summary still to
+        be written reads it without a decode (see the class docstring).
+
+        The idle time shrinks as the write nears because a session that would change again before the
+        write is encoded twice either way, while one left to the write lengthens its pause: with
+        100,000 open sessions at 2,000 events/s a session comes back every ~50 s, and the sessions
+        changed in the write's last 1.5 s (~375 per shard, ~15 ms of encoding) were what was left of
+        the pause (issue 19, measured 2026-12-05).
 
         Returns:
             how many sessions were encoded.
         """
         queue = self.encode_queue
+        write_ms = self.last_write_ms + self.write_interval_ms
         if (not queue or max_sessions <= 0 or self.pre_encode_lead_ms <= 0
-                or now_ms < self.last_write_ms + self.write_interval_ms - self.pre_encode_lead_ms):
+                or now_ms < write_ms - self.pre_encode_lead_ms):
             return 0
-        horizon = now_ms - self.pre_encode_idle_ms
-        entries, summary_dirty = self.entries, self.summary_dirty
+        horizon = now_ms - min(self.pre_encode_idle_ms, max(0, write_ms - now_ms))
+        entries, ahead = self.entries, self.encoded_ahead
         done = 0
         while queue and done < max_sessions:
             session_id, changed_ms = next(iter(queue.items()))
@@ -305,31 +331,51 @@ class ShardSessions:
                 break
             del queue[session_id]
             entry = entries.get(session_id)
-            if entry is not None and entry.__class__ is not bytes and session_id not in summary_dirty:
-                entries[session_id] = encode_stored(entry)
+            if entry is not None and entry.__class__ is not bytes:
+                ahead[session_id] = encode_stored(entry)
                 done += 1
         return done
 
     def take_dirty(self, now_ms: int) -> dict[str, SessionEntry]:
         """The sessions changed since the last state write (objects); marks them written at the latest
         point of the shard's write schedule at or before ``now_ms`` (:func:`on_schedule`)."""
-        return {sid: decode_stored(entry) for sid, entry in self._take_dirty(now_ms).items()}
+        return {sid: decode_stored(entry) for sid, entry in self._take_dirty(now_ms)[0].items()}
 
-    def _take_dirty(self, now_ms: int) -> dict[str, SessionEntry | bytes]:
+    def _take_dirty(self, now_ms: int) -> tuple[dict[str, SessionEntry | bytes], dict[str, bytes]]:
+        """``(changed sessions, their bytes encoded ahead)``; both emptied in the copy."""
         out = {sid: self.entries[sid] for sid in self.dirty}
+        ahead = self.encoded_ahead
         self.dirty = set()
         self.encode_queue.clear()
+        self.encoded_ahead = {}
         self.last_write_ms = on_schedule(self.last_write_ms, self.write_interval_ms, now_ms)
-        return out
+        return out, ahead
 
     def take_dirty_stored(self, now_ms: int) -> dict[str, bytes]:
         """:meth:`take_dirty`, each session encoded for keyed state (:func:`encode_stored`; a session
-        :meth:`pre_encode` holds as bytes is not encoded again); the copy keeps those bytes in place of
+        :meth:`pre_encode` encoded ahead is not encoded again); the copy keeps those bytes in place of
         the object until the session's next event."""
-        stored = {sid: entry if entry.__class__ is bytes else encode_stored(entry)
-                  for sid, entry in self._take_dirty(now_ms).items()}
+        dirty, ahead = self._take_dirty(now_ms)
+        stored = {sid: entry if entry.__class__ is bytes else ahead.get(sid) or encode_stored(entry)
+                  for sid, entry in dirty.items()}
+        # freeing ~300 objects per session costs ~4 us (2,500 sessions: 10 ms, measured 2026-12-05):
+        # keep the replaced objects alive, release_retired frees them over the next batches
+        self.retired.extend(entry for entry in dirty.values() if entry.__class__ is not bytes)
         self.entries.update(stored)
         return stored
+
+    def release_retired(self, max_objects: int) -> int:
+        """Free up to ``max_objects`` of the session objects the last state writes replaced by their
+        bytes (:attr:`retired`; a batch's share of the write's clean-up).
+
+        Returns:
+            how many were released.
+        """
+        retired = self.retired
+        n = min(max_objects, len(retired))
+        if n:
+            del retired[-n:]
+        return n
 
     def take_summary_dirty(self, now_ms: int) -> dict[str, SessionEntry]:
         """The sessions changed since the last summary write; marks them written at ``now_ms``."""
@@ -351,6 +397,7 @@ class ShardSessions:
         self.touched_ms.pop(session_id, None)
         self.dirty.discard(session_id)
         self.encode_queue.pop(session_id, None)
+        self.encoded_ahead.pop(session_id, None)
         self.summary_dirty.discard(session_id)
         self.stored_ids.discard(session_id)
 

@@ -2,6 +2,8 @@
 buffer. The batch bytes of today: tests/unit/test_batch_layout.py."""
 from __future__ import annotations
 
+import sys
+
 import orjson
 import pytest
 
@@ -183,9 +185,8 @@ def test_deciding_shard_by_shard_equals_deciding_all_at_once(write_every_batch, 
             shard.update(result.touched, 0)
             actions.extend(result.actions)
             if pre_encode:
-                shard.take_summary_dirty(0)
                 assert shard.pre_encode(0, 100) == len(result.touched)
-                assert all(type(shard.entries[sid]) is bytes for sid in result.touched) and shard.dirty
+                assert set(shard.encoded_ahead) >= set(result.touched) and shard.dirty
             if write_every_batch:
                 stored = shard.take_dirty_stored(0)
                 assert set(stored) == set(result.touched) and not shard.dirty
@@ -244,25 +245,35 @@ def test_pre_encode_takes_idle_changed_sessions_oldest_first_only_near_the_write
     shard.update({"a": _entry(1), "b": _entry(2)}, now_ms=10_100)
     shard.update({"c": _entry(3)}, now_ms=14_000)
     shard.update({"a": shard.entries["a"]}, now_ms=14_800)  # "a" changed again: now the newest
-    shard.take_summary_dirty(15_000)
     assert shard.pre_encode(15_999, 10) == 0  # before the lead window (16_000 .. 20_000)
-    assert shard.pre_encode(16_000, 1) == 1 and type(shard.entries["b"]) is bytes  # the oldest change first
-    assert type(shard.entries["c"]) is SessionEntry and type(shard.entries["a"]) is SessionEntry
-    assert shard.pre_encode(16_000, 10) == 1 and type(shard.entries["c"]) is bytes  # "a" idle < 1.5 s at 16_000
-    assert type(shard.entries["a"]) is SessionEntry
+    assert shard.pre_encode(16_000, 1) == 1 and list(shard.encoded_ahead) == ["b"]  # the oldest change first
+    assert shard.pre_encode(16_000, 10) == 1 and list(shard.encoded_ahead) == ["b", "c"]  # "a" idle < 1.5 s
     assert shard.pre_encode(16_300, 0) == 0
-    assert shard.pre_encode(16_300, 10) == 1 and type(shard.entries["a"]) is bytes  # idle 1.5 s now
+    assert shard.pre_encode(16_300, 10) == 1 and set(shard.encoded_ahead) == {"a", "b", "c"}  # idle 1.5 s now
+    assert all(type(shard.entries[sid]) is SessionEntry for sid in "abc")  # the objects stay
     assert shard.dirty == {"a", "b", "c"} and not shard.encode_queue  # encoded ahead, still to be written
 
 
-def test_pre_encode_leaves_a_session_whose_summary_is_pending_to_the_write():
+def test_pre_encode_idle_time_shrinks_to_the_time_left_before_the_write():
+    # write due at 20_000; idle 1.5 s far from it, down to the time left near it
+    shard = ShardSessions(600_000, 10_000, 1_000, now_ms=10_000, pre_encode_lead_ms=4_000, pre_encode_idle_ms=1_500)
+    shard.take_dirty(10_000)
+    shard.update({"a": _entry(1)}, now_ms=19_000)
+    shard.update({"b": _entry(2)}, now_ms=19_500)
+    assert shard.pre_encode(19_200, 10) == 0  # 800 ms left: "a" idle 200 ms
+    assert shard.pre_encode(19_700, 10) == 1 and list(shard.encoded_ahead) == ["a"]  # 300 left: a 700, b 200
+    assert shard.pre_encode(19_800, 10) == 1 and list(shard.encoded_ahead) == ["a", "b"]  # 200 left: b 300
+
+
+def test_a_session_encoded_ahead_keeps_its_object_for_its_pending_summary():
     shard = ShardSessions(600_000, 10_000, 1_000, now_ms=10_000, pre_encode_lead_ms=10_000)
-    shard.update({"a": _entry(1)}, now_ms=10_100)
-    assert shard.pre_encode(12_000, 10) == 0 and type(shard.entries["a"]) is SessionEntry
-    assert shard.take_summary_dirty(12_000) == {"a": shard.entries["a"]}
-    assert shard.pre_encode(12_000, 10) == 0  # taken off the queue already; the write encodes it
+    entry = _entry(1)
+    shard.update({"a": entry}, now_ms=10_100)
+    assert shard.pre_encode(12_000, 10) == 1 and shard.entries["a"] is entry
+    assert shard.take_summary_dirty(12_000)["a"] is entry  # read as the object, not decoded from bytes
+    ahead = shard.encoded_ahead["a"]
     stored = shard.take_dirty_stored(20_000)
-    assert decode_stored(stored["a"]).counts[0] == 1
+    assert stored["a"] is ahead and decode_stored(stored["a"]).counts[0] == 1 and not shard.encoded_ahead
 
 
 def test_the_write_reuses_the_bytes_encoded_ahead_and_encodes_what_changed_since():
@@ -272,36 +283,57 @@ def test_the_write_reuses_the_bytes_encoded_ahead_and_encodes_what_changed_since
     shard.update({"a": a, "b": b}, now_ms=10_100)
     shard.summary_dirty.clear()  # summaries written (their own rhythm)
     assert shard.pre_encode(10_200, 10) == 2
-    early = dict(shard.entries)
-    # "b" gets an event: decoded from its bytes, changed, queued again as an object
+    early = dict(shard.encoded_ahead)
+    # "b" gets an event: its object is changed in place and queued again; its early bytes are dropped
     loaded = shard.loader(10_300, stored={}.get)("b")
-    assert loaded is not b and loaded.counts[0] == 2
+    assert loaded is b
     loaded.counts[0] = 5
     shard.update({"b": loaded}, now_ms=10_300)
+    assert list(shard.encoded_ahead) == ["a"] and list(shard.encode_queue) == ["b"]
     assert shard.write_due(15_000)
     stored = shard.take_dirty_stored(15_000)
     assert stored["a"] is early["a"]  # not encoded twice
-    assert stored["b"] == encode_stored(loaded) and decode_stored(stored["b"]).counts[0] == 5
+    assert stored["b"] != early["b"] and stored["b"] == encode_stored(loaded)
+    assert decode_stored(stored["b"]).counts[0] == 5
     assert stored["a"] == encode_stored(a)  # the same bytes the write would have made
-    assert not shard.dirty and not shard.encode_queue
+    assert not shard.dirty and not shard.encode_queue and not shard.encoded_ahead
+    assert shard.entries["a"] is stored["a"] and shard.entries["b"] is stored["b"]  # held as bytes now
     assert shard.take_dirty(15_000) == {}
+
+
+def test_a_state_write_leaves_the_replaced_objects_to_be_freed_a_few_per_batch():
+    shard = ShardSessions(600_000, 10_000, 1_000)
+    objs = [_entry(i) for i in range(5)]
+    shard.update({f"s{i}": o for i, o in enumerate(objs)}, now_ms=0)
+    stored = shard.take_dirty_stored(0)
+    assert all(shard.entries[sid] is blob for sid, blob in stored.items())  # the copy holds bytes
+    assert sorted(map(id, shard.retired)) == sorted(map(id, objs))  # the objects wait to be freed
+    refs = lambda: [sys.getrefcount(objs[i]) for i in range(len(objs))]  # noqa: E731
+    held = refs()
+    assert shard.release_retired(2) == 2 and len(shard.retired) == 3
+    assert sum(a == b - 1 for a, b in zip(refs(), held)) == 2  # two of them no longer held by the shard
+    assert shard.release_retired(10) == 3 and not shard.retired
+    assert all(a == b - 1 for a, b in zip(refs(), held))
+    assert shard.release_retired(10) == 0
+    shard.update({"s0": decode_stored(stored["s0"])}, now_ms=1)
+    assert not shard.retired and shard.take_dirty(10_000) and not shard.retired  # objects handed out, kept
 
 
 def test_take_dirty_hands_out_objects_even_for_sessions_encoded_ahead():
     shard = ShardSessions(600_000, 10_000, 1_000, pre_encode_lead_ms=10_000)
     shard.update({"a": _entry(4)}, now_ms=0)
-    shard.take_summary_dirty(0)
-    assert shard.pre_encode(0, 5) == 1 and type(shard.entries["a"]) is bytes
+    assert shard.pre_encode(0, 5) == 1 and "a" in shard.encoded_ahead
     taken = shard.take_dirty(0)
-    assert type(taken["a"]) is SessionEntry and taken["a"].counts[0] == 4
+    assert type(taken["a"]) is SessionEntry and taken["a"].counts[0] == 4 and not shard.encoded_ahead
 
 
 def test_forgetting_a_session_takes_it_off_the_encode_queue():
     shard = ShardSessions(60_000, 10_000, 1_000, pre_encode_lead_ms=10_000)
-    shard.update({"a": _entry(1), "b": _entry(2)}, now_ms=0)
-    shard.take_summary_dirty(0)
+    shard.update({"a": _entry(1), "b": _entry(2), "c": _entry(3)}, now_ms=0)
+    assert shard.pre_encode(0, 1) == 1 and list(shard.encoded_ahead) == ["a"]
     shard.forget("a")
-    assert list(shard.encode_queue) == ["b"] and shard.pre_encode(0, 5) == 1
+    shard.forget("b")
+    assert not shard.encoded_ahead and list(shard.encode_queue) == ["c"] and shard.pre_encode(0, 5) == 1
     with pytest.raises(ValueError, match="must be >= 0"):
         ShardSessions(1, 1, pre_encode_lead_ms=-1)
 
@@ -310,4 +342,4 @@ def test_without_a_lead_nothing_is_queued_or_encoded_ahead():
     shard = ShardSessions(60_000, 10_000, 1_000)  # pre_encode_lead_ms 0: off
     shard.update({"a": _entry(1)}, now_ms=0)
     shard.take_summary_dirty(0)
-    assert not shard.encode_queue and shard.pre_encode(9_999, 5) == 0 and type(shard.entries["a"]) is SessionEntry
+    assert not shard.encode_queue and shard.pre_encode(9_999, 5) == 0 and not shard.encoded_ahead
